@@ -1,0 +1,66 @@
+// A clone as a whole: the source, destination and metadata it was created with, checked against
+// each other, and the engine over them. create_clone() and Clone::open() are the two ways in.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/clone_engine.h"
+#include "io/devices.h"
+#include "meta/metadata_store.h"
+
+namespace clonefs {
+
+struct CreateOptions {
+  std::string source_path;
+  std::string destination_path;
+  std::string metadata_path;
+  uint64_t region_size = kDefaultRegionSize;
+  bool force = false;
+};
+
+// Checks the source, creates the destination sparse at the image size if it does not exist (or
+// checks the existing one is large enough and writable), then writes the metadata. On any
+// failure nothing is left behind: a destination it created is removed.
+Status create_clone(const CreateOptions& options);
+
+// Lets tests put wrappers (fault injection, recording) around the real devices.
+struct DeviceWrappers {
+  std::function<std::unique_ptr<SourceDevice>(std::unique_ptr<SourceDevice>)> source;
+  std::function<std::unique_ptr<DestinationDevice>(std::unique_ptr<DestinationDevice>)> destination;
+};
+
+struct OpenOptions {
+  EngineOptions engine;
+  MetadataOpenOptions metadata;
+  DeviceWrappers wrappers;
+};
+
+class Clone {
+ public:
+  // Opens the metadata, then the source and destination it names, and refuses every mismatch
+  // (source size or fingerprint, destination too small) before anything is written.
+  static Result<std::unique_ptr<Clone>> open(const std::string& metadata_path, const OpenOptions& options);
+  ~Clone();
+  Clone(const Clone&) = delete;
+  Clone& operator=(const Clone&) = delete;
+
+  CloneEngine& engine() { return *engine_; }
+  MetadataStore& metadata() { return *metadata_; }
+  const CloneRecord& record() const { return metadata_->record(); }
+  SourceDevice& source() { return *source_; }
+  DestinationDevice& destination() { return *destination_; }
+
+ private:
+  Clone() = default;
+  std::unique_ptr<MetadataStore> metadata_;
+  std::unique_ptr<SourceDevice> source_;
+  std::unique_ptr<DestinationDevice> destination_;
+  std::unique_ptr<CloneEngine> engine_;
+};
+
+// Checks that `source` is the one recorded (size and fingerprint), naming the mismatch.
+Status check_source_identity(SourceDevice& source, const CloneRecord& record);
+
+}  // namespace clonefs

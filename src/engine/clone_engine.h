@@ -1,0 +1,136 @@
+// The clone engine: reads, writes, discards and flushes on byte ranges of the image, following
+// ../shared/CONTRACT.md. Knows nothing of FUSE; thread-safe (FUSE calls it from many threads).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/region_locks.h"
+#include "io/devices.h"
+#include "meta/geometry.h"
+#include "meta/metadata_store.h"
+#include "meta/region_bitmap.h"
+
+namespace clonefs {
+
+enum class MetadataMode { kReadWrite, kReadOnly, kFail };
+const char* to_string(MetadataMode mode);  // "rw", "ro", "fail"
+
+struct EngineOptions {
+  bool copy_on_read = false;
+  // Commit the open transaction this often when it is not empty. Zero: only on flush/close.
+  std::chrono::milliseconds commit_period{1000};
+};
+
+// Monotonic counts, for status and for tests that check how often things happen.
+struct EngineCounters {
+  std::atomic<uint64_t> destination_syncs{0};
+  std::atomic<uint64_t> metadata_commits{0};
+  std::atomic<uint64_t> regions_copied{0};       // read from the source and written whole
+  std::atomic<uint64_t> regions_skipped{0};      // made valid without copying (holes, zeros)
+  std::atomic<uint64_t> bytes_copied{0};
+};
+
+struct EngineStatus {
+  uint64_t regions_total = 0;
+  uint64_t regions_valid = 0;
+  uint64_t regions_in_flight = 0;
+  uint64_t transaction_regions = 0;
+  MetadataMode mode = MetadataMode::kReadWrite;
+  std::string mode_reason;
+};
+
+// How one hydration step went.
+struct HydrateStep {
+  uint64_t first = 0;       // first region looked at
+  uint64_t hydrated = 0;    // regions made valid by this step (copied or skipped)
+  uint64_t copied_bytes = 0;
+};
+
+class CloneEngine {
+ public:
+  // Loads the committed bitmap from `store` and starts the periodic committer.
+  static Result<std::unique_ptr<CloneEngine>> start(const Geometry& geometry, SourceDevice& source,
+                                                    DestinationDevice& destination, RegionStore& store,
+                                                    EngineOptions options);
+  ~CloneEngine();  // stops the committer; does not commit (call close() for that)
+  CloneEngine(const CloneEngine&) = delete;
+  CloneEngine& operator=(const CloneEngine&) = delete;
+
+  // All offsets are image offsets; ranges must lie inside the image (EINVAL otherwise).
+  Status read(uint64_t offset, std::span<std::byte> buf);
+  Status write(uint64_t offset, std::span<const std::byte> buf);
+  // Punch/zero-range: afterwards the range reads zeros; whole regions become valid uncopied.
+  Status discard(uint64_t offset, uint64_t length);
+  // The user's fsync: returns once every write before it is durable and committed.
+  Status flush();
+  // Final commit and stop. Further calls fail.
+  Status close();
+
+  // Makes up to `max_regions` contiguous invalid regions starting at `first` valid, copying from
+  // the source (holes and all-zero regions are punched, not copied). Regions in flight or already
+  // valid end the batch early. Returns the regions done; a source read error leaves them invalid.
+  Result<HydrateStep> hydrate(uint64_t first, uint64_t max_regions);
+
+  const Geometry& geometry() const { return geometry_; }
+  const RegionBitmap& bitmap() const { return bitmap_; }
+  const EngineCounters& counters() const { return counters_; }
+  EngineStatus status() const;
+  // Nanoseconds (steady clock) of the last user read/write/discard/flush; the hydrator yields to it.
+  int64_t last_user_io_ns() const { return last_user_io_ns_.load(std::memory_order_relaxed); }
+
+ private:
+  CloneEngine(const Geometry& geometry, SourceDevice& source, DestinationDevice& destination,
+              RegionStore& store, EngineOptions options);
+  Status check_range(uint64_t offset, uint64_t length, const char* op) const;
+  void note_user_io();
+  Status usable() const;
+  // Records regions as valid in the open transaction. Fails (and records nothing) unless the
+  // metadata mode is read-write.
+  Status mark_valid(uint64_t first, uint64_t count);
+  // Reads the region's source data into `buf` (resized to the region's length).
+  Status read_source_region(uint64_t region, std::vector<std::byte>& buf);
+  // With `region` held: copies it whole from the source and makes it valid (copy-on-read).
+  Status copy_region_locked(uint64_t region);
+  // With `region` held and invalid: source data with `piece` overlaid (zeros if empty data),
+  // written whole, then made valid.
+  Status merge_region_locked(uint64_t region, uint64_t offset, std::span<const std::byte> data,
+                             uint64_t zero_length);
+  Status read_invalid_run(uint64_t offset, std::span<std::byte> buf);
+  Status commit();
+  void fail_commit(const Status& cause, bool sticky);
+  void committer_loop();
+
+  const Geometry geometry_;
+  SourceDevice& source_;
+  DestinationDevice& destination_;
+  RegionStore& store_;
+  const EngineOptions options_;
+  RegionBitmap bitmap_;  // bits set only under mu_ (so a freeze sees a consistent set)
+  RegionLocks locks_;
+  EngineCounters counters_;
+  std::atomic<int64_t> last_user_io_ns_{0};
+
+  mutable std::mutex mu_;
+  std::vector<uint64_t> transaction_;  // guarded by mu_: regions made valid since the last freeze
+  MetadataMode mode_ = MetadataMode::kReadWrite;  // guarded by mu_
+  std::string mode_reason_;                       // guarded by mu_
+  bool closed_ = false;                           // guarded by mu_
+  bool sync_failed_ = false;                      // guarded by mu_: sticky after a failed fdatasync
+
+  std::mutex commit_mu_;  // serialises commits: one freeze-sync-commit sequence at a time
+
+  std::mutex committer_mu_;
+  std::condition_variable committer_wake_;
+  bool committer_stop_ = false;  // guarded by committer_mu_
+  std::thread committer_;
+};
+
+}  // namespace clonefs

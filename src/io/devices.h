@@ -1,0 +1,54 @@
+// The narrow I/O interfaces the engine sees. Everything that touches the source or the
+// destination goes through these, so tests can wrap them (see forwarding.h) to inject faults,
+// count calls or record a crash trace. All methods are safe to call from many threads at once
+// (they map to positional syscalls on a shared descriptor).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "util/status.h"
+
+namespace clonefs {
+
+// A half-open byte range [begin, end).
+struct Extent {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  uint64_t length() const { return end - begin; }
+  bool operator==(const Extent&) const = default;
+};
+
+// The read-only golden image. Never written: implementations open it O_RDONLY.
+class SourceDevice {
+ public:
+  virtual ~SourceDevice() = default;
+  // Reads exactly buf.size() bytes at `offset`; a short read is an error (EIO) naming the offset.
+  virtual Status read_at(uint64_t offset, std::span<std::byte> buf) = 0;
+  virtual uint64_t size() const = 0;
+  // The first extent at or after `offset` that may hold data (SEEK_DATA/SEEK_HOLE). Devices
+  // that cannot tell report everything from `offset` to the end as data. nullopt: only holes
+  // remain.
+  virtual Result<std::optional<Extent>> next_data(uint64_t offset) = 0;
+  // Path or other name for messages.
+  virtual const std::string& name() const = 0;
+};
+
+// The local image that becomes the standalone copy.
+class DestinationDevice {
+ public:
+  virtual ~DestinationDevice() = default;
+  virtual Status read_at(uint64_t offset, std::span<std::byte> buf) = 0;
+  virtual Status write_at(uint64_t offset, std::span<const std::byte> buf) = 0;
+  // fdatasync: everything written before the call is durable when it returns OK.
+  virtual Status sync() = 0;
+  // After it returns, [offset, offset+length) reads zeros; the space may be released.
+  virtual Status punch(uint64_t offset, uint64_t length) = 0;
+  virtual uint64_t size() const = 0;
+  virtual const std::string& name() const = 0;
+};
+
+}  // namespace clonefs

@@ -1,0 +1,198 @@
+#include "io/posix_devices.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+namespace clonefs {
+namespace {
+
+std::string at(const std::string& path, uint64_t offset) {
+  return path + " at offset " + std::to_string(offset);
+}
+
+// pread until the buffer is full; EOF before that is EIO (the device is shorter than recorded).
+Status pread_full(int fd, const std::string& path, uint64_t offset, std::span<std::byte> buf) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno(errno, "read " + at(path, offset + done));
+    }
+    if (n == 0) return Status::error(EIO, "read " + at(path, offset + done) + ": unexpected end of file");
+    done += static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
+Status pwrite_full(int fd, const std::string& path, uint64_t offset, std::span<const std::byte> buf) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pwrite(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno(errno, "write " + at(path, offset + done));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+class PosixSource final : public SourceDevice {
+ public:
+  PosixSource(int fd, std::string path, uint64_t size, bool regular)
+      : fd_(fd), path_(std::move(path)), size_(size), regular_(regular) {}
+  Status read_at(uint64_t offset, std::span<std::byte> buf) override {
+    return pread_full(fd_.get(), path_, offset, buf);
+  }
+  uint64_t size() const override { return size_; }
+  const std::string& name() const override { return path_; }
+
+  Result<std::optional<Extent>> next_data(uint64_t offset) override {
+    if (offset >= size_) return std::optional<Extent>();
+    if (!regular_) return std::optional<Extent>(Extent{offset, size_});
+    off_t data = ::lseek(fd_.get(), static_cast<off_t>(offset), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) return std::optional<Extent>();  // only a hole remains
+      if (errno == EINVAL || errno == EOPNOTSUPP) return std::optional<Extent>(Extent{offset, size_});
+      return Status::from_errno(errno, "SEEK_DATA on " + at(path_, offset));
+    }
+    off_t hole = ::lseek(fd_.get(), data, SEEK_HOLE);
+    if (hole < 0) return Status::from_errno(errno, "SEEK_HOLE on " + at(path_, static_cast<uint64_t>(data)));
+    uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size_);
+    return std::optional<Extent>(Extent{static_cast<uint64_t>(data), end});
+  }
+
+ private:
+  FileDescriptor fd_;
+  std::string path_;
+  uint64_t size_;
+  bool regular_;
+};
+
+class PosixDestination final : public DestinationDevice {
+ public:
+  PosixDestination(int fd, std::string path, uint64_t size)
+      : fd_(fd), path_(std::move(path)), size_(size) {}
+  Status read_at(uint64_t offset, std::span<std::byte> buf) override {
+    return pread_full(fd_.get(), path_, offset, buf);
+  }
+  Status write_at(uint64_t offset, std::span<const std::byte> buf) override {
+    return pwrite_full(fd_.get(), path_, offset, buf);
+  }
+  Status sync() override {
+    if (::fdatasync(fd_.get()) != 0) return Status::from_errno(errno, "fdatasync " + path_);
+    return Status::ok();
+  }
+  Status punch(uint64_t offset, uint64_t length) override {
+    if (length == 0) return Status::ok();
+    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(length)) == 0)
+      return Status::ok();
+    if (errno != EOPNOTSUPP && errno != ENOTTY) {
+      return Status::from_errno(errno, "punch hole in " + at(path_, offset));
+    }
+    // A device or filesystem without hole punching still has to read zeros afterwards.
+    static const std::vector<std::byte> zeros(1 << 20);
+    for (uint64_t done = 0; done < length;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), length - done));
+      CLONEFS_RETURN_IF_ERROR(write_at(offset + done, std::span(zeros.data(), n)));
+      done += n;
+    }
+    return Status::ok();
+  }
+  uint64_t size() const override { return size_; }
+  const std::string& name() const override { return path_; }
+
+ private:
+  FileDescriptor fd_;
+  std::string path_;
+  uint64_t size_;
+};
+
+}  // namespace
+
+Result<uint64_t> descriptor_size(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::from_errno(errno, "stat " + path);
+  if (S_ISREG(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t bytes = 0;
+    if (::ioctl(fd, BLKGETSIZE64, &bytes) != 0) return Status::from_errno(errno, "BLKGETSIZE64 on " + path);
+    return bytes;
+  }
+  if (S_ISDIR(st.st_mode)) return Status::error(EISDIR, path + " is a directory, not an image file or block device");
+  return Status::error(EINVAL, path + " is neither a regular file nor a block device");
+}
+
+Status sync_parent_directory(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
+  int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno(errno, "open directory " + parent.string());
+  FileDescriptor guard(fd);
+  if (::fsync(fd) != 0) return Status::from_errno(errno, "fsync directory " + parent.string());
+  return Status::ok();
+}
+
+Result<std::unique_ptr<SourceDevice>> open_source(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno(errno, "open source " + path);
+  FileDescriptor guard(fd);
+  auto size = descriptor_size(fd, path);
+  if (!size) return size.status().with_context("source");
+  if (*size == 0) return Status::error(EINVAL, "source " + path + " is empty (size 0)");
+  struct stat st {};
+  ::fstat(fd, &st);
+  return std::unique_ptr<SourceDevice>(new PosixSource(guard.release(), path, *size, S_ISREG(st.st_mode)));
+}
+
+Result<std::unique_ptr<DestinationDevice>> open_destination(const std::string& path,
+                                                            std::optional<uint64_t> create_size) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  bool created = false;
+  if (fd < 0 && errno == ENOENT && create_size) {
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::from_errno(errno, "create destination " + path);
+    created = true;
+    if (::ftruncate(fd, static_cast<off_t>(*create_size)) != 0) {
+      Status st = Status::from_errno(errno, "size destination " + path + " to " + std::to_string(*create_size) + " bytes");
+      ::close(fd);
+      ::unlink(path.c_str());
+      return st;
+    }
+  }
+  if (fd < 0) return Status::from_errno(errno, "open destination " + path);
+  FileDescriptor guard(fd);
+  auto size = descriptor_size(fd, path);
+  if (!size) return size.status().with_context("destination");
+  if (created) {
+    if (::fsync(fd) != 0) return Status::from_errno(errno, "fsync new destination " + path);
+    CLONEFS_RETURN_IF_ERROR(sync_parent_directory(path));
+  }
+  return std::unique_ptr<DestinationDevice>(new PosixDestination(guard.release(), path, *size));
+}
+
+}  // namespace clonefs

@@ -1,0 +1,38 @@
+// How the image is cut into regions: a power-of-two region size, the last region may be short.
+#pragma once
+
+#include <cstdint>
+
+#include "io/devices.h"
+#include "util/status.h"
+
+namespace clonefs {
+
+inline constexpr unsigned kMinRegionShift = 12;  // 4 KiB
+inline constexpr unsigned kMaxRegionShift = 30;  // 1 GiB
+inline constexpr uint64_t kDefaultRegionSize = 64 * 1024;
+
+class Geometry {
+ public:
+  // Refuses a region size that is not a power of two in [4 KiB, 1 GiB], and an empty image.
+  static Result<Geometry> make(uint64_t image_size, uint64_t region_size);
+
+  uint64_t image_size() const { return image_size_; }
+  uint64_t region_size() const { return uint64_t{1} << shift_; }
+  unsigned region_shift() const { return shift_; }
+  uint64_t region_count() const { return (image_size_ + region_size() - 1) >> shift_; }
+  uint64_t region_of(uint64_t offset) const { return offset >> shift_; }
+  Extent region_extent(uint64_t region) const {
+    uint64_t begin = region << shift_;
+    uint64_t end = begin + region_size();
+    return {begin, end < image_size_ ? end : image_size_};
+  }
+  bool operator==(const Geometry&) const = default;
+
+ private:
+  Geometry(uint64_t image_size, unsigned shift) : image_size_(image_size), shift_(shift) {}
+  uint64_t image_size_;
+  unsigned shift_;
+};
+
+}  // namespace clonefs

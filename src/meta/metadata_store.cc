@@ -1,0 +1,256 @@
+#include "meta/metadata_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "io/posix_devices.h"
+
+namespace clonefs {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE clone (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  image_size INTEGER NOT NULL,
+  region_size INTEGER NOT NULL,
+  source_path TEXT NOT NULL,
+  source_size INTEGER NOT NULL,
+  source_fingerprint TEXT NOT NULL,
+  destination_path TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE region_chunk (
+  chunk INTEGER PRIMARY KEY,
+  bits BLOB NOT NULL
+);
+)sql";
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  bool prepared() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+std::string utc_now() {
+  std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+int errno_for(int sqlite_code) {
+  switch (sqlite_code & 0xff) {
+    case SQLITE_FULL: return ENOSPC;
+    case SQLITE_READONLY: return EROFS;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return EBUSY;
+    case SQLITE_CANTOPEN: return ENOENT;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return EINVAL;
+    default: return EIO;
+  }
+}
+
+}  // namespace
+
+MetadataStore::~MetadataStore() {
+  sqlite3_close_v2(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status MetadataStore::sqlite_error(const std::string& what) {
+  int code = sqlite3_extended_errcode(db_);
+  return Status::error(errno_for(code), "metadata " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+}
+
+Status MetadataStore::exec(const char* sql) {
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return sqlite_error(sql);
+  return Status::ok();
+}
+
+Status MetadataStore::create(const std::string& path, const CloneRecord& record, bool force,
+                             const MetadataOpenOptions& options) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !force) {
+    return Status::error(EEXIST, "metadata " + path + " already exists (pass --force to replace it)");
+  }
+  const std::string temp = path + ".new";
+  for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((temp + suffix).c_str());
+
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(temp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.vfs);
+  std::unique_ptr<MetadataStore> store(new MetadataStore(db, temp));
+  if (rc != SQLITE_OK) return store->sqlite_error("create");
+  Status written = [&]() -> Status {
+    CLONEFS_RETURN_IF_ERROR(store->exec("PRAGMA journal_mode=WAL"));
+    CLONEFS_RETURN_IF_ERROR(store->exec("PRAGMA synchronous=FULL"));
+    CLONEFS_RETURN_IF_ERROR(store->exec("BEGIN"));
+    CLONEFS_RETURN_IF_ERROR(store->exec(kSchema));
+    Statement insert(db,
+                     "INSERT INTO clone VALUES (1, ?, ?, ?, ?, ?, ?, ?)");
+    if (!insert.prepared()) return store->sqlite_error("prepare clone record");
+    sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(record.image_size));
+    sqlite3_bind_int64(insert.get(), 2, static_cast<sqlite3_int64>(record.region_size));
+    sqlite3_bind_text(insert.get(), 3, record.source_path.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(insert.get(), 4, static_cast<sqlite3_int64>(record.source_size));
+    sqlite3_bind_text(insert.get(), 5, record.source_fingerprint.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(insert.get(), 6, record.destination_path.c_str(), -1, SQLITE_TRANSIENT);
+    std::string now = utc_now();
+    sqlite3_bind_text(insert.get(), 7, now.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(insert.get()) != SQLITE_DONE) return store->sqlite_error("write clone record");
+    CLONEFS_RETURN_IF_ERROR(store->exec(("PRAGMA application_id=" + std::to_string(kMetadataApplicationId)).c_str()));
+    CLONEFS_RETURN_IF_ERROR(store->exec(("PRAGMA user_version=" + std::to_string(kMetadataFormatVersion)).c_str()));
+    return store->exec("COMMIT");
+  }();
+  store.reset();  // closing checkpoints the WAL into the file and removes it
+  if (!written.is_ok()) {
+    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((temp + suffix).c_str());
+    return written;
+  }
+  for (const char* suffix : {"-wal", "-shm"}) ::unlink((path + suffix).c_str());
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    Status st = Status::from_errno(errno, "rename " + temp + " to " + path);
+    ::unlink(temp.c_str());
+    return st;
+  }
+  return sync_parent_directory(path);
+}
+
+Result<std::unique_ptr<MetadataStore>> MetadataStore::open(const std::string& path,
+                                                           const MetadataOpenOptions& options) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::from_errno(errno, "metadata " + path);
+  if (!S_ISREG(st.st_mode)) return Status::error(EINVAL, "metadata " + path + " is not a regular file");
+  if (st.st_size == 0) return Status::error(EINVAL, "metadata " + path + " is empty, not clonefs metadata");
+
+  int lock_fd = -1;
+  if (!options.read_only) {
+    // One mount per metadata file: a second daemon would commit a bitmap the first does not know.
+    lock_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (lock_fd < 0) return Status::from_errno(errno, "metadata " + path);
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      ::close(lock_fd);
+      if (err == EWOULDBLOCK) return Status::error(EBUSY, "metadata " + path + " is in use by another clonefs process");
+      return Status::from_errno(err, "lock metadata " + path);
+    }
+  }
+  sqlite3* db = nullptr;
+  int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, options.vfs);
+  std::unique_ptr<MetadataStore> store(new MetadataStore(db, path));
+  store->lock_fd_ = lock_fd;
+  if (rc != SQLITE_OK) return store->sqlite_error("open");
+  sqlite3_busy_timeout(db, 5000);
+  CLONEFS_RETURN_IF_ERROR(store->check_identity());
+  if (!options.read_only) CLONEFS_RETURN_IF_ERROR(store->exec("PRAGMA synchronous=FULL"));
+  CLONEFS_RETURN_IF_ERROR(store->read_record());
+  return store;
+}
+
+Status MetadataStore::check_identity() {
+  auto pragma_int = [&](const char* sql, int64_t& out) -> Status {
+    Statement q(db_, sql);
+    if (!q.prepared() || sqlite3_step(q.get()) != SQLITE_ROW) {
+      int code = sqlite3_extended_errcode(db_) & 0xff;
+      if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+        return Status::error(EINVAL, "metadata " + path_ + " is not a clonefs metadata file (not a SQLite database, or corrupt)");
+      }
+      return sqlite_error(sql);
+    }
+    out = sqlite3_column_int64(q.get(), 0);
+    return Status::ok();
+  };
+  int64_t app_id = 0, version = 0;
+  CLONEFS_RETURN_IF_ERROR(pragma_int("PRAGMA application_id", app_id));
+  if (app_id != kMetadataApplicationId) {
+    return Status::error(EINVAL, "metadata " + path_ + " is a SQLite database of another program (application_id " +
+                                     std::to_string(app_id) + "), not clonefs metadata");
+  }
+  CLONEFS_RETURN_IF_ERROR(pragma_int("PRAGMA user_version", version));
+  if (version > kMetadataFormatVersion) {
+    return Status::error(EINVAL, "metadata " + path_ + " has format version " + std::to_string(version) +
+                                     "; this clonefs reads version " + std::to_string(kMetadataFormatVersion) +
+                                     " (upgrade clonefs)");
+  }
+  if (version < 1) return Status::error(EINVAL, "metadata " + path_ + " has no format version: not clonefs metadata");
+  Statement check(db_, "PRAGMA quick_check");
+  if (!check.prepared() || sqlite3_step(check.get()) != SQLITE_ROW) return sqlite_error("quick_check");
+  std::string verdict = reinterpret_cast<const char*>(sqlite3_column_text(check.get(), 0));
+  if (verdict != "ok") return Status::error(EINVAL, "metadata " + path_ + " is corrupt: " + verdict);
+  return Status::ok();
+}
+
+Status MetadataStore::read_record() {
+  Statement q(db_,
+              "SELECT image_size, region_size, source_path, source_size, source_fingerprint, "
+              "destination_path FROM clone WHERE id = 1");
+  if (!q.prepared()) return Status::error(EINVAL, "metadata " + path_ + " is corrupt: no clone table");
+  if (sqlite3_step(q.get()) != SQLITE_ROW) return Status::error(EINVAL, "metadata " + path_ + " is corrupt: no clone record");
+  auto text = [&](int col) { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(q.get(), col))); };
+  record_.image_size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));
+  record_.region_size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 1));
+  record_.source_path = text(2);
+  record_.source_size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 3));
+  record_.source_fingerprint = text(4);
+  record_.destination_path = text(5);
+  auto geometry = Geometry::make(record_.image_size, record_.region_size);
+  if (!geometry) return geometry.status().with_context("metadata " + path_ + " is corrupt");
+  return Status::ok();
+}
+
+Status MetadataStore::load(RegionBitmap& into) {
+  into.clear();
+  Statement q(db_, "SELECT chunk, bits FROM region_chunk");
+  if (!q.prepared()) return sqlite_error("read region bitmap");
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    auto chunk = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));
+    auto* data = static_cast<const std::byte*>(sqlite3_column_blob(q.get(), 1));
+    auto size = static_cast<size_t>(sqlite3_column_bytes(q.get(), 1));
+    CLONEFS_RETURN_IF_ERROR(into.load_chunk(chunk, std::span(data, size)).with_context("metadata " + path_ + " is corrupt"));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error("read region bitmap");
+  return Status::ok();
+}
+
+Status MetadataStore::commit(std::span<const ChunkImage> chunks) {
+  if (chunks.empty()) return Status::ok();
+  CLONEFS_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
+  Status written = [&]() -> Status {
+    Statement upsert(db_, "INSERT OR REPLACE INTO region_chunk (chunk, bits) VALUES (?, ?)");
+    if (!upsert.prepared()) return sqlite_error("prepare bitmap write");
+    for (const ChunkImage& chunk : chunks) {
+      sqlite3_bind_int64(upsert.get(), 1, static_cast<sqlite3_int64>(chunk.index));
+      sqlite3_bind_blob(upsert.get(), 2, chunk.bytes.data(), static_cast<int>(chunk.bytes.size()), SQLITE_STATIC);
+      if (sqlite3_step(upsert.get()) != SQLITE_DONE) return sqlite_error("write region bitmap");
+      sqlite3_reset(upsert.get());
+    }
+    return exec("COMMIT");
+  }();
+  if (!written.is_ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return written;
+}
+
+Result<uint64_t> MetadataStore::count_valid() {
+  auto geometry = Geometry::make(record_.image_size, record_.region_size);
+  RegionBitmap bitmap(geometry->region_count());
+  CLONEFS_RETURN_IF_ERROR(load(bitmap));
+  return bitmap.valid_count();
+}
+
+}  // namespace clonefs

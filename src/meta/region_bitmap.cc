@@ -1,0 +1,84 @@
+#include "meta/region_bitmap.h"
+
+#include <bit>
+#include <string>
+
+namespace clonefs {
+
+RegionBitmap::RegionBitmap(uint64_t region_count)
+    : region_count_(region_count), words_(new std::atomic<uint64_t>[(region_count + 63) / 64]) {
+  clear();
+}
+
+bool RegionBitmap::set(uint64_t region) {
+  uint64_t mask = uint64_t{1} << (region % 64);
+  bool was_clear = !(words_[region / 64].fetch_or(mask, std::memory_order_acq_rel) & mask);
+  if (was_clear) valid_.fetch_add(1, std::memory_order_relaxed);
+  return was_clear;
+}
+
+std::optional<uint64_t> RegionBitmap::next_invalid(uint64_t from) const {
+  for (uint64_t w = from / 64; w < word_count(); ++w) {
+    uint64_t inverted = ~words_[w].load(std::memory_order_acquire);
+    if (w == from / 64) inverted &= ~uint64_t{0} << (from % 64);
+    if (inverted == 0) continue;
+    uint64_t region = w * 64 + static_cast<uint64_t>(std::countr_zero(inverted));
+    if (region >= region_count_) return std::nullopt;
+    return region;
+  }
+  return std::nullopt;
+}
+
+uint64_t RegionBitmap::chunk_bytes(uint64_t chunk) const {
+  uint64_t regions = std::min(kRegionsPerChunk, region_count_ - chunk * kRegionsPerChunk);
+  return (regions + 7) / 8;
+}
+
+std::vector<std::byte> RegionBitmap::chunk_image(uint64_t chunk) const {
+  std::vector<std::byte> out(chunk_bytes(chunk));
+  uint64_t first_word = chunk * kRegionsPerChunk / 64;
+  for (size_t i = 0; i < out.size(); ++i) {
+    uint64_t word = words_[first_word + i / 8].load(std::memory_order_acquire);
+    out[i] = static_cast<std::byte>(word >> ((i % 8) * 8));
+  }
+  return out;
+}
+
+void RegionBitmap::clear() {
+  for (size_t w = 0; w < word_count(); ++w) words_[w].store(0, std::memory_order_relaxed);
+  valid_.store(0, std::memory_order_relaxed);
+}
+
+void RegionBitmap::assign_from(const RegionBitmap& other) {
+  for (size_t w = 0; w < word_count(); ++w) {
+    words_[w].store(other.words_[w].load(std::memory_order_acquire), std::memory_order_release);
+  }
+  valid_.store(other.valid_count(), std::memory_order_relaxed);
+}
+
+Status RegionBitmap::load_chunk(uint64_t chunk, std::span<const std::byte> bytes) {
+  if (chunk >= chunk_count()) {
+    return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " is past the last region");
+  }
+  if (bytes.size() != chunk_bytes(chunk)) {
+    return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " has " +
+                                     std::to_string(bytes.size()) + " bytes, expected " +
+                                     std::to_string(chunk_bytes(chunk)));
+  }
+  uint64_t first_region = chunk * kRegionsPerChunk;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    auto byte = std::to_integer<unsigned>(bytes[i]);
+    for (unsigned bit = 0; bit < 8; ++bit) {
+      if (!((byte >> bit) & 1)) continue;
+      uint64_t region = first_region + i * 8 + bit;
+      if (region >= region_count_) {
+        return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " marks region " +
+                                         std::to_string(region) + " past the last region");
+      }
+      set(region);
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace clonefs
