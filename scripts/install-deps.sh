@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs, on Debian 12 (or Ubuntu), every package clonefs needs to build, run its demo and
+# pass its tests — only the ones that are missing. Run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config ccache
+  libfuse3-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev
+  # run: fusermount3, losetup, mkfs.ext4/e2fsck, fstrim
+  fuse3 util-linux e2fsprogs kmod
+  # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata
+  fio sqlite3 procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "clonefs: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

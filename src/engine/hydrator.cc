@@ -1,0 +1,190 @@
+#include "engine/hydrator.h"
+
+#include <algorithm>
+
+namespace clonefs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// User I/O goes first: while it was seen this recently, workers wait...
+constexpr auto kUserQuiet = std::chrono::milliseconds(20);
+// ...but still copy one batch this often, so a constant load cannot starve hydration.
+constexpr auto kTrickleInterval = std::chrono::milliseconds(100);
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned workers, unsigned max_retries)
+    : engine_(engine), max_retries_(max_retries), settings_(settings) {
+  rate_window_start_ = budget_start_ = Clock::now();
+  for (unsigned i = 0; i < std::max(1u, workers); ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+Hydrator::~Hydrator() { stop(); }
+
+void Hydrator::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  for (auto& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+}
+
+void Hydrator::set_paused(bool paused) {
+  std::lock_guard lock(mu_);
+  settings_.paused = paused;
+  changed_.notify_all();
+}
+
+void Hydrator::set_threshold(uint64_t regions) {
+  std::lock_guard lock(mu_);
+  settings_.threshold = std::max<uint64_t>(1, regions);
+  changed_.notify_all();
+}
+
+void Hydrator::set_batch(uint64_t regions) {
+  std::lock_guard lock(mu_);
+  settings_.batch = std::max<uint64_t>(1, regions);
+  changed_.notify_all();
+}
+
+void Hydrator::set_rate(uint64_t bytes_per_second) {
+  std::lock_guard lock(mu_);
+  settings_.rate = bytes_per_second;
+  budget_start_ = Clock::now();
+  budget_used_ = 0;
+  changed_.notify_all();
+}
+
+bool Hydrator::is_failed(uint64_t region) const { return failed_.contains(region); }
+
+std::optional<uint64_t> Hydrator::next_start() {
+  const RegionBitmap& bitmap = engine_.bitmap();
+  for (int pass = 0; pass < 2; ++pass) {
+    auto region = bitmap.next_invalid(pass == 0 ? cursor_ : 0);
+    while (region && is_failed(*region)) region = bitmap.next_invalid(*region + 1);
+    if (region) return region;
+  }
+  return std::nullopt;
+}
+
+void Hydrator::worker_loop() {
+  std::unique_lock lock(mu_);
+  auto last_copy = Clock::now();
+  while (!stopping_) {
+    uint64_t in_flight_limit = std::max<uint64_t>(1, settings_.threshold / std::max<uint64_t>(1, settings_.batch));
+    if (settings_.paused || active_copies_ >= in_flight_limit ||
+        engine_.status().mode != MetadataMode::kReadWrite) {
+      changed_.wait_for(lock, std::chrono::milliseconds(200));
+      continue;
+    }
+    auto since_user = std::chrono::nanoseconds(now_ns() - engine_.last_user_io_ns());
+    if (since_user < kUserQuiet && Clock::now() - last_copy < kTrickleInterval) {
+      changed_.wait_for(lock, std::chrono::milliseconds(5));
+      continue;
+    }
+    auto start = next_start();
+    if (!start) {  // complete, or only failed regions left
+      changed_.wait_for(lock, std::chrono::milliseconds(500));
+      continue;
+    }
+    // A batch stops before the next failed region, so one bad region does not sink its batch.
+    uint64_t batch = settings_.batch;
+    if (auto next_failed = failed_.lower_bound(*start); next_failed != failed_.end()) {
+      batch = std::min(batch, *next_failed - *start);
+    }
+    cursor_ = *start + batch;
+    ++active_copies_;
+    lock.unlock();
+    uint64_t copied = 0;
+    std::vector<uint64_t> newly_failed;
+    auto step = engine_.hydrate(*start, batch);
+    if (step) {
+      copied = step->copied_bytes;
+      if (step->hydrated == 0) std::this_thread::yield();  // region busy with user I/O
+    } else if (engine_.status().mode == MetadataMode::kReadWrite) {
+      // Retry region by region with backoff, to find which one the source cannot read.
+      for (uint64_t r = *start; r < *start + batch && r < engine_.geometry().region_count(); ++r) {
+        bool done = false;
+        for (unsigned attempt = 0; attempt <= max_retries_ && !done; ++attempt) {
+          if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10 << (2 * attempt)));
+          auto single = engine_.hydrate(r, 1);
+          done = single.is_ok();
+          if (done) copied += single->copied_bytes;
+        }
+        if (!done && !engine_.bitmap().test(r)) newly_failed.push_back(r);
+      }
+    }
+    lock.lock();
+    --active_copies_;
+    last_copy = Clock::now();
+    failed_.insert(newly_failed.begin(), newly_failed.end());
+    record_copy(step ? step->hydrated * engine_.geometry().region_size() : 0);
+    throttle(copied, lock);
+    changed_.notify_all();
+  }
+}
+
+void Hydrator::record_copy(uint64_t bytes) {
+  rate_window_bytes_ += bytes;
+  double seconds = std::chrono::duration<double>(Clock::now() - rate_window_start_).count();
+  if (seconds >= 1.0) {
+    recent_rate_ = static_cast<double>(rate_window_bytes_) / seconds;
+    rate_window_start_ = Clock::now();
+    rate_window_bytes_ = 0;
+  }
+}
+
+// Token bucket over the bytes actually copied: sleeps until the budget allows them.
+void Hydrator::throttle(uint64_t bytes, std::unique_lock<std::mutex>& lock) {
+  if (settings_.rate == 0) return;
+  auto now = Clock::now();
+  if (now - budget_start_ > std::chrono::seconds(2)) {  // forget old slack so bursts stay small
+    budget_start_ = now;
+    budget_used_ = 0;
+  }
+  budget_used_ += bytes;
+  double allowed_at = static_cast<double>(budget_used_) / static_cast<double>(settings_.rate);
+  auto wake = budget_start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(allowed_at));
+  uint64_t rate = settings_.rate;
+  changed_.wait_until(lock, wake, [&] { return stopping_ || settings_.rate != rate; });
+}
+
+HydrationStatus Hydrator::status() const {
+  std::lock_guard lock(mu_);
+  HydrationStatus s;
+  s.settings = settings_;
+  s.running = !stopping_;
+  s.complete = engine_.bitmap().all_valid();
+  s.failed_regions = failed_.size();
+  for (uint64_t r : failed_) {
+    if (s.failed_sample.size() >= 16) break;
+    s.failed_sample.push_back(r);
+  }
+  s.rate_bytes_per_s = recent_rate_;
+  uint64_t remaining = engine_.geometry().region_count() - engine_.bitmap().valid_count();
+  if (s.complete) {
+    s.eta_seconds = 0;
+  } else if (recent_rate_ > 0 && !settings_.paused) {
+    s.eta_seconds = static_cast<double>(remaining * engine_.geometry().region_size()) / recent_rate_;
+  }
+  return s;
+}
+
+bool Hydrator::wait_complete(std::chrono::milliseconds timeout) const {
+  auto deadline = Clock::now() + timeout;
+  while (!engine_.bitmap().all_valid()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+}  // namespace clonefs

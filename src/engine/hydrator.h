@@ -1,0 +1,79 @@
+// Background hydration: copies invalid regions from the source while the clone is in use,
+// through the engine (so the same commit protocol covers them). Steerable at runtime.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/clone_engine.h"
+
+namespace clonefs {
+
+struct HydrationSettings {
+  bool paused = false;
+  uint64_t threshold = 64;  // regions in flight at most (dm-clone's hydration_threshold)
+  uint64_t batch = 16;      // contiguous regions per copy (dm-clone's hydration_batch_size)
+  uint64_t rate = 0;        // bytes per second copied at most; 0: no limit
+};
+
+struct HydrationStatus {
+  HydrationSettings settings;
+  bool running = false;   // the worker threads exist (not stopped)
+  bool complete = false;  // every region is valid
+  uint64_t failed_regions = 0;
+  std::vector<uint64_t> failed_sample;  // the first few failed regions
+  double rate_bytes_per_s = 0;          // copy rate over the last few seconds
+  double eta_seconds = -1;              // -1: unknown
+};
+
+class Hydrator {
+ public:
+  // Starts `workers` threads (at most threshold/batch copy at once). Source read errors are
+  // retried `max_retries` times with backoff, then the region is reported failed and skipped.
+  Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned workers = 2, unsigned max_retries = 3);
+  ~Hydrator();  // stops
+  Hydrator(const Hydrator&) = delete;
+  Hydrator& operator=(const Hydrator&) = delete;
+
+  void stop();
+  void set_paused(bool paused);
+  void set_threshold(uint64_t regions);
+  void set_batch(uint64_t regions);
+  void set_rate(uint64_t bytes_per_second);
+  HydrationStatus status() const;
+  // Blocks until every region is valid or `timeout` passes; true if complete.
+  bool wait_complete(std::chrono::milliseconds timeout) const;
+
+ private:
+  void worker_loop();
+  // Claims the next batch start; nullopt when no invalid region is left to try.
+  std::optional<uint64_t> next_start();
+  void record_copy(uint64_t bytes);
+  void throttle(uint64_t bytes, std::unique_lock<std::mutex>& lock);
+  bool is_failed(uint64_t region) const;
+
+  CloneEngine& engine_;
+  const unsigned max_retries_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
+  HydrationSettings settings_;          // guarded by mu_
+  bool stopping_ = false;               // guarded by mu_
+  uint64_t cursor_ = 0;                 // guarded by mu_: where the next batch search starts
+  uint64_t active_copies_ = 0;          // guarded by mu_
+  std::set<uint64_t> failed_;           // guarded by mu_
+  std::chrono::steady_clock::time_point rate_window_start_;  // guarded by mu_
+  uint64_t rate_window_bytes_ = 0;      // guarded by mu_
+  double recent_rate_ = 0;              // guarded by mu_
+  std::chrono::steady_clock::time_point budget_start_;  // guarded by mu_ (rate limit)
+  uint64_t budget_used_ = 0;            // guarded by mu_
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace clonefs

@@ -1,0 +1,68 @@
+// Wrappers that count calls and fail them on demand, for engine tests.
+#pragma once
+
+#include <atomic>
+#include <functional>
+
+#include "io/forwarding.h"
+#include "meta/metadata_store.h"
+
+namespace clonefs::testing {
+
+class FaultyDestination : public ForwardingDestination {
+ public:
+  using ForwardingDestination::ForwardingDestination;
+  std::atomic<int> syncs{0};
+  std::atomic<int> fail_sync{0};    // errno to fail sync() with, 0: pass
+  std::atomic<int> fail_write{0};   // errno to fail write_at() with
+  std::function<void()> before_sync;  // runs inside sync(), before the real one
+
+  Status sync() override {
+    ++syncs;
+    if (before_sync) before_sync();
+    if (int err = fail_sync.load()) return Status::from_errno(err, "fdatasync " + name() + " (injected)");
+    return ForwardingDestination::sync();
+  }
+  Status write_at(uint64_t offset, std::span<const std::byte> buf) override {
+    if (int err = fail_write.load()) return Status::from_errno(err, "write " + name() + " (injected)");
+    return ForwardingDestination::write_at(offset, buf);
+  }
+};
+
+class FaultySource : public ForwardingSource {
+ public:
+  using ForwardingSource::ForwardingSource;
+  std::atomic<int> fail_read{0};
+  std::atomic<int> reads{0};
+  Status read_at(uint64_t offset, std::span<std::byte> buf) override {
+    ++reads;
+    if (int err = fail_read.load()) return Status::from_errno(err, "read " + name() + " (injected)");
+    return ForwardingSource::read_at(offset, buf);
+  }
+};
+
+// Counts commits, keeps what each committed, and fails commit() or load() on demand.
+class RecordingStore : public RegionStore {
+ public:
+  explicit RecordingStore(RegionStore& target) : target_(target) {}
+  std::atomic<int> commits{0};
+  std::atomic<int> fail_commit{0};
+  std::atomic<int> fail_load{0};
+  std::vector<std::vector<ChunkImage>> committed;
+
+  Status load(RegionBitmap& into) override {
+    if (int err = fail_load.load()) return Status::from_errno(err, "load bitmap (injected)");
+    return target_.load(into);
+  }
+  Status commit(std::span<const ChunkImage> chunks) override {
+    ++commits;
+    if (int err = fail_commit.load()) return Status::from_errno(err, "commit (injected)");
+    committed.emplace_back(chunks.begin(), chunks.end());
+    return target_.commit(chunks);
+  }
+
+ private:
+  RegionStore& target_;
+};
+
+}  // namespace clonefs::testing

@@ -1,0 +1,69 @@
+// CONTRACT.md "Hydration": background copy through the engine, holes and zeros skipped,
+// controls honoured, source errors bounded.
+#include <thread>
+
+#include "engine/hydrator.h"
+#include "support/engine_fixture.h"
+
+namespace clonefs::testing {
+namespace {
+
+using Hydration = EngineFixture;
+
+TEST_F(Hydration, HydratesEverythingAndTheDestinationAloneIsTheImage) {
+  ASSERT_TRUE(write(3 * kRegion + 9, random_bytes(100, 1)).is_ok());
+  Hydrator hydrator(*engine_, {});
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+  ASSERT_TRUE(engine_->flush().is_ok());
+  EXPECT_TRUE(read_file(dir_.file("dest.img")) == model_);
+  EXPECT_TRUE(hydrator.status().complete);
+}
+
+TEST_F(Hydration, AllZeroRegionsAreNotCopied) {
+  // A source with zero regions: they become valid without a write.
+  std::vector<std::byte> sparse(kImageSize);
+  auto data = random_bytes(kRegion, 3);
+  std::copy(data.begin(), data.end(), sparse.begin() + 2 * kRegion);
+  write_file(dir_.file("source.img"), sparse);
+  model_ = sparse;
+  open_engine();
+  Hydrator hydrator(*engine_, {});
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+  EXPECT_EQ(engine_->counters().regions_copied.load(), 1u);
+  EXPECT_EQ(engine_->counters().regions_skipped.load(), engine_->geometry().region_count() - 1);
+  expect_image_matches_model();
+}
+
+TEST_F(Hydration, PausedHydrationMakesNoProgressAndResumes) {
+  Hydrator hydrator(*engine_, {.paused = true});
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(engine_->bitmap().valid_count(), 0u);
+  hydrator.set_paused(false);
+  EXPECT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+}
+
+TEST_F(Hydration, NeverOverwritesWhatTheUserWrote) {
+  Hydrator hydrator(*engine_, {.batch = 1});
+  for (uint64_t r = 0; r < 16; ++r) ASSERT_TRUE(write(r * kRegion + 11, random_bytes(40, r)).is_ok());
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+  expect_image_matches_model();
+}
+
+TEST_F(Hydration, UnreadableRegionsAreReportedFailedNotRetriedForever) {
+  source_->fail_read = EIO;
+  Hydrator hydrator(*engine_, {.batch = 4}, 1, 1);
+  for (int i = 0; i < 300 && hydrator.status().failed_regions < engine_->geometry().region_count(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  HydrationStatus status = hydrator.status();
+  EXPECT_EQ(status.failed_regions, engine_->geometry().region_count());
+  EXPECT_FALSE(status.complete);
+  int reads = source_->reads.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(source_->reads.load(), reads) << "failed regions are retried without end";
+  std::vector<std::byte> buf(10);
+  EXPECT_EQ(engine_->read(0, buf).code(), EIO);
+}
+
+}  // namespace
+}  // namespace clonefs::testing
