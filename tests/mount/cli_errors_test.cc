@@ -1,0 +1,94 @@
+// Every CLI error a user will hit: one clear line, a non-zero exit, nothing half-made.
+#include <filesystem>
+
+#include "mount/mount_fixture.h"
+
+namespace clonefs::testing {
+namespace {
+
+struct ErrorCase {
+  std::string name;
+  std::string args;    // after "clonefs "; {src} {dest} {meta} {image} {dir} are substituted
+  std::string needle;  // must appear in the output
+};
+
+std::string substitute(std::string text, const TempDir& dir) {
+  const std::pair<std::string, std::string> vars[] = {{"{src}", dir.file("source.img")},
+                                                      {"{dest}", dir.file("dest.img")},
+                                                      {"{meta}", dir.file("meta.db")},
+                                                      {"{image}", dir.file("image")},
+                                                      {"{dir}", dir.path()}};
+  for (const auto& [key, value] : vars) {
+    for (size_t at; (at = text.find(key)) != std::string::npos;) text.replace(at, key.size(), value);
+  }
+  return text;
+}
+
+// Errors that need no mount: the clone exists (created in SetUp) and must stay untouched.
+class CliErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_file(dir_.file("source.img"), random_bytes(4 << 20, 1));
+    CommandResult r = run(quoted(clonefs_binary()) + " create --source " + quoted(dir_.file("source.img")) +
+                          " --dest " + quoted(dir_.file("dest.img")) + " --metadata " + quoted(dir_.file("meta.db")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    std::filesystem::create_directory(dir_.file("adir"));
+  }
+  std::vector<std::string> digests() const {
+    return {file_digest(dir_.file("source.img")), file_digest(dir_.file("dest.img")), file_digest(dir_.file("meta.db"))};
+  }
+  TempDir dir_;
+};
+
+TEST_F(CliErrors, EachBadInvocationFailsWithOneClearMessageAndWritesNothing) {
+  const std::vector<ErrorCase> cases = {
+      {"no subcommand", "", "subcommand"},
+      {"unknown subcommand", "frobnicate", "frobnicate"},
+      {"unknown flag", "create --source {src} --dest {dir}/d2 --metadata {dir}/m2 --bogus", "--bogus"},
+      {"missing source", "create --source {dir}/nope.img --dest {dir}/d2 --metadata {dir}/m2", "nope.img"},
+      {"source is a directory", "create --source {dir}/adir --dest {dir}/d2 --metadata {dir}/m2", "directory"},
+      {"existing metadata", "create --source {src} --dest {dir}/d2 --metadata {meta}", "--force"},
+      {"region size not a power of two", "create --source {src} --dest {dir}/d2 --metadata {dir}/m2 --region-size 3000", "power of two"},
+      {"region size too small", "create --source {src} --dest {dir}/d2 --metadata {dir}/m2 --region-size 1K", "range"},
+      {"region size too big", "create --source {src} --dest {dir}/d2 --metadata {dir}/m2 --region-size 2G", "range"},
+      {"region size garbage", "create --source {src} --dest {dir}/d2 --metadata {dir}/m2 --region-size 12XB", "12XB"},
+      {"region size negative", "create --source {src} --dest {dir}/d2 --metadata {dir}/m2 --region-size -4K", "-4K"},
+      {"region size huge", "create --source {src} --dest {dir}/d2 --metadata {dir}/m2 --region-size 99999999999999999999", "99999999999999999999"},
+      {"missing metadata", "mount --metadata {dir}/nope.db {image}", "nope.db"},
+      {"metadata is random bytes", "status {src}", "source.img"},
+      {"image is a directory", "mount --metadata {meta} {dir}/adir", "adir"},
+      {"status of nothing", "status {dir}/nothing", "nothing"},
+      {"unmount of something not mounted", "unmount {src}", "source.img"},
+      {"hydrate of something not mounted", "hydrate {src} --pause", "source.img"},
+      {"hydrate rate garbage", "hydrate {image} --rate fast", "fast"},
+      {"finalize incomplete", "finalize --metadata {meta}", "missing"},
+  };
+  for (const ErrorCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto before = digests();
+    CommandResult r = run(quoted(clonefs_binary()) + " " + substitute(c.args, dir_));
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(substitute(c.needle, dir_)), std::string::npos) << r.output;
+    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 3) << "not one clear message:\n" << r.output;
+    EXPECT_EQ(digests(), before);
+    EXPECT_FALSE(std::filesystem::exists(dir_.file("d2"))) << "half-made destination left behind";
+    EXPECT_FALSE(std::filesystem::exists(dir_.file("m2"))) << "half-made metadata left behind";
+  }
+}
+
+TEST_F(MountTest, MountingTwiceIsRefused) {
+  write_file(source(), random_bytes(4 << 20, 1));
+  create();
+  mount();
+  // The same image path is in use, and so is the metadata.
+  CommandResult again = run(clonefs("mount --metadata " + quoted(meta()) + " " + quoted(image())));
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("image"), std::string::npos) << again.output;
+  CommandResult other = run(clonefs("mount --metadata " + quoted(meta()) + " " + quoted(dir_.file("image2"))));
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.output.find("in use"), std::string::npos) << other.output;
+  EXPECT_EQ(run("grep -c " + quoted(dir_.file("image2")) + " /proc/mounts").output, "0\n");
+}
+
+}  // namespace
+}  // namespace clonefs::testing

@@ -1,0 +1,145 @@
+// Issue #4 through real mounts: background hydration while in use, sparse sources, controls,
+// and resuming after the daemon is killed.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "mount/mount_fixture.h"
+
+namespace clonefs::testing {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+class HydrationMount : public MountTest {
+ protected:
+  nlohmann::json status(const std::string& target) {
+    CommandResult r = run(clonefs("status --json " + quoted(target)));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    auto parsed = nlohmann::json::parse(r.output, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << r.output;
+    return parsed;
+  }
+  uint64_t valid(const std::string& target) { return status(target).value("regions_valid", uint64_t{0}); }
+  void hydrate(const std::string& flags) {
+    CommandResult r = run(clonefs("hydrate " + quoted(image()) + " " + flags));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+};
+
+TEST_F(HydrationMount, HydratesFullyWhileAWriterChangesRegions) {
+  write_file(source(), random_bytes(256 * kMiB, 31));
+  const std::string source_digest = file_digest(source());
+  create();
+  mount();
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    int fd = ::open(image().c_str(), O_WRONLY);
+    std::mt19937_64 rng(5);
+    while (!stop.load()) {
+      auto bytes = random_bytes(1 + rng() % 70000, rng());
+      off_t offset = static_cast<off_t>(rng() % (256 * kMiB - bytes.size()));
+      if (::pwrite(fd, bytes.data(), bytes.size(), offset) < 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ::fsync(fd);
+    ::close(fd);
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  stop = true;
+  writer.join();
+  CommandResult wait = run(clonefs("hydrate --wait " + quoted(image())));
+  ASSERT_EQ(wait.exit_code, 0) << wait.output;
+  EXPECT_TRUE(status(image()).value("complete", false));
+  unmount();
+  // The destination alone is now the image; the source never changed.
+  CommandResult finalize = run(clonefs("finalize --metadata " + quoted(meta())));
+  EXPECT_EQ(finalize.exit_code, 0) << finalize.output;
+  mount("--no-hydration");
+  EXPECT_EQ(run("cmp " + quoted(dest()) + " " + quoted(image())).exit_code, 0);
+  EXPECT_EQ(file_digest(source()), source_digest);
+}
+
+TEST_F(HydrationMount, SparseSourceStaysSparseInTheDestination) {
+  // 1 GiB with holes, 8 MiB of data and 8 MiB of written (allocated) zeros.
+  int fd = ::open(source().c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 1024 * kMiB), 0);
+  for (int i = 0; i < 8; ++i) {
+    auto data = random_bytes(kMiB, static_cast<uint64_t>(i));
+    ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(i * 100 * kMiB)), static_cast<ssize_t>(kMiB));
+    std::vector<std::byte> zeros(kMiB);
+    ASSERT_EQ(::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(i * 100 * kMiB + 50 * kMiB)),
+              static_cast<ssize_t>(kMiB));
+  }
+  ::fsync(fd);
+  ::close(fd);
+  create();
+  mount();
+  CommandResult wait = run(clonefs("hydrate --wait " + quoted(image())));
+  ASSERT_EQ(wait.exit_code, 0) << wait.output;
+  EXPECT_EQ(run("cmp " + quoted(image()) + " " + quoted(source())).exit_code, 0);
+  unmount();
+  struct stat st {};
+  ASSERT_EQ(::stat(dest().c_str(), &st), 0);
+  uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+  EXPECT_LE(allocated, 8 * kMiB * 105 / 100) << "destination allocated " << allocated << " bytes";
+  EXPECT_GE(allocated, 8 * kMiB);
+}
+
+TEST_F(HydrationMount, PauseResumeAndRateLimitChangeWhatHappens) {
+  write_file(source(), random_bytes(128 * kMiB, 41));
+  create("--region-size 64K");
+  mount("--no-hydration");
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(valid(image()), 0u) << "hydration ran while paused";
+  hydrate("--rate 8M --resume");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  uint64_t v0 = valid(image());
+  auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  uint64_t v1 = valid(image());
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double rate = static_cast<double>((v1 - v0) * 65536) / seconds;
+  EXPECT_NEAR(rate, 8.0 * kMiB, 8.0 * kMiB * 0.2) << "measured " << rate / kMiB << " MiB/s";
+  hydrate("--pause");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  uint64_t v2 = valid(image());
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(valid(image()), v2) << "progress while paused";
+  auto s = status(image());
+  EXPECT_TRUE(s["hydration"].value("paused", false));
+  hydrate("--threshold 8 --batch 4 --rate 0 --resume");
+  s = status(image());
+  EXPECT_EQ(s["hydration"].value("threshold", 0), 8);
+  EXPECT_EQ(s["hydration"].value("batch", 0), 4);
+  CommandResult wait = run(clonefs("hydrate --wait " + quoted(image())));
+  EXPECT_EQ(wait.exit_code, 0) << wait.output;
+}
+
+TEST_F(HydrationMount, KilledDaemonResumesWithoutRecopyingCommittedRegions) {
+  write_file(source(), random_bytes(64 * kMiB, 51));
+  create("--region-size 64K");
+  mount("--no-hydration");
+  hydrate("--rate 16M --resume");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  mounted_->kill_daemon();
+  mounted_.reset();
+  uint64_t committed = valid(meta());
+  EXPECT_GT(committed, 0u) << "nothing committed in 2.5 s of hydration";
+  EXPECT_LT(committed, 1024u);
+  mount();
+  CommandResult wait = run(clonefs("hydrate --wait " + quoted(image())));
+  ASSERT_EQ(wait.exit_code, 0) << wait.output;
+  auto counters = status(image())["counters"];
+  uint64_t done = counters.value("regions_copied", uint64_t{0}) + counters.value("regions_skipped", uint64_t{0});
+  EXPECT_EQ(done, 1024u - committed) << "committed regions were copied again";
+  EXPECT_EQ(run("cmp " + quoted(image()) + " " + quoted(source())).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace clonefs::testing

@@ -1,0 +1,44 @@
+// A clone of a generated source, created with the real CLI, for tests through real mounts.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "support/system.h"
+#include "support/temp_dir.h"
+
+namespace clonefs::testing {
+
+class MountTest : public ::testing::Test {
+ protected:
+  void SetUp() override { CLONEFS_REQUIRE_MOUNT_ENVIRONMENT(); }
+
+  std::string source() const { return dir_.file("source.img"); }
+  std::string dest() const { return dir_.file("dest.img"); }
+  std::string meta() const { return dir_.file("meta.db"); }
+  std::string image() const { return dir_.file("image"); }
+  std::string clonefs(const std::string& args) const { return quoted(clonefs_binary()) + " " + args; }
+
+  // `clonefs create` over the current source.
+  void create(const std::string& extra = "") {
+    CommandResult r = run(clonefs("create --source " + quoted(source()) + " --dest " + quoted(dest()) +
+                                  " --metadata " + quoted(meta()) + " " + extra));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  void mount(const std::string& flags = "") {
+    mounted_ = std::make_unique<MountedImage>(meta(), image(), flags);
+    ASSERT_TRUE(mounted_->ok()) << mounted_->result().output;
+  }
+  void unmount() {
+    ASSERT_TRUE(mounted_);
+    CommandResult r = mounted_->unmount();
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    mounted_.reset();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<MountedImage> mounted_;  // declared after dir_: unmounted before it is removed
+};
+
+}  // namespace clonefs::testing

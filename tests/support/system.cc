@@ -1,0 +1,115 @@
+#include "support/system.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+namespace clonefs::testing {
+
+CommandResult run(const std::string& command) {
+  CommandResult result;
+  std::string full = "(" + command + ") 2>&1";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.output.append(buf, n);
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+std::string quoted(const std::string& arg) {
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string clonefs_binary() {
+  const char* env = std::getenv("CLONEFS_BINARY");
+  return env && *env ? env : CLONEFS_BINARY_PATH;
+}
+
+bool running_in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && *ci && std::string(ci) != "false" && std::string(ci) != "0";
+}
+
+std::string mount_environment_problem() {
+  if (::geteuid() != 0) return "not running as root (loop devices and mounts need it)";
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) return "/dev/fuse is missing or not accessible";
+  if (run("command -v fusermount3").exit_code != 0) return "fusermount3 is not installed (package fuse3)";
+  if (run("command -v losetup && losetup -f").exit_code != 0) return "no free loop device (losetup -f failed)";
+  return "";
+}
+
+MountedImage::MountedImage(std::string metadata, std::string image, const std::string& extra_flags)
+    : metadata_(std::move(metadata)), image_(std::move(image)) {
+  result_ = run(quoted(clonefs_binary()) + " mount --metadata " + quoted(metadata_) + " " + quoted(image_) + " " +
+                extra_flags);
+  mounted_ = result_.exit_code == 0;
+}
+
+MountedImage::~MountedImage() {
+  if (!mounted_) return;
+  if (unmount().exit_code != 0) kill_daemon();
+}
+
+int MountedImage::daemon_pid() const {
+  char buf[32] = {};
+  ssize_t n = ::getxattr(image_.c_str(), "user.clonefs.pid", buf, sizeof buf - 1);
+  return n > 0 ? std::atoi(buf) : -1;
+}
+
+CommandResult MountedImage::unmount() {
+  CommandResult r = run(quoted(clonefs_binary()) + " unmount " + quoted(image_));
+  if (r.exit_code == 0) mounted_ = false;
+  return r;
+}
+
+void MountedImage::kill_daemon() {
+  int pid = daemon_pid();
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  run("fusermount3 -u -z " + quoted(image_));
+  mounted_ = false;
+}
+
+LoopDevice::LoopDevice(const std::string& file, const std::string& flags) {
+  CommandResult r = run("losetup -f --show " + flags + " " + quoted(file));
+  if (r.exit_code == 0) {
+    device_ = r.output.substr(0, r.output.find('\n'));
+  }
+}
+
+LoopDevice::~LoopDevice() { detach(); }
+
+void LoopDevice::detach() {
+  if (device_.empty()) return;
+  run("losetup -d " + quoted(device_));
+  device_.clear();
+}
+
+FilesystemMount::FilesystemMount(const std::string& device, std::string mountpoint)
+    : mountpoint_(std::move(mountpoint)) {
+  run("mkdir -p " + quoted(mountpoint_));
+  mounted_ = run("mount " + quoted(device) + " " + quoted(mountpoint_)).exit_code == 0;
+}
+
+FilesystemMount::~FilesystemMount() { unmount(); }
+
+void FilesystemMount::unmount() {
+  if (!mounted_) return;
+  if (run("umount " + quoted(mountpoint_)).exit_code != 0) run("umount -l " + quoted(mountpoint_));
+  mounted_ = false;
+}
+
+}  // namespace clonefs::testing
