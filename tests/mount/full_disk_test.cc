@@ -84,10 +84,10 @@ TEST_F(FullDisk, MetadataCannotCommit) {
   write_file(dir_.file("source.img"), random_bytes(64 * kMiB, 2));
   // 4 KiB regions: 16,384 regions, so a commit of many scattered ones needs many WAL pages.
   ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("small/meta.db"), 4096, false}).is_ok());
-  // Leave almost no room next to the metadata.
-  run("head -c 10M /dev/zero > " + quoted(dir_.file("small/filler")));
   auto clone = Clone::open(dir_.file("small/meta.db"), {.engine = {.commit_period = std::chrono::milliseconds(0)}});
   ASSERT_TRUE(clone.is_ok()) << clone.status().message();
+  // Then leave no room next to the metadata (opened first: the -shm needs its space).
+  run("head -c 10M /dev/zero > " + quoted(dir_.file("small/filler")));
   CloneEngine& engine = (*clone)->engine();
   auto bytes = random_bytes(4096, 3);
   Status st;
