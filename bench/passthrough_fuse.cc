@@ -1,0 +1,81 @@
+// The trivial baseline for issue #6: a FUSE file that passes reads and writes straight to a
+// backing file (no regions, no metadata). clonefs's hydrated reads are measured against it.
+//   clonefs_passthrough BACKING MOUNTPOINT_FILE   (foreground; unmount with fusermount3 -u)
+#define FUSE_USE_VERSION 35
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <vector>
+
+namespace {
+
+int backing_fd = -1;
+
+void getattr(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  struct stat st {};
+  if (fstat(backing_fd, &st) != 0) return (void)fuse_reply_err(req, errno);
+  st.st_ino = FUSE_ROOT_ID;
+  fuse_reply_attr(req, &st, 1.0);
+}
+
+void open_file(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fi->keep_cache = 1;
+  fuse_reply_open(req, fi);
+}
+
+void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = backing_fd;
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info*) {
+  ssize_t n = pwrite(backing_fd, data, size, off);
+  if (n < 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_write(req, static_cast<size_t>(n));
+}
+
+void fsync_file(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  fuse_reply_err(req, fdatasync(backing_fd) == 0 ? 0 : errno);
+}
+
+void init(void*, fuse_conn_info* conn) {
+  conn->max_write = 1 << 20;
+  conn->max_read = 1 << 20;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s BACKING MOUNTPOINT_FILE\n", argv[0]);
+    return 2;
+  }
+  backing_fd = ::open(argv[1], O_RDWR);
+  if (backing_fd < 0) return std::perror(argv[1]), 1;
+  fuse_lowlevel_ops ops{};
+  ops.init = init;
+  ops.getattr = getattr;
+  ops.open = open_file;
+  ops.read = read;
+  ops.write = write;
+  ops.fsync = fsync_file;
+  char* fuse_argv[] = {argv[0], const_cast<char*>("-omax_read=1048576")};
+  fuse_args args = FUSE_ARGS_INIT(2, fuse_argv);
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+  if (se == nullptr || fuse_session_mount(se, argv[2]) != 0) return 1;
+  fuse_set_signal_handlers(se);
+  fuse_loop_config config{};
+  config.max_idle_threads = 10;
+  int rc = fuse_session_loop_mt(se, &config);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  return rc == 0 ? 0 : 1;
+}
