@@ -29,8 +29,8 @@ class CliErrors : public ::testing::Test {
  protected:
   void SetUp() override {
     write_file(dir_.file("source.img"), random_bytes(4 << 20, 1));
-    CommandResult r = run(quoted(clonefs_binary()) + " create --source " + quoted(dir_.file("source.img")) +
-                          " --dest " + quoted(dir_.file("dest.img")) + " --metadata " + quoted(dir_.file("meta.db")));
+    CommandResult r = run(shell_quote(clonefs_binary()) + " create --source " + shell_quote(dir_.file("source.img")) +
+                          " --dest " + shell_quote(dir_.file("dest.img")) + " --metadata " + shell_quote(dir_.file("meta.db")));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     std::filesystem::create_directory(dir_.file("adir"));
   }
@@ -66,7 +66,7 @@ TEST_F(CliErrors, EachBadInvocationFailsWithOneClearMessageAndWritesNothing) {
   for (const ErrorCase& c : cases) {
     SCOPED_TRACE(c.name);
     auto before = digests();
-    CommandResult r = run(quoted(clonefs_binary()) + " " + substitute(c.args, dir_));
+    CommandResult r = run(shell_quote(clonefs_binary()) + " " + substitute(c.args, dir_));
     EXPECT_NE(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find(substitute(c.needle, dir_)), std::string::npos) << r.output;
     EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 3) << "not one clear message:\n" << r.output;
@@ -81,13 +81,13 @@ TEST_F(MountTest, MountingTwiceIsRefused) {
   create();
   mount();
   // The same image path is in use, and so is the metadata.
-  CommandResult again = run(clonefs("mount --metadata " + quoted(meta()) + " " + quoted(image())));
+  CommandResult again = run(clonefs("mount --metadata " + shell_quote(meta()) + " " + shell_quote(image())));
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.output.find("image"), std::string::npos) << again.output;
-  CommandResult other = run(clonefs("mount --metadata " + quoted(meta()) + " " + quoted(dir_.file("image2"))));
+  CommandResult other = run(clonefs("mount --metadata " + shell_quote(meta()) + " " + shell_quote(dir_.file("image2"))));
   EXPECT_NE(other.exit_code, 0);
   EXPECT_NE(other.output.find("in use"), std::string::npos) << other.output;
-  EXPECT_EQ(run("grep -c " + quoted(dir_.file("image2")) + " /proc/mounts").output, "0\n");
+  EXPECT_EQ(run("grep -c " + shell_quote(dir_.file("image2")) + " /proc/mounts").output, "0\n");
 }
 
 }  // namespace

@@ -17,11 +17,11 @@ constexpr uint64_t kRegion = 64 << 10;
 class SmallDisk {
  public:
   SmallDisk(std::string path, const std::string& size) : path_(std::move(path)) {
-    run("mkdir -p " + quoted(path_));
-    mounted_ = run("mount -t tmpfs -o size=" + size + " clonefs-test " + quoted(path_)).exit_code == 0;
+    run("mkdir -p " + shell_quote(path_));
+    mounted_ = run("mount -t tmpfs -o size=" + size + " clonefs-test " + shell_quote(path_)).exit_code == 0;
   }
   ~SmallDisk() {
-    if (mounted_) run("umount " + quoted(path_));
+    if (mounted_) run("umount " + shell_quote(path_));
   }
   SmallDisk(const SmallDisk&) = delete;
   SmallDisk& operator=(const SmallDisk&) = delete;
@@ -87,7 +87,7 @@ TEST_F(FullDisk, MetadataCannotCommit) {
   auto clone = Clone::open(dir_.file("small/meta.db"), {.engine = {.commit_period = std::chrono::milliseconds(0)}});
   ASSERT_TRUE(clone.is_ok()) << clone.status().message();
   // Then leave no room next to the metadata (opened first: the -shm needs its space).
-  run("head -c 10M /dev/zero > " + quoted(dir_.file("small/filler")));
+  run("head -c 10M /dev/zero > " + shell_quote(dir_.file("small/filler")));
   CloneEngine& engine = (*clone)->engine();
   auto bytes = random_bytes(4096, 3);
   Status st;

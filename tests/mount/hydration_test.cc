@@ -18,7 +18,7 @@ constexpr uint64_t kMiB = 1 << 20;
 class HydrationMount : public MountTest {
  protected:
   nlohmann::json status(const std::string& target) {
-    CommandResult r = run(clonefs("status --json " + quoted(target)));
+    CommandResult r = run(clonefs("status --json " + shell_quote(target)));
     EXPECT_EQ(r.exit_code, 0) << r.output;
     auto parsed = nlohmann::json::parse(r.output, nullptr, false);
     EXPECT_FALSE(parsed.is_discarded()) << r.output;
@@ -26,7 +26,7 @@ class HydrationMount : public MountTest {
   }
   uint64_t valid(const std::string& target) { return status(target).value("regions_valid", uint64_t{0}); }
   void hydrate(const std::string& flags) {
-    CommandResult r = run(clonefs("hydrate " + quoted(image()) + " " + flags));
+    CommandResult r = run(clonefs("hydrate " + shell_quote(image()) + " " + flags));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 };
@@ -52,15 +52,15 @@ TEST_F(HydrationMount, HydratesFullyWhileAWriterChangesRegions) {
   std::this_thread::sleep_for(std::chrono::seconds(2));
   stop = true;
   writer.join();
-  CommandResult wait = run(clonefs("hydrate --wait " + quoted(image())));
+  CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   ASSERT_EQ(wait.exit_code, 0) << wait.output;
   EXPECT_TRUE(status(image()).value("complete", false));
   unmount();
   // The destination alone is now the image; the source never changed.
-  CommandResult finalize = run(clonefs("finalize --metadata " + quoted(meta())));
+  CommandResult finalize = run(clonefs("finalize --metadata " + shell_quote(meta())));
   EXPECT_EQ(finalize.exit_code, 0) << finalize.output;
   mount("--no-hydration");
-  EXPECT_EQ(run("cmp " + quoted(dest()) + " " + quoted(image())).exit_code, 0);
+  EXPECT_EQ(run("cmp " + shell_quote(dest()) + " " + shell_quote(image())).exit_code, 0);
   EXPECT_EQ(file_digest(source()), source_digest);
 }
 
@@ -80,9 +80,9 @@ TEST_F(HydrationMount, SparseSourceStaysSparseInTheDestination) {
   ::close(fd);
   create();
   mount();
-  CommandResult wait = run(clonefs("hydrate --wait " + quoted(image())));
+  CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   ASSERT_EQ(wait.exit_code, 0) << wait.output;
-  EXPECT_EQ(run("cmp " + quoted(image()) + " " + quoted(source())).exit_code, 0);
+  EXPECT_EQ(run("cmp " + shell_quote(image()) + " " + shell_quote(source())).exit_code, 0);
   unmount();
   struct stat st {};
   ASSERT_EQ(::stat(dest().c_str(), &st), 0);
@@ -117,7 +117,7 @@ TEST_F(HydrationMount, PauseResumeAndRateLimitChangeWhatHappens) {
   s = status(image());
   EXPECT_EQ(s["hydration"].value("threshold", 0), 8);
   EXPECT_EQ(s["hydration"].value("batch", 0), 4);
-  CommandResult wait = run(clonefs("hydrate --wait " + quoted(image())));
+  CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   EXPECT_EQ(wait.exit_code, 0) << wait.output;
 }
 
@@ -133,12 +133,12 @@ TEST_F(HydrationMount, KilledDaemonResumesWithoutRecopyingCommittedRegions) {
   EXPECT_GT(committed, 0u) << "nothing committed in 2.5 s of hydration";
   EXPECT_LT(committed, 1024u);
   mount();
-  CommandResult wait = run(clonefs("hydrate --wait " + quoted(image())));
+  CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   ASSERT_EQ(wait.exit_code, 0) << wait.output;
   auto counters = status(image())["counters"];
   uint64_t done = counters.value("regions_copied", uint64_t{0}) + counters.value("regions_skipped", uint64_t{0});
   EXPECT_EQ(done, 1024u - committed) << "committed regions were copied again";
-  EXPECT_EQ(run("cmp " + quoted(image()) + " " + quoted(source())).exit_code, 0);
+  EXPECT_EQ(run("cmp " + shell_quote(image()) + " " + shell_quote(source())).exit_code, 0);
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ TEST_F(MountTest, SigkillUnderLoadLosesNoFsyncedWrite) {
   for (int round = 0; round <= kill_rounds(); ++round) {
     mount("--no-hydration");
     // Slow enough that kills land mid-hydration.
-    ASSERT_EQ(run(clonefs("hydrate --rate 16M --resume " + quoted(image()))).exit_code, 0);
+    ASSERT_EQ(run(clonefs("hydrate --rate 16M --resume " + shell_quote(image()))).exit_code, 0);
     auto image_bytes = read_file(image());
     ASSERT_EQ(image_bytes.size(), kImageSize);
     for (uint64_t b = 0; b < kImageSize / kBlock; ++b) {

@@ -18,12 +18,12 @@ class MountTest : public ::testing::Test {
   std::string dest() const { return dir_.file("dest.img"); }
   std::string meta() const { return dir_.file("meta.db"); }
   std::string image() const { return dir_.file("image"); }
-  std::string clonefs(const std::string& args) const { return quoted(clonefs_binary()) + " " + args; }
+  std::string clonefs(const std::string& args) const { return shell_quote(clonefs_binary()) + " " + args; }
 
   // `clonefs create` over the current source.
   void create(const std::string& extra = "") {
-    CommandResult r = run(clonefs("create --source " + quoted(source()) + " --dest " + quoted(dest()) +
-                                  " --metadata " + quoted(meta()) + " " + extra));
+    CommandResult r = run(clonefs("create --source " + shell_quote(source()) + " --dest " + shell_quote(dest()) +
+                                  " --metadata " + shell_quote(meta()) + " " + extra));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   void mount(const std::string& flags = "") {

@@ -23,7 +23,7 @@ TEST_F(MountTest, ImageReadsAsTheSourceAndWritesNeverReachTheSource) {
   const std::string source_digest = file_digest(source());
   create("--region-size 64K");
   mount("--no-hydration");
-  EXPECT_EQ(run("cmp " + quoted(image()) + " " + quoted(source())).exit_code, 0);
+  EXPECT_EQ(run("cmp " + shell_quote(image()) + " " + shell_quote(source())).exit_code, 0);
 
   struct Pattern {
     uint64_t offset;
@@ -52,11 +52,11 @@ TEST_F(MountTest, ImageReadsAsTheSourceAndWritesNeverReachTheSource) {
 
 TEST_F(MountTest, Ext4OnALoopDeviceSurvivesFstrimAndChecksClean) {
   // dm-clone's filesystem scenario: files with known checksums, fstrim, new files, fsck.
-  run("mkdir -p " + quoted(dir_.file("tree/sub")));
+  run("mkdir -p " + shell_quote(dir_.file("tree/sub")));
   write_file(dir_.file("tree/a.bin"), random_bytes(3 * kMiB, 5));
   write_file(dir_.file("tree/sub/b.bin"), random_bytes(700000, 6));
-  ASSERT_EQ(run("cd " + quoted(dir_.file("tree")) + " && sha256sum a.bin sub/b.bin > ../sums").exit_code, 0);
-  CommandResult mkfs = run("mkfs.ext4 -q -F -d " + quoted(dir_.file("tree")) + " " + quoted(source()) + " 64M");
+  ASSERT_EQ(run("cd " + shell_quote(dir_.file("tree")) + " && sha256sum a.bin sub/b.bin > ../sums").exit_code, 0);
+  CommandResult mkfs = run("mkfs.ext4 -q -F -d " + shell_quote(dir_.file("tree")) + " " + shell_quote(source()) + " 64M");
   ASSERT_EQ(mkfs.exit_code, 0) << mkfs.output;
   const std::string source_digest = file_digest(source());
   create();
@@ -66,16 +66,16 @@ TEST_F(MountTest, Ext4OnALoopDeviceSurvivesFstrimAndChecksClean) {
     ASSERT_TRUE(loop.ok());
     FilesystemMount fs(loop.device(), dir_.file("mnt"));
     ASSERT_TRUE(fs.ok());
-    const std::string check = "cd " + quoted(dir_.file("mnt")) + " && sha256sum -c --quiet ../sums";
+    const std::string check = "cd " + shell_quote(dir_.file("mnt")) + " && sha256sum -c --quiet ../sums";
     EXPECT_EQ(run(check).exit_code, 0);
-    CommandResult trim = run("fstrim -v " + quoted(dir_.file("mnt")));
+    CommandResult trim = run("fstrim -v " + shell_quote(dir_.file("mnt")));
     EXPECT_EQ(trim.exit_code, 0) << trim.output;
     EXPECT_EQ(run("echo 3 > /proc/sys/vm/drop_caches").exit_code, 0);
     EXPECT_EQ(run(check).exit_code, 0) << "fstrim changed file contents";
     write_file(dir_.file("mnt/new.bin"), random_bytes(2 * kMiB, 7));
     EXPECT_EQ(run("sync").exit_code, 0);
     fs.unmount();
-    CommandResult fsck = run("e2fsck -fn " + quoted(loop.device()));
+    CommandResult fsck = run("e2fsck -fn " + shell_quote(loop.device()));
     EXPECT_EQ(fsck.exit_code, 0) << fsck.output;
   }
   EXPECT_EQ(file_digest(source()), source_digest);

@@ -25,7 +25,7 @@ CommandResult run(const std::string& command) {
   return result;
 }
 
-std::string quoted(const std::string& arg) {
+std::string shell_quote(const std::string& arg) {
   std::string out = "'";
   for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
@@ -51,7 +51,7 @@ std::string mount_environment_problem() {
 
 MountedImage::MountedImage(std::string metadata, std::string image, const std::string& extra_flags)
     : metadata_(std::move(metadata)), image_(std::move(image)) {
-  result_ = run(quoted(clonefs_binary()) + " mount --metadata " + quoted(metadata_) + " " + quoted(image_) + " " +
+  result_ = run(shell_quote(clonefs_binary()) + " mount --metadata " + shell_quote(metadata_) + " " + shell_quote(image_) + " " +
                 extra_flags);
   mounted_ = result_.exit_code == 0;
 }
@@ -68,7 +68,7 @@ int MountedImage::daemon_pid() const {
 }
 
 CommandResult MountedImage::unmount() {
-  CommandResult r = run(quoted(clonefs_binary()) + " unmount " + quoted(image_));
+  CommandResult r = run(shell_quote(clonefs_binary()) + " unmount " + shell_quote(image_));
   if (r.exit_code == 0) mounted_ = false;
   return r;
 }
@@ -79,12 +79,12 @@ void MountedImage::kill_daemon() {
     ::kill(pid, SIGKILL);
     for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  run("fusermount3 -u -z " + quoted(image_));
+  run("fusermount3 -u -z " + shell_quote(image_));
   mounted_ = false;
 }
 
 LoopDevice::LoopDevice(const std::string& file, const std::string& flags) {
-  CommandResult r = run("losetup -f --show " + flags + " " + quoted(file));
+  CommandResult r = run("losetup -f --show " + flags + " " + shell_quote(file));
   if (r.exit_code == 0) {
     device_ = r.output.substr(0, r.output.find('\n'));
   }
@@ -94,21 +94,21 @@ LoopDevice::~LoopDevice() { detach(); }
 
 void LoopDevice::detach() {
   if (device_.empty()) return;
-  run("losetup -d " + quoted(device_));
+  run("losetup -d " + shell_quote(device_));
   device_.clear();
 }
 
 FilesystemMount::FilesystemMount(const std::string& device, std::string mountpoint)
     : mountpoint_(std::move(mountpoint)) {
-  run("mkdir -p " + quoted(mountpoint_));
-  mounted_ = run("mount " + quoted(device) + " " + quoted(mountpoint_)).exit_code == 0;
+  run("mkdir -p " + shell_quote(mountpoint_));
+  mounted_ = run("mount " + shell_quote(device) + " " + shell_quote(mountpoint_)).exit_code == 0;
 }
 
 FilesystemMount::~FilesystemMount() { unmount(); }
 
 void FilesystemMount::unmount() {
   if (!mounted_) return;
-  if (run("umount " + quoted(mountpoint_)).exit_code != 0) run("umount -l " + quoted(mountpoint_));
+  if (run("umount " + shell_quote(mountpoint_)).exit_code != 0) run("umount -l " + shell_quote(mountpoint_));
   mounted_ = false;
 }
 

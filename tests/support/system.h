@@ -14,7 +14,7 @@ struct CommandResult {
 // Runs `command` through /bin/sh, capturing stdout and stderr.
 CommandResult run(const std::string& command);
 // Single-quotes `arg` for the shell.
-std::string quoted(const std::string& arg);
+std::string shell_quote(const std::string& arg);
 // The clonefs binary under test.
 std::string clonefs_binary();
 
