@@ -1,0 +1,48 @@
+// clonefs create: a new clone of SOURCE into DEST, recorded in META.
+#include "app.h"
+#include "control/units.h"
+#include "engine/clone.h"
+
+namespace clonefs::cli {
+namespace {
+
+struct CreateArgs {
+  std::string source, dest, metadata, region_size;
+  bool force = false;
+};
+
+int run_create(const CreateArgs& args) {
+  CreateOptions options{args.source, args.dest, args.metadata, kDefaultRegionSize, args.force};
+  if (!args.region_size.empty()) {
+    auto size = parse_byte_size(args.region_size, "region size");
+    if (!size) return usage_error(size.status());
+    options.region_size = *size;
+  }
+  Status created = create_clone(options);
+  if (!created) return fail(created);
+  std::printf("created clone of %s: destination %s, metadata %s, %s regions\n", args.source.c_str(),
+              args.dest.c_str(), args.metadata.c_str(), format_bytes(options.region_size).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_create_command(CLI::App& root) {
+  auto args = std::make_shared<CreateArgs>();
+  CLI::App* app =
+      root.add_subcommand("create",
+                          "Create a clone: checks SOURCE, creates DEST sparse at the source's size "
+                          "(or checks an existing\n"
+                          "one is large enough) and writes the metadata. Nothing is copied yet.");
+  app->add_option("--source", args->source, "Read-only source image (regular file or block device)")
+      ->required();
+  app->add_option("--dest", args->dest, "Destination raw image; created sparse if missing")
+      ->required();
+  app->add_option("--metadata", args->metadata, "Metadata file to create (SQLite)")->required();
+  app->add_option("--region-size", args->region_size,
+                  "Region size: a power of two from 4K to 1G; units K, M, G (default 64K)");
+  app->add_flag("--force", args->force, "Replace an existing metadata file");
+  return {app, [args] { return run_create(*args); }};
+}
+
+}  // namespace clonefs::cli

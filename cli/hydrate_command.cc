@@ -1,0 +1,168 @@
+// clonefs hydrate: steer a mount's background hydration, and optionally wait for it to finish.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "app.h"
+#include "control/control_protocol.h"
+#include "control/units.h"
+#include "control_client.h"
+
+namespace clonefs::cli {
+namespace {
+
+struct HydrateArgs {
+  std::string image, rate;
+  bool pause = false, resume = false, wait = false;
+  uint64_t threshold = 0, batch = 0;
+};
+
+// What --wait reads from each status poll.
+struct Progress {
+  uint64_t valid = 0, total = 0, bytes_valid = 0, image_size = 0, failed = 0;
+  double rate = 0, eta = -1;
+  bool paused = false, complete = false;
+  std::string mode, mode_reason;
+};
+
+Progress progress_of(const nlohmann::json& s) {
+  Progress p;
+  p.valid = s.value("regions_valid", uint64_t{0});
+  p.total = s.value("regions_total", uint64_t{0});
+  p.bytes_valid = s.value("bytes_valid", uint64_t{0});
+  p.image_size = s.value("image_size", uint64_t{0});
+  p.complete = s.value("complete", false);
+  p.mode = s.value("metadata_mode", std::string());
+  p.mode_reason = s.value("metadata_mode_reason", std::string());
+  if (const auto& h = s["hydration"]; h.is_object()) {
+    p.failed = h.value("failed_regions", uint64_t{0});
+    p.rate = h.value("rate_bytes_per_s", 0.0);
+    p.paused = h.value("paused", false);
+    if (h["eta_seconds"].is_number()) p.eta = h["eta_seconds"].get<double>();
+  }
+  return p;
+}
+
+std::string progress_text(const Progress& p, bool bar) {
+  double fraction = p.total ? static_cast<double>(p.valid) / static_cast<double>(p.total) : 1.0;
+  char percent[16];
+  std::snprintf(percent, sizeof percent, "%5.1f%%", 100 * fraction);
+  std::string text;
+  if (bar) {
+    constexpr int kWidth = 30;
+    int filled = static_cast<int>(std::floor(fraction * kWidth));
+    text = "[" + std::string(static_cast<size_t>(filled), '#') +
+           std::string(static_cast<size_t>(kWidth - filled), '.') + "] ";
+  }
+  text += std::string(percent) + "  " + format_bytes(p.bytes_valid) + " / " +
+          format_bytes(p.image_size) + "  " + format_bytes(static_cast<uint64_t>(p.rate)) +
+          "/s  ETA " + format_duration(p.eta);
+  if (p.paused) text += "  (paused)";
+  return text;
+}
+
+// Why waiting cannot succeed, if it cannot.
+std::optional<Status> hopeless(const Progress& p, const std::string& image) {
+  if (p.mode != "rw") {
+    return Status::error(EIO, "hydration of " + image + " stopped: metadata is " + p.mode + " (" +
+                                  p.mode_reason + ")");
+  }
+  if (p.failed > 0 && p.valid + p.failed >= p.total) {
+    return Status::error(EIO, std::to_string(p.failed) + " regions of " + image +
+                                  " could not be read from the source (see 'clonefs status " +
+                                  image + "'); every other region is hydrated");
+  }
+  return std::nullopt;
+}
+
+int wait_for_hydration(const std::string& image) {
+  const bool tty = ::isatty(STDOUT_FILENO);
+  bool told_paused = false;
+  auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  for (;;) {
+    auto status = live_status_of(image);
+    if (!status) {
+      if (tty) std::printf("\n");
+      return fail(status.status().with_context("while waiting for hydration"));
+    }
+    Progress p = progress_of(*status);
+    auto now = std::chrono::steady_clock::now();
+    if (tty) {
+      std::printf("\r%s\033[K", progress_text(p, true).c_str());
+      std::fflush(stdout);
+    } else if (p.complete || now - last_line >= std::chrono::seconds(2)) {
+      std::printf("%s\n", progress_text(p, false).c_str());
+      std::fflush(stdout);
+      last_line = now;
+    }
+    if (p.complete) {
+      if (tty) std::printf("\n");
+      std::printf("%s is fully hydrated\n", image.c_str());
+      return 0;
+    }
+    if (auto why = hopeless(p, image)) {
+      if (tty) std::printf("\n");
+      return fail(*why);
+    }
+    if (p.paused && !told_paused) {
+      if (tty) std::printf("\n");
+      warn("hydration is paused; waiting until it is resumed ('clonefs hydrate " + image +
+           " --resume')");
+      told_paused = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 200));
+  }
+}
+
+int run_hydrate(const HydrateArgs& args) {
+  std::vector<HydrateCommand> commands;
+  if (!args.rate.empty()) {
+    auto rate = parse_byte_size(args.rate, "rate");
+    if (!rate) return usage_error(rate.status());
+    commands.push_back({HydrateCommand::Kind::kRate, *rate});
+  }
+  if (args.threshold) commands.push_back({HydrateCommand::Kind::kThreshold, args.threshold});
+  if (args.batch) commands.push_back({HydrateCommand::Kind::kBatch, args.batch});
+  if (args.pause) commands.push_back({HydrateCommand::Kind::kPause, 0});
+  if (args.resume) commands.push_back({HydrateCommand::Kind::kResume, 0});
+  // Before any setxattr: on a plain file it would succeed and leave an attribute behind.
+  if (auto pid = daemon_pid(args.image); !pid) return fail(pid.status());
+  for (const HydrateCommand& command : commands) {
+    if (Status sent = write_control(args.image, kHydrateXattr, format_hydrate_command(command));
+        !sent) {
+      return fail(sent);
+    }
+  }
+  if (args.wait) return wait_for_hydration(args.image);
+  auto settings = read_control(args.image, kHydrateXattr);
+  if (!settings) return fail(settings.status());
+  std::printf("hydration of %s: %s\n", args.image.c_str(), settings->c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_hydrate_command(CLI::App& root) {
+  auto args = std::make_shared<HydrateArgs>();
+  CLI::App* app = root.add_subcommand(
+      "hydrate",
+      "Steer background hydration of a mounted IMAGE; with no option, show its settings.");
+  app->add_option("IMAGE", args->image, "The mounted image")->required();
+  auto* pause = app->add_flag("--pause", args->pause, "Pause background hydration");
+  app->add_flag("--resume", args->resume, "Resume background hydration")->excludes(pause);
+  app->add_option("--threshold", args->threshold, "Regions being copied at most at once")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--batch", args->batch, "Contiguous regions per copy")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--rate", args->rate,
+                  "Copy bandwidth limit in bytes per second; units K, M, G (200M); 0 = unlimited");
+  app->add_flag("--wait", args->wait,
+                "Wait until every region is valid, showing progress; fails if the daemon goes away "
+                "or regions "
+                "cannot be read from the source");
+  return {app, [args] { return run_hydrate(*args); }};
+}
+
+}  // namespace clonefs::cli

@@ -1,0 +1,3 @@
+#include "app.h"
+
+int main(int argc, char** argv) { return clonefs::cli::run(argc, argv); }

@@ -1,0 +1,206 @@
+// clonefs mount: serve a clone as the regular file IMAGE. Detached by default: the parent forks
+// before any thread exists, the child opens the clone (every check), mounts and reports "ready"
+// or its error through a pipe; the parent exits 0 only once the mount is ready.
+#include <fcntl.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "app.h"
+#include "fuse/serve.h"
+
+namespace clonefs::cli {
+namespace {
+
+struct MountArgs {
+  std::string metadata, image, log_level = "info", log_file;
+  bool foreground = false, no_hydration = false, copy_on_read = false, no_copy_on_read = false;
+  std::vector<std::string> fuse_options;
+};
+
+std::string absolute(const std::string& path) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+bool on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  for (size_t start = 0, end; start <= dirs.size(); start = end + 1) {
+    end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    if (::access((dirs.substr(start, end - start) + "/" + program).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<spdlog::logger> make_logger(const MountArgs& args) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (args.foreground) {
+    logger = spdlog::stderr_color_mt("clonefs");
+  } else {
+    logger = spdlog::basic_logger_mt("clonefs", args.log_file);
+  }
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] [%t] %v");
+  logger->set_level(spdlog::level::from_str(args.log_level));
+  logger->flush_on(spdlog::level::info);  // a daemon's log must be current when someone reads it
+  return logger;
+}
+
+// What the parent can check quickly, before forking, so obvious mistakes fail fast.
+Status preflight(const MountArgs& args) {
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) {
+    if (errno == EACCES && ::geteuid() != 0) {
+      return Status::error(EACCES, "cannot mount " + args.image +
+                                       ": /dev/fuse is not accessible to this user (run as "
+                                       "root, or make /dev/fuse readable and writable for you)");
+    }
+    return Status::from_errno(errno,
+                              "cannot mount " + args.image +
+                                  ": /dev/fuse is missing or not accessible (load "
+                                  "the fuse module, or give the container --device /dev/fuse)");
+  }
+  if (::geteuid() != 0 && !on_path("fusermount3")) {
+    return Status::error(
+        EPERM,
+        "not running as root and fusermount3 is not installed (package fuse3): cannot mount " +
+            args.image);
+  }
+  if (::access(args.metadata.c_str(), F_OK) != 0)
+    return Status::from_errno(errno, "metadata " + args.metadata);
+  CLONEFS_RETURN_IF_ERROR(check_image_path(args.image));
+  if (!args.foreground) {
+    int fd = ::open(args.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::from_errno(errno, "log file " + args.log_file);
+    ::close(fd);
+  }
+  return Status::ok();
+}
+
+ServeOptions serve_options(const MountArgs& args) {
+  ServeOptions options;
+  options.metadata_path = args.metadata;
+  options.image_path = args.image;
+  options.copy_on_read = args.copy_on_read && !args.no_copy_on_read;
+  options.hydration = !args.no_hydration;
+  options.fuse_options = args.fuse_options;
+  options.logger = make_logger(args);
+  return options;
+}
+
+int run_foreground(const MountArgs& args) {
+  ServeOptions options = serve_options(args);
+  options.report = [&](const Status& status) {
+    if (!status)
+      fail(status);
+    else
+      options.logger->info("ready: {} is mounted (Ctrl-C or 'clonefs unmount' to stop)",
+                           args.image);
+  };
+  return serve_image(options);
+}
+
+// The detached daemon: new session, no terminal, cwd /; stderr kept until the mount is ready so
+// libfuse's own messages reach the user, then sent to the log file.
+int run_daemon_child(const MountArgs& args, int report_fd) {
+  ::setsid();
+  if (::chdir("/") != 0) return kExitError;
+  int null_fd = ::open("/dev/null", O_RDWR);
+  ::dup2(null_fd, STDIN_FILENO);
+  ::dup2(null_fd, STDOUT_FILENO);
+  ::close(null_fd);
+  ServeOptions options = serve_options(args);
+  options.report = [&](const Status& status) {
+    std::string message = status ? "ready" : status.message();
+    (void)!::write(report_fd, message.data(), message.size());
+    ::close(report_fd);
+    int log_fd = ::open(args.log_file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (log_fd >= 0) {
+      ::dup2(log_fd, STDERR_FILENO);
+      ::close(log_fd);
+    }
+    if (!status) options.logger->error("mount failed: {}", status.message());
+  };
+  return serve_image(options);
+}
+
+int run_detached(const MountArgs& args) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return fail(Status::from_errno(errno, "pipe"));
+  std::fflush(nullptr);  // nothing buffered may be written twice
+  pid_t child = ::fork();
+  if (child < 0) return fail(Status::from_errno(errno, "fork"));
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    std::exit(run_daemon_child(args, pipe_fds[1]));
+  }
+  ::close(pipe_fds[1]);
+  std::string message;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) message.append(buf, static_cast<size_t>(n));
+  }
+  ::close(pipe_fds[0]);
+  if (message == "ready") {
+    std::printf("mounted %s (daemon pid %d, log %s)\n", args.image.c_str(), child,
+                args.log_file.c_str());
+    return 0;
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  if (message.empty()) {
+    message = "the mount daemon for " + args.image + " exited before the mount was ready (" +
+              (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                   : "exit " + std::to_string(WEXITSTATUS(status))) +
+              "); see " + args.log_file;
+  }
+  return fail(Status::error(EIO, message));
+}
+
+int run_mount(MountArgs args) {
+  args.metadata = absolute(args.metadata);
+  args.image = absolute(args.image);
+  if (args.log_file.empty()) args.log_file = args.metadata + ".log";
+  args.log_file = absolute(args.log_file);
+  if (Status ok = preflight(args); !ok) return fail(ok);
+  return args.foreground ? run_foreground(args) : run_detached(args);
+}
+
+}  // namespace
+
+Command add_mount_command(CLI::App& root) {
+  auto args = std::make_shared<MountArgs>();
+  CLI::App* app = root.add_subcommand("mount",
+                                      "Present the clone as the regular file IMAGE (created empty "
+                                      "if missing) and hydrate it in the\n"
+                                      "background. Returns once the mount is ready; the daemon "
+                                      "keeps running until 'clonefs unmount'.");
+  app->add_option("--metadata", args->metadata, "The clone's metadata file")->required();
+  app->add_option("IMAGE", args->image,
+                  "File to present the image at (a FUSE mount on a regular file)")
+      ->required();
+  app->add_flag("--foreground,-f", args->foreground, "Stay in the foreground, logging to stderr");
+  app->add_flag(
+      "--no-hydration", args->no_hydration,
+      "Start with background hydration paused ('clonefs hydrate IMAGE --resume' starts it)");
+  auto* cor = app->add_flag("--copy-on-read", args->copy_on_read,
+                            "Also hydrate regions when they are read (default: off)");
+  app->add_flag("--no-copy-on-read", args->no_copy_on_read, "Do not hydrate on read (the default)")
+      ->excludes(cor);
+  app->add_option("-o", args->fuse_options, "FUSE mount options, e.g. -o allow_other (repeatable)")
+      ->allow_extra_args(false);
+  app->add_option("--log-level", args->log_level,
+                  "trace, debug, info, warn, error, critical or off (default info)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app->add_option("--log-file", args->log_file,
+                  "Log file of the detached daemon (default: METADATA.log)");
+  return {app, [args] { return run_mount(*args); }};
+}
+
+}  // namespace clonefs::cli

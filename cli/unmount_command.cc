@@ -1,0 +1,120 @@
+// clonefs unmount: commit, unmount, and wait for the daemon to exit, so the metadata is final
+// when the command returns.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "app.h"
+#include "control_client.h"
+
+extern char** environ;
+
+namespace clonefs::cli {
+namespace {
+
+constexpr auto kExitWait = std::chrono::minutes(10);
+
+struct UnmountArgs {
+  std::string image;
+};
+
+// Root unmounts directly; others go through the setuid helper, as libfuse does.
+Status unmount_path(const std::string& image, bool lazy) {
+  if (::geteuid() == 0) {
+    if (::umount2(image.c_str(), lazy ? MNT_DETACH : 0) == 0) return Status::ok();
+    if (errno == EBUSY) {
+      return Status::error(
+          EBUSY, image + " is busy: detach its loop device (losetup -d) and close it first");
+    }
+    return Status::from_errno(errno, "unmount " + image);
+  }
+  std::vector<const char*> argv = {"fusermount3", "-u"};
+  if (lazy) argv.push_back("-z");
+  argv.push_back(image.c_str());
+  argv.push_back(nullptr);
+  pid_t pid;
+  if (int err = ::posix_spawnp(&pid, "fusermount3", nullptr, nullptr,
+                               const_cast<char**>(argv.data()), environ)) {
+    return Status::from_errno(err, "run fusermount3 to unmount " + image);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return Status::error(
+        EIO, "fusermount3 -u " + image + " failed (busy? detach its loop device first)");
+  }
+  return Status::ok();
+}
+
+bool process_alive(int pid) {
+  if (::kill(pid, 0) != 0) return errno == EPERM;
+  // An exited daemon whose reaper is slow is a zombie: its final commit is done.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+Status wait_for_exit(int pid, const std::string& image) {
+  auto start = std::chrono::steady_clock::now();
+  bool told = false;
+  while (process_alive(pid)) {
+    auto waited = std::chrono::steady_clock::now() - start;
+    if (waited > kExitWait) {
+      return Status::error(ETIMEDOUT, "the daemon for " + image + " (pid " + std::to_string(pid) +
+                                          ") has not exited after its unmount; see its log");
+    }
+    if (!told && waited > std::chrono::seconds(3)) {
+      warn("waiting for the daemon (pid " + std::to_string(pid) +
+           ") to finish its final commit...");
+      told = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Status::ok();
+}
+
+int run_unmount(const UnmountArgs& args) {
+  auto pid = daemon_pid(args.image);
+  if (!pid) {
+    if (pid.status().code() != ENOTCONN) return fail(pid.status());
+    // The daemon died; the metadata is as of its last commit. Clear the dead mount.
+    if (Status gone = unmount_path(args.image, true); !gone) return fail(gone);
+    warn("the daemon serving " + args.image +
+         " was already gone; removed its dead mount (the metadata is as "
+         "of its last commit)");
+    return 0;
+  }
+  int rc = 0;
+  // Ask for a commit now, so a failure is reported here rather than only in the daemon's log.
+  int fd = ::open(args.image.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 && ::fsync(fd) != 0) {
+    warn("commit before unmount failed: " + std::string(std::strerror(errno)) +
+         "; see 'clonefs status' and the log");
+    rc = kExitError;
+  }
+  if (fd >= 0) ::close(fd);
+  if (Status unmounted = unmount_path(args.image, false); !unmounted) return fail(unmounted);
+  if (Status exited = wait_for_exit(*pid, args.image); !exited) return fail(exited);
+  return rc;
+}
+
+}  // namespace
+
+Command add_unmount_command(CLI::App& root) {
+  auto args = std::make_shared<UnmountArgs>();
+  CLI::App* app = root.add_subcommand(
+      "unmount",
+      "Commit, unmount IMAGE and wait until its daemon has made the final commit and exited.");
+  app->add_option("IMAGE", args->image, "The mounted image")->required();
+  return {app, [args] { return run_unmount(*args); }};
+}
+
+}  // namespace clonefs::cli

@@ -1,0 +1,85 @@
+#include "control/control_protocol.h"
+
+#include <charconv>
+
+namespace clonefs {
+namespace {
+
+Result<uint64_t> parse_decimal(std::string_view text, std::string_view whole) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    return Status::error(EINVAL, "hydration control \"" + std::string(whole) + "\": \"" +
+                                     std::string(text) + "\" is not a non-negative decimal number");
+  }
+  return value;
+}
+
+}  // namespace
+
+Result<HydrateCommand> parse_hydrate_command(std::string_view text) {
+  // setxattr values need not be NUL-terminated, and `setfattr` users may add a newline.
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.remove_suffix(1);
+  if (text == "pause") return HydrateCommand{HydrateCommand::Kind::kPause, 0};
+  if (text == "resume") return HydrateCommand{HydrateCommand::Kind::kResume, 0};
+  const std::pair<std::string_view, HydrateCommand::Kind> keyed[] = {
+      {"threshold=", HydrateCommand::Kind::kThreshold},
+      {"batch=", HydrateCommand::Kind::kBatch},
+      {"rate=", HydrateCommand::Kind::kRate}};
+  for (const auto& [prefix, kind] : keyed) {
+    if (!text.starts_with(prefix)) continue;
+    auto value = parse_decimal(text.substr(prefix.size()), text);
+    if (!value) return value.status();
+    if (kind != HydrateCommand::Kind::kRate && *value == 0) {
+      return Status::error(EINVAL,
+                           "hydration control \"" + std::string(text) + "\": must be at least 1");
+    }
+    return HydrateCommand{kind, *value};
+  }
+  return Status::error(EINVAL, "unknown hydration control \"" + std::string(text) +
+                                   "\" (expected pause, resume, threshold=N, batch=N or rate=N)");
+}
+
+std::string format_hydrate_command(const HydrateCommand& command) {
+  switch (command.kind) {
+    case HydrateCommand::Kind::kPause:
+      return "pause";
+    case HydrateCommand::Kind::kResume:
+      return "resume";
+    case HydrateCommand::Kind::kThreshold:
+      return "threshold=" + std::to_string(command.value);
+    case HydrateCommand::Kind::kBatch:
+      return "batch=" + std::to_string(command.value);
+    case HydrateCommand::Kind::kRate:
+      return "rate=" + std::to_string(command.value);
+  }
+  return "";
+}
+
+void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command) {
+  switch (command.kind) {
+    case HydrateCommand::Kind::kPause:
+      hydrator.set_paused(true);
+      break;
+    case HydrateCommand::Kind::kResume:
+      hydrator.set_paused(false);
+      break;
+    case HydrateCommand::Kind::kThreshold:
+      hydrator.set_threshold(command.value);
+      break;
+    case HydrateCommand::Kind::kBatch:
+      hydrator.set_batch(command.value);
+      break;
+    case HydrateCommand::Kind::kRate:
+      hydrator.set_rate(command.value);
+      break;
+  }
+}
+
+std::string format_hydration_settings(const HydrationSettings& settings) {
+  return "paused=" + std::to_string(settings.paused ? 1 : 0) +
+         " threshold=" + std::to_string(settings.threshold) +
+         " batch=" + std::to_string(settings.batch) + " rate=" + std::to_string(settings.rate);
+}
+
+}  // namespace clonefs

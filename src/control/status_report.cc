@@ -1,0 +1,154 @@
+#include "control/status_report.h"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "control/units.h"
+
+namespace clonefs {
+namespace {
+
+// Everything a status object holds, whichever path filled it.
+struct Snapshot {
+  std::string image;  // empty offline
+  std::string metadata;
+  const CloneRecord* record = nullptr;
+  uint64_t regions_total = 0;
+  uint64_t regions_valid = 0;
+  uint64_t regions_uncommitted = 0;
+  uint64_t bytes_valid = 0;
+  uint64_t regions_in_flight = 0;
+  bool mounted = false;
+  int pid = 0;  // 0: none
+  std::string mode;
+  std::string mode_reason;
+  const HydrationStatus* hydration = nullptr;  // live only
+  const EngineCounters* counters = nullptr;    // live only
+};
+
+// The last region may be short, so bytes are not simply regions * region_size.
+uint64_t valid_bytes(const Geometry& geometry, const RegionBitmap& bitmap) {
+  uint64_t bytes = bitmap.valid_count() * geometry.region_size();
+  uint64_t last = geometry.region_count() - 1;
+  if (bitmap.test(last)) bytes -= geometry.region_size() - geometry.region_extent(last).length();
+  return bytes;
+}
+
+nlohmann::json hydration_json(const HydrationStatus& h) {
+  return {
+      {"paused", h.settings.paused},
+      {"threshold", h.settings.threshold},
+      {"batch", h.settings.batch},
+      {"rate_limit", h.settings.rate},
+      {"rate_bytes_per_s", h.rate_bytes_per_s},
+      {"eta_seconds", h.eta_seconds < 0 ? nlohmann::json(nullptr) : nlohmann::json(h.eta_seconds)},
+      {"failed_regions", h.failed_regions},
+      {"failed_sample", h.failed_sample}};
+}
+
+nlohmann::json counters_json(const EngineCounters& c) {
+  return {{"destination_syncs", c.destination_syncs.load()},
+          {"metadata_commits", c.metadata_commits.load()},
+          {"regions_copied", c.regions_copied.load()},
+          {"regions_skipped", c.regions_skipped.load()},
+          {"bytes_copied", c.bytes_copied.load()}};
+}
+
+// The one place the status object is shaped.
+nlohmann::json to_json(const Snapshot& s) {
+  nlohmann::json j;
+  j["image"] = s.image.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.image);
+  j["metadata"] = s.metadata;
+  j["source"] = s.record->source_path;
+  j["destination"] = s.record->destination_path;
+  j["image_size"] = s.record->image_size;
+  j["region_size"] = s.record->region_size;
+  j["regions_total"] = s.regions_total;
+  j["regions_valid"] = s.regions_valid;
+  j["regions_uncommitted"] = s.regions_uncommitted;
+  j["bytes_valid"] = s.bytes_valid;
+  j["regions_in_flight"] = s.regions_in_flight;
+  j["mounted"] = s.mounted;
+  j["pid"] = s.pid > 0 ? nlohmann::json(s.pid) : nlohmann::json(nullptr);
+  j["metadata_mode"] = s.mode;
+  j["metadata_mode_reason"] = s.mode_reason;
+  j["hydration"] = s.hydration ? hydration_json(*s.hydration) : nlohmann::json(nullptr);
+  j["complete"] = s.regions_valid == s.regions_total;
+  j["counters"] = s.counters ? counters_json(*s.counters) : nlohmann::json(nullptr);
+  return j;
+}
+
+// The pid holding a flock on `path` (a mount's MetadataStore holds one), or 0. Read from
+// /proc/locks rather than by trying the lock, which could make a concurrent mount fail.
+int flock_holder(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  char device[64];
+  std::snprintf(device, sizeof device, "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
+                static_cast<unsigned long long>(st.st_ino));
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  while (std::getline(locks, line)) {
+    std::istringstream fields(line);
+    std::string id, type, mode, access, pid, dev;
+    fields >> id >> type;
+    if (type == "->") fields >> type;  // a blocked waiter
+    fields >> mode >> access >> pid >> dev;
+    if (type == "FLOCK" && dev == device) return std::atoi(pid.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+nlohmann::json live_status(const LiveStatusSources& in) {
+  EngineStatus engine = in.engine.status();
+  HydrationStatus hydration = in.hydrator.status();
+  Snapshot s;
+  s.image = in.image_path;
+  s.metadata = in.metadata_path;
+  s.record = &in.record;
+  s.regions_total = engine.regions_total;
+  s.regions_valid = engine.regions_valid;
+  s.regions_uncommitted = engine.transaction_regions;
+  s.bytes_valid = valid_bytes(in.engine.geometry(), in.engine.bitmap());
+  s.regions_in_flight = engine.regions_in_flight;
+  s.mounted = true;
+  s.pid = in.pid;
+  s.mode = to_string(engine.mode);
+  s.mode_reason = engine.mode_reason;
+  s.hydration = &hydration;
+  s.counters = &in.engine.counters();
+  return to_json(s);
+}
+
+Result<nlohmann::json> offline_status(const std::string& metadata_path) {
+  auto store = MetadataStore::open(metadata_path, {.read_only = true});
+  if (!store) return store.status();
+  const CloneRecord& record = (*store)->record();
+  auto geometry = Geometry::make(record.image_size, record.region_size);
+  if (!geometry) return geometry.status().with_context("metadata " + metadata_path);
+  RegionBitmap bitmap(geometry->region_count());
+  CLONEFS_RETURN_IF_ERROR((*store)->load(bitmap));
+  Snapshot s;
+  s.metadata = metadata_path;
+  s.record = &record;
+  s.regions_total = geometry->region_count();
+  s.regions_valid = bitmap.valid_count();
+  s.bytes_valid = valid_bytes(*geometry, bitmap);
+  s.pid = flock_holder(metadata_path);
+  s.mounted = s.pid > 0;
+  s.mode = s.mounted ? "in-use" : "unmounted";
+  if (s.mounted) {
+    s.mode_reason = "mounted by pid " + std::to_string(s.pid) +
+                    ": figures are the last commit; ask the image for live ones";
+  }
+  return to_json(s);
+}
+
+}  // namespace clonefs

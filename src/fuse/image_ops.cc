@@ -1,0 +1,304 @@
+// Thin handlers: each turns one request into one engine (or hydrator) call and replies exactly
+// once. Errors become errnos in reply_error() only. No exception crosses into libfuse: run()
+// catches what the standard library may throw (allocation) before any reply was sent.
+#include "fuse/image_ops.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <span>
+
+#include "control/control_protocol.h"
+#include "fuse/image_session.h"
+
+namespace clonefs {
+namespace {
+
+constexpr double kAttrTimeout = 3600;  // only this process changes the image's attributes
+constexpr uint64_t kSyncOnWrite = 1;   // fi->fh flag: opened O_SYNC/O_DSYNC
+
+ImageSession& session(fuse_req_t req) {
+  return *static_cast<ImageSession*>(fuse_req_userdata(req));
+}
+
+// The one place a Status becomes an errno for the kernel.
+void reply_error(fuse_req_t req, const char* op, const Status& status) {
+  session(req).log().error("{}: {} (errno {})", op, status.message(), status.code());
+  fuse_reply_err(req, status.code());
+}
+
+template <typename Handler>
+void run(fuse_req_t req, const char* op, Handler&& handler) noexcept {
+  try {
+    handler();
+  } catch (const std::exception& e) {
+    reply_error(req, op, Status::error(EIO, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    reply_error(req, op, Status::error(EIO, "internal error"));
+  }
+}
+
+void reply_attr(fuse_req_t req) {
+  struct stat st = session(req).stat();
+  fuse_reply_attr(req, &st, kAttrTimeout);
+}
+
+// Chooses the connection's capabilities. Each choice, and why:
+void image_init(void* userdata, fuse_conn_info* conn) {
+  auto& s = *static_cast<ImageSession*>(userdata);
+  // Requests up to 1 MiB (libfuse derives the kernel's max_pages from max_write): fewer, larger
+  // requests for a loop device's I/O; the engine handles any size and alignment.
+  conn->max_write = 1 << 20;
+  // Async reads: the kernel may have several reads (readahead, loop workers) in flight at once;
+  // the engine is thread-safe and the session loop is multi-threaded.
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // Async direct I/O: one large O_DIRECT request (loop --direct-io=on) is sent as concurrent
+  // pieces instead of one after another.
+  if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
+  // No writeback cache: every write reaches the engine before write() returns, so an fsync
+  // sees all of them and O_SYNC writes can be made durable here (CONTRACT.md, flush rules).
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // No automatic invalidation on attribute changes: nobody but us changes the image's data, and
+  // open() keeps the page cache (keep_cache).
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // Truncation must arrive as setattr, where the fixed size is enforced in one place.
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+  // No splice: the engine needs the bytes in its own buffers anyway.
+  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  // File locks stay in the kernel (local semantics suffice for a single-host image).
+  conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+  // More background requests (readahead, async direct I/O) than the kernel's default of 12.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  s.log().info("FUSE protocol {}.{}, max_write {}, max_readahead {}", conn->proto_major,
+               conn->proto_minor, conn->max_write, conn->max_readahead);
+}
+
+void image_destroy(void* userdata) {
+  static_cast<ImageSession*>(userdata)->log().info("FUSE session destroyed (unmounted)");
+}
+
+void image_getattr(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  run(req, "getattr", [&] { reply_attr(req); });
+}
+
+void image_setattr(fuse_req_t req, fuse_ino_t, struct stat* attr, int to_set, fuse_file_info*) {
+  run(req, "setattr", [&] {
+    ImageSession& s = session(req);
+    if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != s.image_size()) {
+      return reply_error(req, "truncate",
+                         Status::error(EPERM, "cannot resize " + s.image_path() + " to " +
+                                                  std::to_string(attr->st_size) +
+                                                  " bytes: its size is the source's (" +
+                                                  std::to_string(s.image_size()) + " bytes)"));
+    }
+    ImageAttributes a = s.attributes();
+    struct timespec now {};
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (to_set & FUSE_SET_ATTR_MODE) a.mode = attr->st_mode & 07777;
+    if (to_set & FUSE_SET_ATTR_UID) a.uid = attr->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) a.gid = attr->st_gid;
+    if (to_set & FUSE_SET_ATTR_ATIME)
+      a.atime = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? now : attr->st_atim;
+    if (to_set & FUSE_SET_ATTR_MTIME)
+      a.mtime = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now : attr->st_mtim;
+    a.ctime = now;
+    s.set_attributes(a);
+    reply_attr(req);
+  });
+}
+
+void image_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  run(req, "open", [&] {
+    // Only this daemon changes the image, so cached pages stay valid across opens.
+    fi->keep_cache = 1;
+    fi->fh = (fi->flags & O_DSYNC) ? kSyncOnWrite : 0;  // O_SYNC includes the O_DSYNC bit
+    fuse_reply_open(req, fi);
+  });
+}
+
+void image_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info*) {
+  run(req, "read", [&] {
+    ImageSession& s = session(req);
+    const uint64_t image_size = s.image_size();
+    if (offset < 0) return reply_error(req, "read", Status::error(EINVAL, "negative read offset"));
+    if (static_cast<uint64_t>(offset) >= image_size) return void(fuse_reply_buf(req, nullptr, 0));
+    size_t length =
+        static_cast<size_t>(std::min<uint64_t>(size, image_size - static_cast<uint64_t>(offset)));
+    std::unique_ptr<std::byte[]> buf(new std::byte[length]);  // uninitialised: the engine fills it
+    Status st = s.engine().read(static_cast<uint64_t>(offset), std::span(buf.get(), length));
+    if (!st) return reply_error(req, "read", st);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.get()), length);
+  });
+}
+
+void image_write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t offset,
+                 fuse_file_info* fi) {
+  run(req, "write", [&] {
+    ImageSession& s = session(req);
+    const uint64_t image_size = s.image_size();
+    if (offset < 0 || static_cast<uint64_t>(offset) >= image_size) {
+      return reply_error(req, "write",
+                         Status::error(EFBIG, "write at offset " + std::to_string(offset) +
+                                                  " is past the end of " + s.image_path() +
+                                                  " (its size is fixed)"));
+    }
+    // A write straddling the end is cut short there, as on a full device.
+    size_t length =
+        static_cast<size_t>(std::min<uint64_t>(size, image_size - static_cast<uint64_t>(offset)));
+    auto bytes = std::span(reinterpret_cast<const std::byte*>(data), length);
+    Status st = s.engine().write(static_cast<uint64_t>(offset), bytes);
+    // O_SYNC/O_DSYNC: durable, data and metadata, before the write returns (CONTRACT.md).
+    if (st && (fi->fh & kSyncOnWrite)) st = s.engine().flush();
+    if (!st) return reply_error(req, "write", st);
+    fuse_reply_write(req, length);
+  });
+}
+
+void image_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  // close(): nothing is buffered here, and durability is fsync's job.
+  fuse_reply_err(req, 0);
+}
+
+void image_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void image_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  // fsync and fdatasync alike: the engine's flush is already data + commit. Never ENOSYS: the
+  // kernel would stop sending fsyncs and report them all as successful.
+  run(req, "fsync", [&] {
+    Status st = session(req).engine().flush();
+    if (!st) return reply_error(req, "fsync", st);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void image_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
+                     fuse_file_info*) {
+  run(req, "fallocate", [&] {
+    ImageSession& s = session(req);
+    const uint64_t size = s.image_size();
+    if (offset < 0 || length <= 0)
+      return reply_error(req, "fallocate", Status::error(EINVAL, "bad fallocate range"));
+    const uint64_t begin = static_cast<uint64_t>(offset);
+    const uint64_t end = begin + static_cast<uint64_t>(length);
+    const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
+    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+      return reply_error(req, "fallocate",
+                         Status::error(EOPNOTSUPP, "fallocate mode " + std::to_string(mode) +
+                                                       " is not supported on " + s.image_path()));
+    }
+    if (end > size && !keep_size) {
+      return reply_error(req, "fallocate",
+                         Status::error(EFBIG, "fallocate past the end of " + s.image_path() +
+                                                  " would grow it (its size is fixed)"));
+    }
+    if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) || begin >= size) {
+      return void(
+          fuse_reply_err(req, 0));  // preallocation: every byte of the image is already there
+    }
+    // Punch and zero-range: what a loop device sends for discard and write-zeroes.
+    Status st = s.engine().discard(begin, std::min(end, size) - begin);
+    if (!st) return reply_error(req, "fallocate", st);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void image_statfs(fuse_req_t req, fuse_ino_t) {
+  run(req, "statfs", [&] {
+    ImageSession& s = session(req);
+    struct statvfs st {};
+    // A loop device takes its discard granularity from f_bsize: a region (capped at 1 MiB) makes
+    // discards arrive region-aligned, so they mark whole regions valid instead of copying them.
+    st.f_bsize =
+        static_cast<unsigned long>(std::min<uint64_t>(s.clone().record().region_size, 1 << 20));
+    st.f_frsize = st.f_bsize;
+    st.f_blocks = (s.image_size() + st.f_frsize - 1) / st.f_frsize;
+    st.f_files = 1;
+    st.f_namemax = 255;
+    fuse_reply_statfs(req, &st);
+  });
+}
+
+// The value of a control attribute; nullopt when `name` is not one.
+std::optional<std::string> control_value(ImageSession& s, const std::string& name) {
+  if (name == kStatusXattr) return s.status_json();
+  if (name == kPidXattr) return std::to_string(s.pid());
+  if (name == kMetadataXattr) return s.metadata_path();
+  if (name == kHydrateXattr) return format_hydration_settings(s.hydrator().status().settings);
+  return std::nullopt;
+}
+
+void image_getxattr(fuse_req_t req, fuse_ino_t, const char* name, size_t size) {
+  run(req, "getxattr", [&] {
+    ImageSession& s = session(req);
+    auto value = control_value(s, name);
+    // Unknown names (security.capability is asked on writes): ENODATA, never ENOSYS, which would
+    // turn off xattrs for the whole mount and with them the control channel.
+    if (!value) return void(fuse_reply_err(req, ENODATA));
+    if (!s.may_control(fuse_req_ctx(req)->uid)) return void(fuse_reply_err(req, EACCES));
+    if (size == 0) return void(fuse_reply_xattr(req, value->size()));
+    if (size < value->size()) return void(fuse_reply_err(req, ERANGE));
+    fuse_reply_buf(req, value->data(), value->size());
+  });
+}
+
+void image_setxattr(fuse_req_t req, fuse_ino_t, const char* name, const char* value, size_t size,
+                    int) {
+  run(req, "setxattr", [&] {
+    ImageSession& s = session(req);
+    if (std::strcmp(name, kHydrateXattr) != 0) {
+      return void(fuse_reply_err(req, control_value(s, name) ? EPERM : EOPNOTSUPP));
+    }
+    if (!s.may_control(fuse_req_ctx(req)->uid)) return void(fuse_reply_err(req, EACCES));
+    auto command = parse_hydrate_command(std::string_view(value, size));
+    if (!command) return reply_error(req, "hydration control", command.status());
+    apply_hydrate_command(s.hydrator(), *command);
+    s.log().info("hydration control: {}", format_hydrate_command(*command));
+    fuse_reply_err(req, 0);
+  });
+}
+
+void image_listxattr(fuse_req_t req, fuse_ino_t, size_t size) {
+  run(req, "listxattr", [&] {
+    std::string names;
+    for (const char* name : {kStatusXattr, kPidXattr, kMetadataXattr, kHydrateXattr}) {
+      names.append(name).push_back('\0');
+    }
+    if (size == 0) return void(fuse_reply_xattr(req, names.size()));
+    if (size < names.size()) return void(fuse_reply_err(req, ERANGE));
+    fuse_reply_buf(req, names.data(), names.size());
+  });
+}
+
+fuse_lowlevel_ops make_operations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = image_init;
+  ops.destroy = image_destroy;
+  ops.getattr = image_getattr;
+  ops.setattr = image_setattr;
+  ops.open = image_open;
+  ops.read = image_read;
+  ops.write = image_write;
+  ops.flush = image_flush;
+  ops.release = image_release;
+  ops.fsync = image_fsync;
+  ops.fallocate = image_fallocate;
+  ops.statfs = image_statfs;
+  ops.getxattr = image_getxattr;
+  ops.setxattr = image_setxattr;
+  ops.listxattr = image_listxattr;
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& image_operations() {
+  static const fuse_lowlevel_ops ops = make_operations();
+  return ops;
+}
+
+}  // namespace clonefs

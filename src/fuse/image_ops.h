@@ -1,0 +1,13 @@
+// The low-level FUSE operations for a mount whose root is the image file itself (the kernel
+// sees a regular file as the mount's root inode, as in qemu-storage-daemon's FUSE export).
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+namespace clonefs {
+
+// The operations table; the session's userdata must be an ImageSession.
+const fuse_lowlevel_ops& image_operations();
+
+}  // namespace clonefs

@@ -1,0 +1,222 @@
+#include "fuse/serve.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "control/control_protocol.h"
+#include "engine/clone.h"
+#include "engine/hydrator.h"
+#include "fuse/image_ops.h"
+#include "fuse/image_session.h"
+
+namespace clonefs {
+namespace {
+
+// /proc/self/mountinfo escapes spaces and the like as \ooo.
+std::string unescape_mount_path(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      out.push_back(static_cast<char>(std::stoi(field.substr(i + 1, 3), nullptr, 8)));
+      i += 3;
+    } else {
+      out.push_back(field[i]);
+    }
+  }
+  return out;
+}
+
+bool is_mount_point(const std::string& path) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    // Fields: id parent major:minor root mount-point ...
+    std::istringstream fields(line);
+    std::string id, parent, device, root, mount_point;
+    fields >> id >> parent >> device >> root >> mount_point;
+    if (unescape_mount_path(mount_point) == path) return true;
+  }
+  return false;
+}
+
+// Creates the image file if missing; records its attributes for getattr. `created` tells the
+// caller to remove it again if mounting fails.
+Result<ImageAttributes> prepare_image_file(const std::string& path, bool& created) {
+  struct stat st {};
+  created = false;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::from_errno(errno, "image " + path);
+    int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::from_errno(errno, "create image " + path);
+    created = true;
+    int rc = ::fstat(fd, &st);
+    ::close(fd);
+    if (rc != 0) return Status::from_errno(errno, "image " + path);
+  }
+  CLONEFS_RETURN_IF_ERROR(check_image_path(path));
+  ImageAttributes a;
+  a.mode = st.st_mode & 07777;
+  a.uid = st.st_uid;
+  a.gid = st.st_gid;
+  a.atime = st.st_atim;
+  a.mtime = st.st_mtim;
+  a.ctime = st.st_ctim;
+  return a;
+}
+
+// libfuse's argument vector: defaults first, so the user's -o options can override them.
+std::vector<std::string> fuse_arguments(const ServeOptions& options) {
+  std::vector<std::string> args = {"clonefs", "-o", "fsname=clonefs,subtype=clonefs"};
+  for (const std::string& o : options.fuse_options) {
+    args.push_back("-o");
+    args.push_back(o);
+  }
+  return args;
+}
+
+// The session, mounted on construction's success, torn down in reverse order.
+class MountedSession {
+ public:
+  MountedSession(const ServeOptions& options, ImageSession& state) {
+    std::vector<std::string> strings = fuse_arguments(options);
+    std::vector<char*> argv;
+    for (std::string& s : strings) argv.push_back(s.data());
+    fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    session_ = fuse_session_new(&args, &image_operations(), sizeof(fuse_lowlevel_ops), &state);
+    fuse_opt_free_args(&args);
+    if (session_ == nullptr) {
+      status_ = Status::error(EINVAL, "invalid FUSE options for " + options.image_path);
+      return;
+    }
+    if (fuse_set_signal_handlers(session_) != 0) {
+      status_ = Status::error(EIO, "cannot install signal handlers");
+      return;
+    }
+    signals_ = true;
+    if (fuse_session_mount(session_, options.image_path.c_str()) != 0) {
+      status_ =
+          Status::error(EIO, "cannot mount " + options.image_path +
+                                 " (is /dev/fuse usable, and are you root or the file's owner?)");
+      return;
+    }
+    mounted_ = true;
+  }
+  ~MountedSession() {
+    if (mounted_) fuse_session_unmount(session_);
+    if (signals_) fuse_remove_signal_handlers(session_);
+    if (session_) fuse_session_destroy(session_);
+  }
+  MountedSession(const MountedSession&) = delete;
+  MountedSession& operator=(const MountedSession&) = delete;
+
+  const Status& status() const { return status_; }
+  // Runs until unmounted (fusermount3 -u, umount) or SIGINT/SIGTERM/SIGHUP.
+  int loop(unsigned max_threads) {
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, 0);
+    fuse_loop_cfg_set_max_threads(config, max_threads);
+    int rc = fuse_session_loop_mt(session_, config);
+    fuse_loop_cfg_destroy(config);
+    return rc;
+  }
+
+ private:
+  fuse_session* session_ = nullptr;
+  bool signals_ = false;
+  bool mounted_ = false;
+  Status status_;
+};
+
+// After the loop: stop copying, then the final commit. The metadata is final once this returns.
+int finish(Clone& clone, Hydrator& hydrator, spdlog::logger& log) {
+  hydrator.stop();
+  Status closed = clone.engine().close();
+  EngineStatus s = clone.engine().status();
+  if (!closed) {
+    log.error("final commit failed: {}", closed.message());
+    return 1;
+  }
+  log.info("final commit done: {} of {} regions valid", s.regions_valid, s.regions_total);
+  return 0;
+}
+
+}  // namespace
+
+Status check_image_path(const std::string& image_path) {
+  struct stat st {};
+  if (::stat(image_path.c_str(), &st) != 0) {
+    if (errno == ENOTCONN) {
+      return Status::error(ENOTCONN, "image " + image_path +
+                                         " is a dead clonefs mount (its daemon is gone): run "
+                                         "clonefs unmount " +
+                                         image_path + " first");
+    }
+    if (errno == ENOENT) return Status::ok();  // created when mounting
+    return Status::from_errno(errno, "image " + image_path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return Status::error(EISDIR, "image " + image_path +
+                                     " is a directory; the image must be a file path "
+                                     "(it is created if missing)");
+  }
+  if (!S_ISREG(st.st_mode))
+    return Status::error(EINVAL, "image " + image_path + " is not a regular file");
+  if (is_mount_point(image_path)) {
+    return Status::error(EBUSY,
+                         "image " + image_path + " is already a mount point (already mounted?)");
+  }
+  return Status::ok();
+}
+
+int serve_image(const ServeOptions& options) {
+  spdlog::logger& log = *options.logger;
+  OpenOptions open_options;
+  open_options.engine.copy_on_read = options.copy_on_read;
+  auto clone = Clone::open(options.metadata_path, open_options);
+  if (!clone) {
+    options.report(clone.status());
+    return 1;
+  }
+  bool created = false;
+  auto attributes = prepare_image_file(options.image_path, created);
+  if (!attributes) {
+    options.report(attributes.status());
+    return 1;
+  }
+  // Lets `clonefs status IMAGE` find the metadata while unmounted (best effort: the file system
+  // holding IMAGE may not support user xattrs).
+  ::setxattr(options.image_path.c_str(), kMetadataXattr, options.metadata_path.data(),
+             options.metadata_path.size(), 0);
+
+  // Paused until the mount is up: nothing to copy for if mounting fails.
+  Hydrator hydrator((*clone)->engine(), HydrationSettings{.paused = true});
+  ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
+                     *attributes);
+  {
+    MountedSession mounted(options, state);
+    if (!mounted.status()) {
+      if (created) ::unlink(options.image_path.c_str());
+      hydrator.stop();
+      (void)(*clone)->engine().close();
+      options.report(mounted.status());
+      return 1;
+    }
+    hydrator.set_paused(!options.hydration);
+    log.info("serving {} on {} (hydration {}, copy-on-read {})", options.metadata_path,
+             options.image_path, options.hydration ? "on" : "paused",
+             options.copy_on_read ? "on" : "off");
+    options.report(Status::ok());
+    int rc = mounted.loop(options.max_threads);
+    if (rc > 0) log.info("signal {} received: unmounting", rc);
+    if (rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-rc));
+  }
+  return finish(**clone, hydrator, log);
+}
+
+}  // namespace clonefs
