@@ -19,7 +19,6 @@ namespace clonefs {
 namespace {
 
 constexpr double kAttrTimeout = 3600;  // only this process changes the image's attributes
-constexpr uint64_t kSyncOnWrite = 1;   // fi->fh flag: opened O_SYNC/O_DSYNC
 
 ImageSession& session(fuse_req_t req) {
   return *static_cast<ImageSession*>(fuse_req_userdata(req));
@@ -60,7 +59,7 @@ void image_init(void* userdata, fuse_conn_info* conn) {
   // pieces instead of one after another.
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
   // No writeback cache: every write reaches the engine before write() returns, so an fsync
-  // sees all of them and O_SYNC writes can be made durable here (CONTRACT.md, flush rules).
+  // (also the one the kernel sends after each O_SYNC/O_DSYNC write) covers all of them.
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   // No automatic invalidation on attribute changes: nobody but us changes the image's data, and
   // open() keeps the page cache (keep_cache).
@@ -116,7 +115,6 @@ void image_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   run(req, "open", [&] {
     // Only this daemon changes the image, so cached pages stay valid across opens.
     fi->keep_cache = 1;
-    fi->fh = (fi->flags & O_DSYNC) ? kSyncOnWrite : 0;  // O_SYNC includes the O_DSYNC bit
     fuse_reply_open(req, fi);
   });
 }
@@ -137,7 +135,7 @@ void image_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file
 }
 
 void image_write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t offset,
-                 fuse_file_info* fi) {
+                 fuse_file_info*) {
   run(req, "write", [&] {
     ImageSession& s = session(req);
     const uint64_t image_size = s.image_size();
@@ -151,9 +149,10 @@ void image_write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_
     size_t length =
         static_cast<size_t>(std::min<uint64_t>(size, image_size - static_cast<uint64_t>(offset)));
     auto bytes = std::span(reinterpret_cast<const std::byte*>(data), length);
+    // O_SYNC/O_DSYNC need no flush here: the kernel follows each such write with FUSE_FSYNC
+    // (generic_write_sync) before write() returns, and that fsync commits. Flushing here too
+    // would sync the destination twice per write (MountTest.OSyncWritesCostOneFlushEach).
     Status st = s.engine().write(static_cast<uint64_t>(offset), bytes);
-    // O_SYNC/O_DSYNC: durable, data and metadata, before the write returns (CONTRACT.md).
-    if (st && (fi->fh & kSyncOnWrite)) st = s.engine().flush();
     if (!st) return reply_error(req, "write", st);
     fuse_reply_write(req, length);
   });

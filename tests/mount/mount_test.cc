@@ -2,6 +2,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "mount/mount_fixture.h"
 
 namespace clonefs::testing {
@@ -101,6 +104,42 @@ TEST_P(FioThroughLoop, VerifiedRandomWritesOfMixedSizes) {
 
 INSTANTIATE_TEST_SUITE_P(DirectIo, FioThroughLoop, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "direct_io_on" : "direct_io_off"; });
+
+}  // namespace
+}  // namespace clonefs::testing
+
+namespace clonefs::testing {
+namespace {
+
+TEST_F(MountTest, OSyncWritesAreDurableAndCostOneFlushEach) {
+  write_file(source(), random_bytes(4 * kMiB, 71));
+  create("--region-size 64K");
+  mount("--no-hydration");
+  std::vector<std::vector<std::byte>> written;
+  for (int flags : {O_WRONLY | O_DSYNC, O_WRONLY | O_SYNC | O_DIRECT}) {
+    int fd = ::open(image().c_str(), flags);
+    ASSERT_GE(fd, 0);
+    for (int i = 0; i < 4; ++i) {
+      void* raw = nullptr;
+      ASSERT_EQ(::posix_memalign(&raw, 4096, 65536), 0);  // O_DIRECT wants aligned buffers
+      auto bytes = random_bytes(65536, written.size());
+      std::memcpy(raw, bytes.data(), bytes.size());
+      ASSERT_EQ(::pwrite(fd, raw, 65536, static_cast<off_t>(written.size() * 65536)), 65536);
+      std::free(raw);
+      written.push_back(bytes);
+    }
+    ::close(fd);
+  }
+  CommandResult status = run(clonefs("status --json " + shell_quote(image())));
+  EXPECT_NE(status.output.find("\"destination_syncs\": 8,"), std::string::npos) << status.output;
+  // Durable before write() returned: a SIGKILL right after loses nothing.
+  mounted_->kill_daemon();
+  mounted_.reset();
+  mount("--no-hydration");
+  for (size_t i = 0; i < written.size(); ++i) {
+    EXPECT_TRUE(pread_file(image(), i * 65536, 65536) == written[i]) << "O_SYNC write " << i << " lost";
+  }
+}
 
 }  // namespace
 }  // namespace clonefs::testing
