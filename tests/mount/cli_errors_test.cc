@@ -57,6 +57,7 @@ TEST_F(CliErrors, EachBadInvocationFailsWithOneClearMessageAndWritesNothing) {
       {"missing metadata", "mount --metadata {dir}/nope.db {image}", "nope.db"},
       {"metadata is random bytes", "status {src}", "source.img"},
       {"image is a directory", "mount --metadata {meta} {dir}/adir", "adir"},
+      {"image in a missing directory", "mount --metadata {meta} {dir}/nodir/image", "nodir"},
       {"status of nothing", "status {dir}/nothing", "nothing"},
       {"unmount of something not mounted", "unmount {src}", "source.img"},
       {"hydrate of something not mounted", "hydrate {src} --pause", "source.img"},
@@ -74,6 +75,22 @@ TEST_F(CliErrors, EachBadInvocationFailsWithOneClearMessageAndWritesNothing) {
     EXPECT_FALSE(std::filesystem::exists(dir_.file("d2"))) << "half-made destination left behind";
     EXPECT_FALSE(std::filesystem::exists(dir_.file("m2"))) << "half-made metadata left behind";
   }
+}
+
+TEST_F(CliErrors, ReadOnlyDestinationIsRefusedAtMount) {
+  CLONEFS_REQUIRE_MOUNT_ENVIRONMENT();
+  // Root ignores permission bits; the immutable attribute stops even root from writing.
+  if (run("chattr +i " + shell_quote(dir_.file("dest.img"))).exit_code != 0) {
+    GTEST_SKIP() << "the filesystem under " << dir_.path() << " has no immutable attribute (chattr)";
+  }
+  auto before = digests();
+  CommandResult r = run(shell_quote(clonefs_binary()) + " mount --metadata " + shell_quote(dir_.file("meta.db")) +
+                        " " + shell_quote(dir_.file("image")));
+  run("chattr -i " + shell_quote(dir_.file("dest.img")));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("dest.img"), std::string::npos) << r.output;
+  EXPECT_EQ(digests(), before);
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("image"))) << "a failed mount left the image file behind";
 }
 
 TEST_F(MountTest, MountingTwiceIsRefused) {
