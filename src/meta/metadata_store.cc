@@ -137,20 +137,22 @@ Result<std::unique_ptr<MetadataStore>> MetadataStore::open(const std::string& pa
   if (!S_ISREG(st.st_mode)) return Status::error(EINVAL, "metadata " + path + " is not a regular file");
   if (st.st_size == 0) return Status::error(EINVAL, "metadata " + path + " is empty, not clonefs metadata");
 
-  int lock_fd = -1;
-  if (!options.read_only) {
-    // One mount per metadata file: a second daemon would commit a bitmap the first does not know.
-    lock_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (lock_fd < 0) return Status::from_errno(errno, "metadata " + path);
-    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-      int err = errno;
-      ::close(lock_fd);
-      if (err == EWOULDBLOCK) return Status::error(EBUSY, "metadata " + path + " is in use by another clonefs process");
-      return Status::from_errno(err, "lock metadata " + path);
-    }
+  // One mount per metadata file: a second daemon would commit a bitmap the first does not know.
+  // Readers take the lock shared, so no mount starts under them.
+  int lock_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (lock_fd < 0) return Status::from_errno(errno, "metadata " + path);
+  bool locked = ::flock(lock_fd, (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0;
+  if (!locked && (!options.read_only || errno != EWOULDBLOCK)) {
+    int err = errno;
+    ::close(lock_fd);
+    if (err == EWOULDBLOCK) return Status::error(EBUSY, "metadata " + path + " is in use by another clonefs process");
+    return Status::from_errno(err, "lock metadata " + path);
   }
   sqlite3* db = nullptr;
-  int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  // A reader of an unmounted clone opens read-write (and writes nothing) so that closing removes
+  // the -wal and -shm files a read-only WAL connection would leave behind. Next to a running
+  // mount it stays read-only.
+  int flags = options.read_only && !locked ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, options.vfs);
   std::unique_ptr<MetadataStore> store(new MetadataStore(db, path));
   store->lock_fd_ = lock_fd;
