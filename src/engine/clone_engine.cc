@@ -104,6 +104,18 @@ Status CloneEngine::copy_region_locked(uint64_t region) {
 }
 
 Status CloneEngine::read_invalid_run(uint64_t offset, std::span<std::byte> buf) {
+  if (!options_.copy_on_read) {
+    // Wait out copies in progress, then read the whole run from the source in one call if it
+    // is still invalid throughout (the common case: a fall-through read).
+    for (uint64_t r = geometry_.region_of(offset); r <= geometry_.region_of(offset + buf.size() - 1); ++r) {
+      locks_.wait_idle(r);
+    }
+    bool still_invalid = true;
+    for (uint64_t r = geometry_.region_of(offset); r <= geometry_.region_of(offset + buf.size() - 1); ++r) {
+      still_invalid = still_invalid && !bitmap_.test(r);
+    }
+    if (still_invalid) return source_.read_at(offset, buf);
+  }
   // Region by region: each may have become valid (or be mid-copy) since the caller looked.
   uint64_t done = 0;
   while (done < buf.size()) {
