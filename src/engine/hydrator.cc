@@ -103,33 +103,41 @@ void Hydrator::worker_loop() {
     cursor_ = *start + batch;
     ++active_copies_;
     lock.unlock();
-    uint64_t copied = 0;
     std::vector<uint64_t> newly_failed;
-    auto step = engine_.hydrate(*start, batch);
-    if (step) {
-      copied = step->copied_bytes;
-      if (step->hydrated == 0) std::this_thread::yield();  // region busy with user I/O
-    } else if (engine_.status().mode == MetadataMode::kReadWrite) {
-      // Retry region by region with backoff, to find which one the source cannot read.
-      for (uint64_t r = *start; r < *start + batch && r < engine_.geometry().region_count(); ++r) {
-        bool done = false;
-        for (unsigned attempt = 0; attempt <= max_retries_ && !done; ++attempt) {
-          if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10 << (2 * attempt)));
-          auto single = engine_.hydrate(r, 1);
-          done = single.is_ok();
-          if (done) copied += single->copied_bytes;
-        }
-        if (!done && !engine_.bitmap().test(r)) newly_failed.push_back(r);
-      }
-    }
+    BatchResult result = copy_batch(*start, batch, newly_failed);
     lock.lock();
     --active_copies_;
     last_copy = Clock::now();
     failed_.insert(newly_failed.begin(), newly_failed.end());
-    record_copy(step ? step->hydrated * engine_.geometry().region_size() : 0);
-    throttle(copied, lock);
+    record_copy(result.hydrated * engine_.geometry().region_size());
+    throttle(result.copied_bytes, lock);
     changed_.notify_all();
   }
+}
+
+Hydrator::BatchResult Hydrator::copy_batch(uint64_t start, uint64_t batch, std::vector<uint64_t>& newly_failed) {
+  BatchResult result;
+  auto step = engine_.hydrate(start, batch);
+  if (step) {
+    if (step->hydrated == 0) std::this_thread::yield();  // region busy with user I/O
+    return {step->hydrated, step->copied_bytes};
+  }
+  if (engine_.status().mode != MetadataMode::kReadWrite) return result;  // the worker loop waits
+  // Retry region by region with backoff, to find which one the source cannot read.
+  for (uint64_t r = start; r < start + batch && r < engine_.geometry().region_count(); ++r) {
+    bool done = false;
+    for (unsigned attempt = 0; attempt <= max_retries_ && !done; ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10 << (2 * attempt)));
+      auto single = engine_.hydrate(r, 1);
+      done = single.is_ok();
+      if (done) {
+        result.hydrated += single->hydrated;
+        result.copied_bytes += single->copied_bytes;
+      }
+    }
+    if (!done && !engine_.bitmap().test(r)) newly_failed.push_back(r);
+  }
+  return result;
 }
 
 void Hydrator::record_copy(uint64_t bytes) {

@@ -51,7 +51,14 @@ class Hydrator {
   bool wait_complete(std::chrono::milliseconds timeout) const;
 
  private:
+  struct BatchResult {
+    uint64_t hydrated = 0;
+    uint64_t copied_bytes = 0;
+  };
   void worker_loop();
+  // One batch, then region-by-region retries with backoff if the source failed; regions that
+  // still fail are appended to `newly_failed`.
+  BatchResult copy_batch(uint64_t start, uint64_t batch, std::vector<uint64_t>& newly_failed);
   // Claims the next batch start; nullopt when no invalid region is left to try.
   std::optional<uint64_t> next_start();
   void record_copy(uint64_t bytes);
