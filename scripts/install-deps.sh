@@ -8,8 +8,8 @@ packages=(
   build-essential cmake pkg-config ccache
   libfuse3-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
-  # run: fusermount3, losetup, mkfs.ext4/e2fsck, fstrim
-  fuse3 util-linux e2fsprogs kmod
+  # run: fusermount3 (fuse3), losetup (mount), fstrim (util-linux), mkfs.ext4/e2fsck/chattr, cmp
+  fuse3 mount util-linux e2fsprogs diffutils
   # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata
   fio sqlite3 procps
 )
