@@ -1,14 +1,16 @@
 // clonefs hydrate: steer a mount's background hydration, and optionally wait for it to finish.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <thread>
 
 #include "app.h"
 #include "control/control_protocol.h"
+#include "control/control_client.h"
 #include "control/units.h"
-#include "control_client.h"
 
 namespace clonefs::cli {
 namespace {
@@ -77,6 +79,17 @@ std::optional<Status> hopeless(const Progress& p, const std::string& image) {
   return std::nullopt;
 }
 
+Status commit_image(const std::string& image) {
+  int fd = ::open(image.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno(errno, image);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::error(err, "committing the hydrated regions of " + image + " failed: " +
+                                             std::strerror(err) + "; see 'clonefs status' and the log");
+  return Status::ok();
+}
+
 int wait_for_hydration(const std::string& image) {
   const bool tty = ::isatty(STDOUT_FILENO);
   bool told_paused = false;
@@ -99,6 +112,9 @@ int wait_for_hydration(const std::string& image) {
     }
     if (p.complete) {
       if (tty) std::printf("\n");
+      // Every region is valid in memory; an fsync commits the last of them, so that exit 0
+      // means the hydration survives a crash from here on.
+      if (Status committed = commit_image(image); !committed) return fail(committed);
       std::printf("%s is fully hydrated\n", image.c_str());
       return 0;
     }
@@ -127,18 +143,20 @@ int run_hydrate(const HydrateArgs& args) {
   if (args.batch) commands.push_back({HydrateCommand::Kind::kBatch, args.batch});
   if (args.pause) commands.push_back({HydrateCommand::Kind::kPause, 0});
   if (args.resume) commands.push_back({HydrateCommand::Kind::kResume, 0});
-  // Before any setxattr: on a plain file it would succeed and leave an attribute behind.
-  if (auto pid = daemon_pid(args.image); !pid) return fail(pid.status());
   for (const HydrateCommand& command : commands) {
-    if (Status sent = write_control(args.image, kHydrateXattr, format_hydrate_command(command));
-        !sent) {
+    if (Status sent = send_hydrate_command(args.image, format_hydrate_command(command)); !sent) {
       return fail(sent);
     }
   }
   if (args.wait) return wait_for_hydration(args.image);
-  auto settings = read_control(args.image, kHydrateXattr);
-  if (!settings) return fail(settings.status());
-  std::printf("hydration of %s: %s\n", args.image.c_str(), settings->c_str());
+  auto status = live_status_of(args.image);
+  if (!status) return fail(status.status());
+  const nlohmann::json& h = (*status)["hydration"];
+  std::string settings = "paused=" + std::string(h.value("paused", false) ? "1" : "0") +
+                         " threshold=" + std::to_string(h.value("threshold", 0)) +
+                         " batch=" + std::to_string(h.value("batch", 0)) +
+                         " rate=" + std::to_string(h.value("rate_limit", uint64_t{0}));
+  std::printf("hydration of %s: %s\n", args.image.c_str(), settings.c_str());
   return 0;
 }
 

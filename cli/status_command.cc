@@ -6,7 +6,7 @@
 #include "app.h"
 #include "control/control_protocol.h"
 #include "control/status_report.h"
-#include "control_client.h"
+#include "control/control_client.h"
 
 namespace clonefs::cli {
 namespace {
@@ -31,7 +31,7 @@ Result<nlohmann::json> status_of(const std::string& target) {
   auto live = live_status_of(target);
   if (live) return live;
   int code = live.status().code();
-  if (code != ENODATA && code != ENOTSUP) return live.status();
+  if (code != ENOTTY) return live.status();
   if (auto metadata = remembered_metadata(target); metadata) return offline_status(*metadata);
   return offline_status(target);
 }

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "app.h"
-#include "control_client.h"
+#include "control/control_client.h"
 
 extern char** environ;
 

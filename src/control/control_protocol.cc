@@ -18,7 +18,7 @@ Result<uint64_t> parse_decimal(std::string_view text, std::string_view whole) {
 }  // namespace
 
 Result<HydrateCommand> parse_hydrate_command(std::string_view text) {
-  // setxattr values need not be NUL-terminated, and `setfattr` users may add a newline.
+  // Tolerate a trailing newline or NUL from hand-made requests.
   while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.remove_suffix(1);
   if (text == "pause") return HydrateCommand{HydrateCommand::Kind::kPause, 0};
   if (text == "resume") return HydrateCommand{HydrateCommand::Kind::kResume, 0};
@@ -74,12 +74,6 @@ void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command) {
       hydrator.set_rate(command.value);
       break;
   }
-}
-
-std::string format_hydration_settings(const HydrationSettings& settings) {
-  return "paused=" + std::to_string(settings.paused ? 1 : 0) +
-         " threshold=" + std::to_string(settings.threshold) +
-         " batch=" + std::to_string(settings.batch) + " rate=" + std::to_string(settings.rate);
 }
 
 }  // namespace clonefs

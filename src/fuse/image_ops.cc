@@ -222,54 +222,27 @@ void image_statfs(fuse_req_t req, fuse_ino_t) {
   });
 }
 
-// The value of a control attribute; nullopt when `name` is not one.
-std::optional<std::string> control_value(ImageSession& s, const std::string& name) {
-  if (name == kStatusXattr) return s.status_json();
-  if (name == kPidXattr) return std::to_string(s.pid());
-  if (name == kMetadataXattr) return s.metadata_path();
-  if (name == kHydrateXattr) return format_hydration_settings(s.hydrator().status().settings);
-  return std::nullopt;
-}
-
-void image_getxattr(fuse_req_t req, fuse_ino_t, const char* name, size_t size) {
-  run(req, "getxattr", [&] {
+// The control channel (control/control_protocol.h). Unknown requests get ENOTTY, as from any file.
+void image_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*, unsigned,
+                 const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
+  run(req, "ioctl", [&] {
     ImageSession& s = session(req);
-    auto value = control_value(s, name);
-    // Unknown names (security.capability is asked on writes): ENODATA, never ENOSYS, which would
-    // turn off xattrs for the whole mount and with them the control channel.
-    if (!value) return void(fuse_reply_err(req, ENODATA));
+    if (cmd != kStatusIoctl && cmd != kHydrateIoctl) return void(fuse_reply_err(req, ENOTTY));
     if (!s.may_control(fuse_req_ctx(req)->uid)) return void(fuse_reply_err(req, EACCES));
-    if (size == 0) return void(fuse_reply_xattr(req, value->size()));
-    if (size < value->size()) return void(fuse_reply_err(req, ERANGE));
-    fuse_reply_buf(req, value->data(), value->size());
-  });
-}
-
-void image_setxattr(fuse_req_t req, fuse_ino_t, const char* name, const char* value, size_t size,
-                    int) {
-  run(req, "setxattr", [&] {
-    ImageSession& s = session(req);
-    if (std::strcmp(name, kHydrateXattr) != 0) {
-      return void(fuse_reply_err(req, control_value(s, name) ? EPERM : EOPNOTSUPP));
+    if (cmd == kStatusIoctl) {
+      std::string json = s.status_json();
+      if (json.size() + 1 > out_bufsz) {
+        return reply_error(req, "status", Status::error(EOVERFLOW, "status of " + std::to_string(json.size()) +
+                                                                       " bytes does not fit the reply"));
+      }
+      return void(fuse_reply_ioctl(req, 0, json.c_str(), json.size() + 1));
     }
-    if (!s.may_control(fuse_req_ctx(req)->uid)) return void(fuse_reply_err(req, EACCES));
-    auto command = parse_hydrate_command(std::string_view(value, size));
+    const char* text = static_cast<const char*>(in_buf);
+    auto command = parse_hydrate_command(std::string_view(text, strnlen(text, in_bufsz)));
     if (!command) return reply_error(req, "hydration control", command.status());
     apply_hydrate_command(s.hydrator(), *command);
     s.log().info("hydration control: {}", format_hydrate_command(*command));
-    fuse_reply_err(req, 0);
-  });
-}
-
-void image_listxattr(fuse_req_t req, fuse_ino_t, size_t size) {
-  run(req, "listxattr", [&] {
-    std::string names;
-    for (const char* name : {kStatusXattr, kPidXattr, kMetadataXattr, kHydrateXattr}) {
-      names.append(name).push_back('\0');
-    }
-    if (size == 0) return void(fuse_reply_xattr(req, names.size()));
-    if (size < names.size()) return void(fuse_reply_err(req, ERANGE));
-    fuse_reply_buf(req, names.data(), names.size());
+    fuse_reply_ioctl(req, 0, nullptr, 0);
   });
 }
 
@@ -287,9 +260,9 @@ fuse_lowlevel_ops make_operations() {
   ops.fsync = image_fsync;
   ops.fallocate = image_fallocate;
   ops.statfs = image_statfs;
-  ops.getxattr = image_getxattr;
-  ops.setxattr = image_setxattr;
-  ops.listxattr = image_listxattr;
+  ops.ioctl = image_ioctl;
+  // No getxattr: answering it costs a security.capability round trip on every write (see
+  // control_protocol.h); unanswered (ENOSYS), the kernel stops asking.
   return ops;
 }
 

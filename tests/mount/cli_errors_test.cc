@@ -1,4 +1,6 @@
 // Every CLI error a user will hit: one clear line, a non-zero exit, nothing half-made.
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "mount/mount_fixture.h"
@@ -105,6 +107,25 @@ TEST_F(MountTest, MountingTwiceIsRefused) {
   EXPECT_NE(other.exit_code, 0);
   EXPECT_NE(other.output.find("in use"), std::string::npos) << other.output;
   EXPECT_EQ(run("grep -c " + shell_quote(dir_.file("image2")) + " /proc/mounts").output, "0\n");
+}
+
+TEST_F(MountTest, ControlChannelRefusesOtherUsers) {
+  write_file(source(), random_bytes(4 << 20, 2));
+  create();
+  // allow_other lets another user open the image at all; the daemon must still refuse control.
+  mount("--no-hydration -o allow_other");
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  const std::string as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  CommandResult resume = run(as_nobody + clonefs("hydrate " + shell_quote(image()) + " --resume"));
+  EXPECT_NE(resume.exit_code, 0);
+  EXPECT_NE(resume.output.find("only root or the user who mounted"), std::string::npos) << resume.output;
+  CommandResult status = run(as_nobody + clonefs("status " + shell_quote(image())));
+  EXPECT_NE(status.exit_code, 0);
+  EXPECT_NE(status.output.find("only root or the user who mounted"), std::string::npos) << status.output;
+  // Root still controls it, and nobody's request changed nothing.
+  CommandResult mine = run(clonefs("status --json " + shell_quote(image())));
+  ASSERT_EQ(mine.exit_code, 0) << mine.output;
+  EXPECT_NE(mine.output.find("\"paused\": true"), std::string::npos) << mine.output;
 }
 
 }  // namespace

@@ -2,13 +2,14 @@
 
 #include <signal.h>
 #include <sys/wait.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
+
+#include "control/control_client.h"
 
 namespace clonefs::testing {
 
@@ -62,9 +63,8 @@ MountedImage::~MountedImage() {
 }
 
 int MountedImage::daemon_pid() const {
-  char buf[32] = {};
-  ssize_t n = ::getxattr(image_.c_str(), "user.clonefs.pid", buf, sizeof buf - 1);
-  return n > 0 ? std::atoi(buf) : -1;
+  auto pid = clonefs::daemon_pid(image_);
+  return pid ? *pid : -1;
 }
 
 CommandResult MountedImage::unmount() {

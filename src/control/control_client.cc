@@ -1,0 +1,103 @@
+#include "control/control_client.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "control/control_protocol.h"
+
+namespace clonefs {
+namespace {
+
+Status control_error(int err, const std::string& image) {
+  switch (err) {
+    case ENOTTY:
+    case ENOSYS:
+      return Status::error(ENOTTY, image + " is not a mounted clonefs image");
+    case ENOTCONN:
+      return Status::error(err, image +
+                                    " is a clonefs mount whose daemon is gone (killed or crashed); "
+                                    "run 'clonefs unmount " +
+                                    image + "' to clear it");
+    case EACCES:
+    case EPERM:
+      return Status::error(
+          err, image + ": only root or the user who mounted it may control this clonefs mount");
+    default:
+      return Status::from_errno(err, image);
+  }
+}
+
+class ControlFd {
+ public:
+  explicit ControlFd(int fd) : fd_(fd) {}
+  ~ControlFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ControlFd(const ControlFd&) = delete;
+  ControlFd& operator=(const ControlFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Opens `image` for a control ioctl. Our request numbers mean nothing to other drivers, so only a
+// regular file on a FUSE mount is ever sent one; O_NONBLOCK keeps a FIFO from blocking the open.
+Result<std::unique_ptr<ControlFd>> open_control(const std::string& image) {
+  int fd = ::open(image.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return control_error(errno, image);
+  auto control = std::make_unique<ControlFd>(fd);
+  struct stat st {};
+  struct statfs fs {};
+  if (::fstat(fd, &st) != 0 || ::fstatfs(fd, &fs) != 0) return control_error(errno, image);
+  if (!S_ISREG(st.st_mode) || fs.f_type != FUSE_SUPER_MAGIC) return control_error(ENOTTY, image);
+  return control;
+}
+
+}  // namespace
+
+Result<nlohmann::json> live_status_of(const std::string& image) {
+  auto control = open_control(image);
+  if (!control) return control.status();
+  auto reply = std::make_unique<ControlText>();
+  if (::ioctl((*control)->get(), kStatusIoctl, reply.get()) != 0) return control_error(errno, image);
+  reply->text[sizeof reply->text - 1] = '\0';
+  auto parsed = nlohmann::json::parse(reply->text, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return Status::error(EIO, image + ": the daemon sent a status that is not JSON");
+  }
+  return parsed;
+}
+
+Result<int> daemon_pid(const std::string& image) {
+  auto status = live_status_of(image);
+  if (!status) return status.status();
+  auto pid = status->find("pid");
+  if (pid == status->end() || !pid->is_number_integer() || pid->get<int>() <= 0) {
+    return Status::error(EIO, image + ": the daemon's status names no pid");
+  }
+  return pid->get<int>();
+}
+
+Status send_hydrate_command(const std::string& image, const std::string& command) {
+  auto control = open_control(image);
+  if (!control) return control.status();
+  auto request = std::make_unique<ControlText>();
+  if (command.size() >= sizeof request->text) {
+    return Status::error(EINVAL, image + ": hydration request too long");
+  }
+  std::memcpy(request->text, command.data(), command.size());
+  if (::ioctl((*control)->get(), kHydrateIoctl, request.get()) == 0) return Status::ok();
+  int err = errno;
+  if (err == EINVAL) return Status::error(EINVAL, image + ": the daemon refused \"" + command + "\"");
+  return control_error(err, image);
+}
+
+}  // namespace clonefs
