@@ -4,12 +4,13 @@
 # passthrough FUSE file (build-bench/bench/clonefs_passthrough), in one run; prints a markdown
 # table of MB/s, IOPS, seconds and the ratios clonefs ÷ peer / raw / passthrough, then the targets.
 #
-#   bench/run.sh [--quick] [--no-build] [--keep] [--out FILE]
+#   bench/run.sh [--quick] [--no-build] [--keep] [--out FILE] [--only WORD]
 #
 #   --quick     small sizes and short runtimes (smoke run, < 3 minutes)
 #   --no-build  use the existing build-bench/ binaries
 #   --keep      keep the work directory (/var/tmp/clonefs-bench.XXXXXX) for inspection
 #   --out FILE  also write the final report to FILE
+#   --only WORD run only the phases whose name contains WORD (e.g. "1 TiB", "hydrate 1 GiB")
 #
 # Run as root on Debian 12. Installs fio, qemu-utils, qemu-system-common only if missing, builds
 # build-bench (targets clonefs and clonefs_passthrough only), works in a fresh directory under
@@ -30,13 +31,14 @@ bench=$root/bench
 peer_qsd=$root/../shared/bench/peer-qsd
 lib=$bench/benchlib.py
 
-quick=0 build=1 keep=0 out=""
+quick=0 build=1 keep=0 out="" only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --no-build) build=0 ;;
     --keep) keep=1 ;;
     --out) out=${2:?--out FILE}; shift ;;
+    --only) only=${2:?--only WORD}; shift ;;
     -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -260,6 +262,7 @@ pt_stop() {
 failed=()
 phase() {  # phase NAME FUNCTION: runs in a subshell, so a failure skips only this phase
   local name=$1 fn=$2 t0; t0=$(now)
+  case "$name" in *"$only"*) ;; *) return 0 ;; esac   # --only: phases whose name holds WORD
   log "=== $name"
   local rc
   set +e

@@ -21,7 +21,8 @@ CloneEngine::CloneEngine(const Geometry& geometry, SourceDevice& source, Destina
       destination_(destination),
       store_(store),
       options_(options),
-      bitmap_(geometry.region_count()) {}
+      bitmap_(geometry.region_count()),
+      chunk_in_transaction_(bitmap_.chunk_count(), false) {}
 
 Result<std::unique_ptr<CloneEngine>> CloneEngine::start(const Geometry& geometry, SourceDevice& source,
                                                         DestinationDevice& destination, RegionStore& store,
@@ -72,7 +73,13 @@ Status CloneEngine::mark_valid(uint64_t first, uint64_t count) {
                                   " (no region can become valid): " + mode_reason_);
   }
   for (uint64_t r = first; r < first + count; ++r) {
-    if (bitmap_.set(r)) transaction_.push_back(r);
+    if (!bitmap_.set(r)) continue;
+    ++transaction_regions_;
+    uint64_t chunk = RegionBitmap::chunk_of(r);
+    if (!chunk_in_transaction_[chunk]) {
+      chunk_in_transaction_[chunk] = true;
+      transaction_chunks_.push_back(chunk);
+    }
   }
   return Status::ok();
 }
@@ -246,7 +253,7 @@ EngineStatus CloneEngine::status() const {
   s.regions_valid = bitmap_.valid_count();
   s.regions_in_flight = locks_.in_flight();
   std::lock_guard lock(mu_);
-  s.transaction_regions = transaction_.size();
+  s.transaction_regions = transaction_regions_;
   s.mode = mode_;
   s.mode_reason = mode_reason_;
   return s;

@@ -106,6 +106,8 @@ class CloneEngine {
   Status read_invalid_run(uint64_t offset, std::span<std::byte> buf);
   Status commit();
   void fail_commit(const Status& cause, bool sticky);
+  // With mu_ held: ends the open transaction, returning its chunks (unsorted) and starting a new one.
+  std::vector<uint64_t> take_transaction_locked();
   void committer_loop();
 
   const Geometry geometry_;
@@ -119,7 +121,13 @@ class CloneEngine {
   std::atomic<int64_t> last_user_io_ns_{0};
 
   mutable std::mutex mu_;
-  std::vector<uint64_t> transaction_;  // guarded by mu_: regions made valid since the last freeze
+  // The open transaction, guarded by mu_: the bitmap chunks holding regions made valid since the
+  // last freeze (a list plus one bit per chunk so each is listed once), and how many regions.
+  // Chunks, not regions: a commit writes whole chunks anyway, and marking a 1 TiB hole valid
+  // would otherwise list 16 Mi regions (128 MiB) where 4,096 chunks say the same.
+  std::vector<uint64_t> transaction_chunks_;
+  std::vector<bool> chunk_in_transaction_;
+  uint64_t transaction_regions_ = 0;
   MetadataMode mode_ = MetadataMode::kReadWrite;  // guarded by mu_
   std::string mode_reason_;                       // guarded by mu_
   bool closed_ = false;                           // guarded by mu_

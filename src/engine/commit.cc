@@ -1,5 +1,6 @@
 // The commit protocol, and the only place that syncs the destination or commits the metadata.
 #include <algorithm>
+#include <utility>
 
 #include "engine/clone_engine.h"
 
@@ -25,14 +26,10 @@ Status CloneEngine::commit() {
       // A failed fdatasync may have dropped dirty pages; a later one can succeed without them.
       return Status::error(EIO, "destination flush failed earlier: " + mode_reason_);
     }
-    std::vector<uint64_t> chunks;
-    chunks.reserve(transaction_.size());
-    for (uint64_t region : transaction_) chunks.push_back(RegionBitmap::chunk_of(region));
+    std::vector<uint64_t> chunks = take_transaction_locked();
     std::sort(chunks.begin(), chunks.end());
-    chunks.erase(std::unique(chunks.begin(), chunks.end()), chunks.end());
     frozen.reserve(chunks.size());
     for (uint64_t chunk : chunks) frozen.push_back({chunk, bitmap_.chunk_image(chunk)});
-    transaction_.clear();
   }
 
   Status synced = destination_.sync();
@@ -58,7 +55,7 @@ void CloneEngine::fail_commit(const Status& cause, bool sync_failed) {
   RegionBitmap committed(geometry_.region_count());
   Status reloaded = store_.load(committed);
   std::lock_guard lock(mu_);
-  transaction_.clear();
+  take_transaction_locked();
   sync_failed_ = sync_failed_ || sync_failed;
   if (!reloaded.is_ok()) {
     mode_ = MetadataMode::kFail;
@@ -69,6 +66,12 @@ void CloneEngine::fail_commit(const Status& cause, bool sync_failed) {
   bitmap_.assign_from(committed);
   mode_ = MetadataMode::kReadOnly;
   mode_reason_ = "commit failed: " + cause.message();
+}
+
+std::vector<uint64_t> CloneEngine::take_transaction_locked() {
+  for (uint64_t chunk : transaction_chunks_) chunk_in_transaction_[chunk] = false;
+  transaction_regions_ = 0;
+  return std::exchange(transaction_chunks_, {});
 }
 
 Status CloneEngine::flush() {
@@ -103,7 +106,7 @@ void CloneEngine::committer_loop() {
     bool pending;
     {
       std::lock_guard lock(mu_);
-      pending = !transaction_.empty() && mode_ == MetadataMode::kReadWrite;
+      pending = transaction_regions_ != 0 && mode_ == MetadataMode::kReadWrite;
     }
     if (!pending) continue;
     wake.unlock();
