@@ -40,7 +40,7 @@ Command add_create_command(CLI::App& root) {
       ->required();
   app->add_option("--metadata", args->metadata, "Metadata file to create (SQLite)")->required();
   app->add_option("--region-size", args->region_size,
-                  "Region size: a power of two from 4K to 1G; units K, M, G (default 64K)");
+                  "Region size: a power of two from 4K to 1G; units K, M, G (default 16K)");
   app->add_flag("--force", args->force, "Replace an existing metadata file");
   return {app, [args] { return run_create(*args); }};
 }
