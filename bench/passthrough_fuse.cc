@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 namespace {
@@ -31,11 +33,15 @@ void open_file(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 // ratio measures clonefs's own work. (fuse_reply_data with an fd buffer and no SPLICE_WRITE
 // mallocs and faults in a fresh 1 MiB buffer per request, which halved this baseline's reads.)
 void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
-  thread_local std::vector<char> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  ssize_t n = pread(backing_fd, buffer.data(), size, off);
+  thread_local std::unique_ptr<char, decltype(&std::free)> buffer(nullptr, &std::free);
+  thread_local size_t capacity = 0;
+  if (capacity < size) {
+    buffer.reset(static_cast<char*>(std::aligned_alloc(4096, (size + 4095) & ~size_t{4095})));
+    capacity = size;
+  }
+  ssize_t n = pread(backing_fd, buffer.get(), size, off);
   if (n < 0) return (void)fuse_reply_err(req, errno);
-  fuse_reply_buf(req, buffer.data(), static_cast<size_t>(n));
+  fuse_reply_buf(req, buffer.get(), static_cast<size_t>(n));
 }
 
 void write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info*) {

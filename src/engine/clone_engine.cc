@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "util/page_buffer.h"
+
 namespace clonefs {
 
 const char* to_string(MetadataMode mode) {
@@ -84,17 +86,13 @@ Status CloneEngine::mark_valid(uint64_t first, uint64_t count) {
   return Status::ok();
 }
 
-Status CloneEngine::read_source_region(uint64_t region, std::vector<std::byte>& buf) {
-  Extent extent = geometry_.region_extent(region);
-  buf.resize(extent.length());
-  return source_.read_at(extent.begin, buf);
-}
-
 Status CloneEngine::merge_region_locked(uint64_t region, uint64_t offset, std::span<const std::byte> data,
                                         uint64_t zero_length) {
-  std::vector<std::byte> buf;
-  CLONEFS_RETURN_IF_ERROR(read_source_region(region, buf));
   Extent extent = geometry_.region_extent(region);
+  thread_local KeptBuffer region_buffer;  // see util/page_buffer.h for why
+  KeptBuffer::Lease lease = region_buffer.lease(extent.length());
+  std::span<std::byte> buf = lease.span();
+  CLONEFS_RETURN_IF_ERROR(source_.read_at(extent.begin, buf));
   if (data.empty()) {
     std::memset(buf.data() + (offset - extent.begin), 0, zero_length);
   } else {

@@ -95,8 +95,6 @@ class CloneEngine {
   // Records regions as valid in the open transaction. Fails (and records nothing) unless the
   // metadata mode is read-write.
   Status mark_valid(uint64_t first, uint64_t count);
-  // Reads the region's source data into `buf` (resized to the region's length).
-  Status read_source_region(uint64_t region, std::vector<std::byte>& buf);
   // With `region` held: copies it whole from the source and makes it valid (copy-on-read).
   Status copy_region_locked(uint64_t region);
   // With `region` held and invalid: source data with `piece` overlaid (zeros if empty data),

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "engine/clone_engine.h"
+#include "util/page_buffer.h"
 
 namespace clonefs {
 namespace {
@@ -70,7 +71,9 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions) {
     return step;
   }
 
-  std::vector<std::byte> buf(span.length());
+  thread_local KeptBuffer batch_buffer;  // see util/page_buffer.h for why
+  KeptBuffer::Lease lease = batch_buffer.lease(span.length());
+  std::span<std::byte> buf = lease.span();
   CLONEFS_RETURN_IF_ERROR(source_.read_at(span.begin, buf));
   // Contiguous runs of data regions are one write; runs of zero regions one punch.
   uint64_t run_begin = span.begin;

@@ -14,6 +14,7 @@
 
 #include "control/control_protocol.h"
 #include "fuse/image_session.h"
+#include "util/page_buffer.h"
 
 namespace clonefs {
 namespace {
@@ -127,10 +128,11 @@ void image_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file
     if (static_cast<uint64_t>(offset) >= image_size) return void(fuse_reply_buf(req, nullptr, 0));
     size_t length =
         static_cast<size_t>(std::min<uint64_t>(size, image_size - static_cast<uint64_t>(offset)));
-    std::unique_ptr<std::byte[]> buf(new std::byte[length]);  // uninitialised: the engine fills it
-    Status st = s.engine().read(static_cast<uint64_t>(offset), std::span(buf.get(), length));
+    thread_local KeptBuffer reply_buffer;  // see util/page_buffer.h for why
+    KeptBuffer::Lease buf = reply_buffer.lease(length);
+    Status st = s.engine().read(static_cast<uint64_t>(offset), buf.span());
     if (!st) return reply_error(req, "read", st);
-    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.get()), length);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), length);
   });
 }
 
