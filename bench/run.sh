@@ -368,29 +368,29 @@ p_peer_untouched() {
 
 # workload 6 (1 GiB) and then everything "hydrated" on the same clone; then the passthrough over
 # the same DEST after unmount
+# hydrated_io PREFIX FILE   workloads 2, 3 (hydrated), 4b, 5b on FILE; figures PREFIX_h*
+hydrated_io() {
+  local p=$1 f=$2
+  setv "${p}_hseq_cold" "$(cold_seqread "$f")"
+  setv "${p}_hseq_warm" "$(seqread "$f")"
+  setv "${p}_hseq_buf" "$(cold_seqread "$f" 0)"
+  drop; setv "${p}_hrr1" "$(randread "$f" 1)"
+  drop; setv "${p}_hrr16" "$(randread "$f" 16)"
+  drop; setv "${p}_hw" "$(randwrite "$f")"
+  setv "${p}_hf" "$(fsyncwrite "$f")"
+}
+
 p_hydrated() {
   local img t0 t1 dest=$work/cf_hyd/dest
   img=$(cf_mount "$S" cf_hyd --no-hydration)
   drop; setv cf_hyd_s "$(python3 "$lib" hydrate "$CLONEFS" "$img")"
   setv cf_hyd_du "$(mib_du "$dest")"
   note "6a clonefs: counters after hydration $(cf_status "$img" counters | tr -d ' ')"
-  setv cf_hseq_cold "$(cold_seqread "$img")"
-  setv cf_hseq_warm "$(seqread "$img")"
-  setv cf_hseq_buf "$(cold_seqread "$img" 0)"
-  drop; setv cf_hrr1 "$(randread "$img" 1)"
-  drop; setv cf_hrr16 "$(randread "$img" 16)"
-  drop; setv cf_hw "$(randwrite "$img")"
-  setv cf_hf "$(fsyncwrite "$img")"
+  hydrated_io cf "$img"
   note "5b clonefs: counters after the hydrated write runs $(cf_status "$img" counters | tr -d ' ')"
   cf_unmount "$img"
   local mf; mf=$(pt_start "$dest" pt_image)
-  setv pt_hseq_cold "$(cold_seqread "$mf")"
-  setv pt_hseq_warm "$(seqread "$mf")"
-  setv pt_hseq_buf "$(cold_seqread "$mf" 0)"
-  drop; setv pt_hrr1 "$(randread "$mf" 1)"
-  drop; setv pt_hrr16 "$(randread "$mf" 16)"
-  drop; setv pt_hw "$(randwrite "$mf")"
-  setv pt_hf "$(fsyncwrite "$mf")"
+  hydrated_io pt "$mf"
   pt_stop "$mf"
   rm -rf "$work/cf_hyd"
 }
@@ -416,13 +416,7 @@ p_peer_hydrated() {
   local img t0 t1; img=$(peer_start "$S" peer_hyd cor)
   drop; t0=$(now); dd if="$img" of=/dev/null bs=1M status=none; sync; t1=$(now)
   setv peer_hyd_s "$(sub "$t0" "$t1")"; setv peer_hyd_du "$(mib_du "$work/peer_hyd/overlay.qcow2")"
-  setv peer_hseq_cold "$(cold_seqread "$img")"
-  setv peer_hseq_warm "$(seqread "$img")"
-  setv peer_hseq_buf "$(cold_seqread "$img" 0)"
-  drop; setv peer_hrr1 "$(randread "$img" 1)"
-  drop; setv peer_hrr16 "$(randread "$img" 16)"
-  drop; setv peer_hw "$(randwrite "$img")"
-  setv peer_hf "$(fsyncwrite "$img")"
+  hydrated_io peer "$img"
   peer_stop peer_hyd; rm -rf "$work/peer_hyd"
 }
 
