@@ -65,8 +65,9 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions) {
   if (!data->has_value() || (*data)->begin >= span.end) {
     // Only holes: punch in case an uncommitted write left something there before a crash.
     CLONEFS_RETURN_IF_ERROR(destination_.punch(span.begin, span.length()));
-    CLONEFS_RETURN_IF_ERROR(mark_valid(held.first(), held.count()));
+    // Counters before the bits: whoever sees the regions valid sees them counted.
     counters_.regions_skipped.fetch_add(held.count(), std::memory_order_relaxed);
+    CLONEFS_RETURN_IF_ERROR(mark_valid(held.first(), held.count()));
     step.hydrated = held.count();
     return step;
   }
@@ -97,10 +98,10 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions) {
     }
   }
   CLONEFS_RETURN_IF_ERROR(flush_run(span.end));
-  CLONEFS_RETURN_IF_ERROR(mark_valid(held.first(), held.count()));
   counters_.regions_skipped.fetch_add(skipped, std::memory_order_relaxed);
   counters_.regions_copied.fetch_add(held.count() - skipped, std::memory_order_relaxed);
   counters_.bytes_copied.fetch_add(step.copied_bytes, std::memory_order_relaxed);
+  CLONEFS_RETURN_IF_ERROR(mark_valid(held.first(), held.count()));
   step.hydrated = held.count();
   return step;
 }

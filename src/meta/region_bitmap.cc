@@ -13,7 +13,7 @@ RegionBitmap::RegionBitmap(uint64_t region_count)
 bool RegionBitmap::set(uint64_t region) {
   uint64_t mask = uint64_t{1} << (region % 64);
   bool was_clear = !(words_[region / 64].fetch_or(mask, std::memory_order_acq_rel) & mask);
-  if (was_clear) valid_.fetch_add(1, std::memory_order_relaxed);
+  if (was_clear) valid_.fetch_add(1, std::memory_order_release);
   return was_clear;
 }
 

@@ -38,7 +38,9 @@ class RegionBitmap {
   }
   // Returns true if the bit was clear before.
   bool set(uint64_t region);
-  uint64_t valid_count() const { return valid_.load(std::memory_order_relaxed); }
+  // Acquire: whoever sees a region counted valid also sees what was done before it was set
+  // (its copy, its counters).
+  uint64_t valid_count() const { return valid_.load(std::memory_order_acquire); }
   bool all_valid() const { return valid_count() == region_count_; }
   // First invalid region at or after `from`, if any.
   std::optional<uint64_t> next_invalid(uint64_t from) const;
