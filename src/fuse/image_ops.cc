@@ -53,6 +53,7 @@ void image_init(void* userdata, fuse_conn_info* conn) {
   // Requests up to 1 MiB (libfuse derives the kernel's max_pages from max_write): fewer, larger
   // requests for a loop device's I/O; the engine handles any size and alignment.
   conn->max_write = 1 << 20;
+  if (s.max_read() != 0) conn->max_read = s.max_read();
   // Async reads: the kernel may have several reads (readahead, loop workers) in flight at once;
   // the engine is thread-safe and the session loop is multi-threaded.
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;

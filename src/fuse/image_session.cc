@@ -10,7 +10,7 @@ namespace clonefs {
 
 ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spdlog::logger> logger,
                            std::string image_path, std::string metadata_path,
-                           ImageAttributes attributes)
+                           ImageAttributes attributes, unsigned max_read)
     : clone_(clone),
       hydrator_(hydrator),
       logger_(std::move(logger)),
@@ -18,6 +18,7 @@ ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spd
       metadata_path_(std::move(metadata_path)),
       owner_uid_(::getuid()),
       pid_(::getpid()),
+      max_read_(max_read),
       attributes_(attributes) {}
 
 struct stat ImageSession::stat() const {

@@ -30,7 +30,8 @@ struct ImageAttributes {
 class ImageSession {
  public:
   ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spdlog::logger> logger,
-               std::string image_path, std::string metadata_path, ImageAttributes attributes);
+               std::string image_path, std::string metadata_path, ImageAttributes attributes,
+               unsigned max_read = 0);
   ImageSession(const ImageSession&) = delete;
   ImageSession& operator=(const ImageSession&) = delete;
 
@@ -44,6 +45,8 @@ class ImageSession {
   // Who may use the control channel: root and the user who mounted.
   bool may_control(uid_t uid) const { return uid == 0 || uid == owner_uid_; }
   pid_t pid() const { return pid_; }
+  // The user's -o max_read=N (0: none): libfuse refuses the session unless init() repeats it.
+  unsigned max_read() const { return max_read_; }
 
   struct stat stat() const;  // the image's attributes as getattr reports them
   ImageAttributes attributes() const;
@@ -59,6 +62,7 @@ class ImageSession {
   const std::string metadata_path_;
   const uid_t owner_uid_;
   const pid_t pid_;
+  const unsigned max_read_;
   mutable std::mutex mu_;
   ImageAttributes attributes_;  // guarded by mu_
 };

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "control/control_protocol.h"
 #include "engine/clone.h"
@@ -78,6 +79,34 @@ std::vector<std::string> fuse_arguments(const ServeOptions& options) {
     args.push_back(o);
   }
   return args;
+}
+
+// The value of the last max_read=N among the -o options, 0 if none (libfuse parses it too).
+unsigned max_read_option(const std::vector<std::string>& fuse_options) {
+  unsigned max_read = 0;
+  for (const std::string& list : fuse_options) {
+    std::stringstream items(list);
+    for (std::string item; std::getline(items, item, ',');) {
+      if (item.rfind("max_read=", 0) == 0) max_read = static_cast<unsigned>(std::strtoul(item.c_str() + 9, nullptr, 0));
+    }
+  }
+  return max_read;
+}
+
+// Ready means the kernel's INIT handshake succeeded and requests are served: a stat of IMAGE
+// through the mount returns the image's size. (libfuse can still refuse the session in INIT,
+// after fuse_session_mount() succeeded, e.g. for conflicting -o options.)
+Status probe_mount(const std::string& image_path, uint64_t image_size) {
+  struct stat st {};
+  if (::stat(image_path.c_str(), &st) != 0) {
+    return Status::from_errno(errno, "the FUSE session for " + image_path +
+                                         " failed while starting (see the log for libfuse's reason)");
+  }
+  if (static_cast<uint64_t>(st.st_size) != image_size) {
+    return Status::error(EIO, "the FUSE session for " + image_path +
+                                  " ended while starting (see the log for libfuse's reason)");
+  }
+  return Status::ok();
 }
 
 // The session, mounted on construction's success, torn down in reverse order.
@@ -197,7 +226,10 @@ int serve_image(const ServeOptions& options) {
   // Paused until the mount is up: nothing to copy for if mounting fails.
   Hydrator hydrator((*clone)->engine(), HydrationSettings{.paused = true});
   ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
-                     *attributes);
+                     *attributes, max_read_option(options.fuse_options));
+  std::thread probe;
+  Status ready;
+  int loop_rc = 0;
   {
     MountedSession mounted(options, state);
     if (!mounted.status()) {
@@ -207,16 +239,25 @@ int serve_image(const ServeOptions& options) {
       options.report(mounted.status());
       return 1;
     }
-    hydrator.set_paused(!options.hydration);
-    log.info("serving {} on {} (hydration {}, copy-on-read {})", options.metadata_path,
-             options.image_path, options.hydration ? "on" : "paused",
-             options.copy_on_read ? "on" : "off");
-    options.report(Status::ok());
-    int rc = mounted.loop(options.max_threads);
-    if (rc > 0) log.info("signal {} received: unmounting", rc);
-    if (rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-rc));
+    // Joined after the session is torn down: a stat stuck on a dead session returns only then.
+    probe = std::thread([&] {
+      ready = probe_mount(options.image_path, state.image_size());
+      if (ready) {
+        hydrator.set_paused(!options.hydration);
+        log.info("serving {} on {} (hydration {}, copy-on-read {})", options.metadata_path,
+                 options.image_path, options.hydration ? "on" : "paused",
+                 options.copy_on_read ? "on" : "off");
+      }
+      options.report(ready);
+    });
+    loop_rc = mounted.loop(options.max_threads);
+    if (loop_rc > 0) log.info("signal {} received: unmounting", loop_rc);
+    if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
   }
-  return finish(**clone, hydrator, log);
+  probe.join();
+  if (!ready && created) ::unlink(options.image_path.c_str());
+  int rc = finish(**clone, hydrator, log);
+  return loop_rc < 0 || !ready ? 1 : rc;
 }
 
 }  // namespace clonefs

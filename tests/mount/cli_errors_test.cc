@@ -109,6 +109,23 @@ TEST_F(MountTest, MountingTwiceIsRefused) {
   EXPECT_EQ(run("grep -c " + shell_quote(dir_.file("image2")) + " /proc/mounts").output, "0\n");
 }
 
+TEST_F(MountTest, FuseOptionsAreHonouredOrRefusedByTheMountCommand) {
+  write_file(source(), random_bytes(4 << 20, 3));
+  create();
+  // libfuse refuses a session whose init() does not repeat -o max_read: the daemon must.
+  mount("--no-hydration -o max_read=131072");
+  CommandResult read = run(clonefs("status " + shell_quote(image())) + " && cmp " + shell_quote(image()) + " " +
+                           shell_quote(source()));
+  EXPECT_EQ(read.exit_code, 0) << read.output;
+  unmount();
+  // An option libfuse rejects fails the mount command itself, not the daemon later.
+  CommandResult bad = run(clonefs("mount --metadata " + shell_quote(meta()) + " " + shell_quote(image()) +
+                                  " -o no_such_option"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("no_such_option"), std::string::npos) << bad.output;
+  EXPECT_EQ(run("grep -c " + shell_quote(image()) + " /proc/mounts").output, "0\n");
+}
+
 TEST_F(MountTest, ControlChannelRefusesOtherUsers) {
   write_file(source(), random_bytes(4 << 20, 2));
   create();
