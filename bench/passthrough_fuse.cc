@@ -9,9 +9,9 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <memory>
 #include <vector>
+
+#include "util/page_buffer.h"
 
 namespace {
 
@@ -29,19 +29,15 @@ void open_file(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fuse_reply_open(req, fi);
 }
 
-// pread into a per-thread buffer and fuse_reply_buf: the same reply path clonefs uses, so the
-// ratio measures clonefs's own work. (fuse_reply_data with an fd buffer and no SPLICE_WRITE
-// mallocs and faults in a fresh 1 MiB buffer per request, which halved this baseline's reads.)
+// pread into a kept page-aligned buffer and fuse_reply_buf: the same buffer and reply path as
+// clonefs, so the ratio measures clonefs's own work. (fuse_reply_data with an fd buffer, without
+// SPLICE_WRITE, read 504 / 919 MB/s cold / warm where this reads 1,491 / 3,948.)
 void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
-  thread_local std::unique_ptr<char, decltype(&std::free)> buffer(nullptr, &std::free);
-  thread_local size_t capacity = 0;
-  if (capacity < size) {
-    buffer.reset(static_cast<char*>(std::aligned_alloc(4096, (size + 4095) & ~size_t{4095})));
-    capacity = size;
-  }
-  ssize_t n = pread(backing_fd, buffer.get(), size, off);
+  thread_local clonefs::KeptBuffer reply_buffer;
+  clonefs::KeptBuffer::Lease buffer = reply_buffer.lease(size);
+  ssize_t n = pread(backing_fd, buffer.data(), size, off);
   if (n < 0) return (void)fuse_reply_err(req, errno);
-  fuse_reply_buf(req, buffer.get(), static_cast<size_t>(n));
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.data()), static_cast<size_t>(n));
 }
 
 void write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info*) {

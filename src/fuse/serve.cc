@@ -5,6 +5,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -87,7 +88,9 @@ unsigned max_read_option(const std::vector<std::string>& fuse_options) {
   for (const std::string& list : fuse_options) {
     std::stringstream items(list);
     for (std::string item; std::getline(items, item, ',');) {
-      if (item.rfind("max_read=", 0) == 0) max_read = static_cast<unsigned>(std::strtoul(item.c_str() + 9, nullptr, 0));
+      if (item.rfind("max_read=", 0) == 0) {
+        max_read = static_cast<unsigned>(std::strtoul(item.c_str() + 9, nullptr, 0));
+      }
     }
   }
   return max_read;

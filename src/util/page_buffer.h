@@ -30,7 +30,9 @@ class PageBuffer {
 
  private:
   // aligned_alloc wants a non-zero multiple of the alignment.
-  static size_t rounded(size_t size) { return size == 0 ? kAlignment : (size + kAlignment - 1) & ~(kAlignment - 1); }
+  static size_t rounded(size_t size) {
+    return size == 0 ? kAlignment : (size + kAlignment - 1) & ~(kAlignment - 1);
+  }
   struct Free {
     void operator()(std::byte* p) const { std::free(p); }
   };
