@@ -12,7 +12,7 @@
 #   --out FILE  also write the final report to FILE
 #   --only WORD run only the phases whose name contains WORD (e.g. "1 TiB", "hydrate 1 GiB")
 #
-# Run as root on Debian 12. Installs fio, qemu-utils, qemu-system-common only if missing, builds
+# Run as root on Debian 12. Installs fio, qemu-utils, qemu-system-common, strace only if missing, builds
 # build-bench (targets clonefs and clonefs_passthrough only), works in a fresh directory under
 # /var/tmp (on disk, not tmpfs) and cleans up everything it started — clonefs mounts, passthrough
 # processes, peer daemons, loop devices, ext4 mounts — on exit, failure or Ctrl-C.
@@ -63,7 +63,7 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 # Dependencies and build
 # ---------------------------------------------------------------------------------------------
 missing=()
-for p in fio qemu-utils qemu-system-common; do
+for p in fio qemu-utils qemu-system-common strace; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -71,7 +71,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-for t in fio qemu-img qemu-storage-daemon losetup mkfs.ext4 fusermount3 python3; do
+for t in fio strace qemu-img qemu-storage-daemon losetup mkfs.ext4 fusermount3 python3; do
   command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
 done
 [ -x "$peer_qsd" ] || [ -f "$peer_qsd" ] || { echo "missing $peer_qsd" >&2; exit 1; }
@@ -193,13 +193,19 @@ seqread() {  # FILE [direct]   1 MiB sequential read of the whole file, MB/s
   fio_fig read bw --filename="$1" --rw=read --bs=1M --ioengine=psync --direct="${2:-1}" \
     --size="$(stat -c %s "$1")"
 }
-# cold_seqread FILE [direct]   median of COLD_REPEATS cold sequential reads, MB/s: this VM's disk
-# varies 2-3x from one cold read to the next. Only for reads that change nothing (not CoR).
-cold_seqread() {
+# The disk's ceiling for sequential reads: large O_DIRECT reads, 8 in flight, MB/s.
+deepread() {
+  fio_fig read bw --filename="$1" --rw=read --bs=4M --ioengine=libaio --direct=1 --iodepth=8 \
+    --size="$(stat -c %s "$1")"
+}
+# cold_median FUNCTION FILE [ARGS]   median of COLD_REPEATS cold runs: this VM's disk varies 2-3x
+# from one cold read to the next. Only for reads that change nothing (not CoR).
+cold_median() {
   local i figs=()
-  for ((i = 0; i < COLD_REPEATS; i++)); do drop; figs+=("$(seqread "$@")"); done
+  for ((i = 0; i < COLD_REPEATS; i++)); do drop; figs+=("$("$@")"); done
   printf '%s\n' "${figs[@]}" | sort -g | sed -n "$(((COLD_REPEATS + 1) / 2))p"
 }
+cold_seqread() { cold_median seqread "$@"; }  # FILE [direct]
 randread() {  # FILE QD   4 KiB random read, IOPS
   fio_fig read iops --filename="$1" --rw=randread --bs=4k --ioengine=libaio --direct=1 \
     --iodepth="$2" --runtime="$RT_RAND" --time_based --size="$(stat -c %s "$1")"
@@ -336,6 +342,23 @@ p_cf_fsync_untouched() {
   cf_unmount "$img"; rm -rf "$work/cf_fsync"
 }
 
+# Where the time of 5a goes: the daemon's syscalls under strace -T during the same workload, per
+# user write+fsync (strace slows every call, so the shares matter, not the IOPS).
+p_fsync_profile() {
+  local img pid st=$work/fsync.strace
+  img=$(cf_mount "$S" cf_prof --no-hydration)
+  pid=$(cf_status "$img" pid)
+  strace -f -y -T -p "$pid" -o "$st" \
+    -e trace=fdatasync,fsync,pwrite64,pread64,pwritev,preadv,fallocate 2>>"$runlog" &
+  local sp=$!
+  reg pid "$sp" strace
+  sleep 1
+  drop; local iops; iops=$(fsyncwrite_fresh "$img")
+  kill -INT "$sp"; wait "$sp" || true
+  note "5a profile (strace -T on the daemon, $(printf '%.0f' "$iops") IOPS under strace), per write+fsync: $(python3 "$lib" syscalls "$st" "$(fio_last write ios)" | paste -sd ';' | sed 's/;/; /g')"
+  cf_unmount "$img"; rm -rf "$work/cf_prof" "$st"
+}
+
 p_cf_cor() {
   local img; img=$(cf_mount "$S" cf_cor --no-hydration --copy-on-read)
   drop; setv cfcor_seq1 "$(seqread "$img")"
@@ -402,13 +425,25 @@ p_raw() {
   setv cp_s "$(sub "$t0" "$t2")"; setv cp_nosync_s "$(sub "$t0" "$t1")"; setv cp_du "$(mib_du "$R")"
   setv raw_seq "$(cold_seqread "$S" 0)"
   setv raw_seq_direct "$(cold_seqread "$S" 1)"
-  note "raw source seq read 1 MiB cold: buffered $(val raw_seq) MB/s (used in the table), O_DIRECT QD1 $(val raw_seq_direct) MB/s"
+  setv disk_seq "$(cold_median deepread "$S")"
+  note "raw source seq read 1 MiB cold: buffered $(val raw_seq) MB/s (used in the table), O_DIRECT QD1 $(val raw_seq_direct) MB/s, O_DIRECT 4 MiB x 8 in flight $(val disk_seq) MB/s (the disk's ceiling, row 2d)"
   cat "$S" > /dev/null; setv raw_seq_warm "$(seqread "$S" 0)"
   drop; setv raw_rr1 "$(randread "$S" 1)"
   drop; setv raw_rr16 "$(randread "$S" 16)"
   drop; setv raw_wfresh "$(randwrite_fresh "$R")"
   setv raw_w "$(randwrite "$R")"
   setv raw_ffresh "$(fsyncwrite_fresh "$R")"
+  # 5a's ceiling: a fresh clone's destination is sparse, so each first write into a region
+  # allocates; the same writes into the holes of a sparse raw file cost one allocation + one
+  # flush each, with no metadata of clonefs at all.
+  local holes=$work/holes.img
+  truncate -s "$(stat -c %s "$S")" "$holes"
+  setv raw_ffresh_holes "$(fsyncwrite_fresh "$holes")"
+  rm -f "$holes"
+  # ... and what the contract adds to each: a metadata commit after the data flush (row 5d)
+  truncate -s "$(stat -c %s "$S")" "$holes"
+  setv commit_floor "$(python3 "$lib" commit-floor "$holes" "$(stat -c %s "$S")" "$REGION" "$RT_FSYNC" "$work/floor.db")"
+  rm -f "$holes" "$work"/floor.db*
   setv raw_f "$(fsyncwrite "$R")"
 }
 
@@ -418,6 +453,20 @@ p_peer_hydrated() {
   setv peer_hyd_s "$(sub "$t0" "$t1")"; setv peer_hyd_du "$(mib_du "$work/peer_hyd/overlay.qcow2")"
   hydrated_io peer "$img"
   peer_stop peer_hyd; rm -rf "$work/peer_hyd"
+}
+
+# Lever "async/parallel hydration I/O": full hydration of the same source for several
+# threshold (regions in flight) / batch (contiguous regions per copy) pairs; 64/16 is the default.
+KNOBS=("1 1" "4 4" "16 16" "64 1" "64 16" "64 64" "256 16")
+p_hydration_knobs() {
+  local k t b img
+  for k in "${KNOBS[@]}"; do
+    read -r t b <<< "$k"
+    img=$(cf_mount "$S" "cf_knob" --no-hydration)
+    "$CLONEFS" hydrate "$img" --threshold "$t" --batch "$b" >>"$runlog" 2>&1
+    drop; setv "knob_${t}_$b" "$(python3 "$lib" hydrate "$CLONEFS" "$img")"
+    cf_unmount "$img"; rm -rf "$work/cf_knob"
+  done
 }
 
 p_sparse() {
@@ -543,11 +592,13 @@ started=$(now)
 inputs
 phase "clonefs untouched (1, 3, 4a)" p_cf_untouched
 phase "clonefs untouched fsync (5a)" p_cf_fsync_untouched
+phase "clonefs fsync profile (5a)" p_fsync_profile
 phase "clonefs copy-on-read (1d, 1e)" p_cf_cor
 phase "peer untouched (1, 3, 4a, 5a)" p_peer_untouched
 phase "raw: cp + reads + writes (1, 2, 3, 4, 5, 6a)" p_raw
 phase "clonefs hydrate 1 GiB + hydrated I/O, passthrough (2, 3, 4b, 5b, 6a)" p_hydrated
 phase "peer hydrate + hydrated I/O (2, 3, 4b, 5b, 6a)" p_peer_hydrated
+phase "hydration threshold/batch (6g)" p_hydration_knobs
 phase "sparse source hydration (6c)" p_sparse
 phase "ext4 untar through a loop device (7)" p_untar
 phase "1 TiB mount time and RSS (8)" p_tera
@@ -565,6 +616,7 @@ row 1e "  CoR on: second read of the same range, cold; peer = cor" MB/s hi "$(v 
 row 2a "Seq read 1 MiB, fully hydrated, cold" MB/s hi "$(v cf_hseq_cold)" "$(v peer_hseq_cold)" "$(v raw_seq)" "$(v pt_hseq_cold)"
 row 2b "Seq read 1 MiB, fully hydrated, warm (raw: buffered, page cache)" MB/s hi "$(v cf_hseq_warm)" "$(v peer_hseq_warm)" "$(v raw_seq_warm)" "$(v pt_hseq_warm)"
 row 2c "Seq read 1 MiB, fully hydrated, cold, buffered (no O_DIRECT: kernel readahead)" MB/s hi "$(v cf_hseq_buf)" "$(v peer_hseq_buf)" "$(v raw_seq)" "$(v pt_hseq_buf)"
+row 2d "  ceiling: the disk — source file, 4 MiB O_DIRECT reads, 8 in flight, cold" MB/s hi "" "$(v peer_hseq_cold)" "$(v disk_seq)"
 row 3a "4K randread QD1, never touched, cold (libaio direct)" IOPS hi "$(v cf_rr1)" "$(v peer_rr1)" "$(v raw_rr1)"
 row 3b "4K randread QD16, never touched, cold (libaio direct)" IOPS hi "$(v cf_rr16)" "$(v peer_rr16)" "$(v raw_rr16)"
 row 3c "4K randread QD1, hydrated, cold (libaio direct)" IOPS hi "$(v cf_hrr1)" "$(v peer_hrr1)" "$(v raw_rr1)" "$(v pt_hrr1)"
@@ -573,12 +625,18 @@ row 4a "4K randwrite QD16 into never-touched regions (1 write/region, random ord
 row 4b "4K randwrite QD16 into hydrated regions" IOPS hi "$(v cf_hw)" "$(v peer_hw)" "$(v raw_w)" "$(v pt_hw)"
 row 5a "4K randwrite + fsync each, QD1, never-touched regions (commit path)" IOPS hi "$(v cf_f)" "$(v peer_f)" "$(v raw_ffresh)"
 row 5b "4K randwrite + fsync each, QD1, hydrated regions" IOPS hi "$(v cf_hf)" "$(v peer_hf)" "$(v raw_f)" "$(v pt_hf)"
+row 5c "  ceiling for 5a: the same writes + fsync into the holes of a sparse raw file" IOPS hi "" "$(v peer_f)" "$(v raw_ffresh_holes)"
+row 5d "  ceiling for 5a under the contract: 5c + a one-row SQLite WAL commit after each flush (no FUSE, no source read)" IOPS hi "" "$(v peer_f)" "$(v commit_floor)"
 row 6a "Full hydration, $SRC_MIB MiB random, cold (clonefs: resume→complete; peer: dd cor export + sync; raw: cp --sparse=always + sync)" s lo "$(v cf_hyd_s)" "$(v peer_hyd_s)" "$(v cp_s)"
 row 6b "  destination du after full hydration" MiB lo "$(v cf_hyd_du)" "$(v peer_hyd_du)" "$(v cp_du)"
 row 6c "Full hydration, ${SPARSE_GIB} GiB sparse (${SPARSE_DATA_MIB} MiB data), cold (same methods)" s lo "$(v sp_cf_s)" "$(v sp_peer_s)" "$(v sp_cp_s)"
 row 6d "  destination du after full hydration (source du $(v sp_src_du) MiB)" MiB lo "$(v sp_cf_du)" "$(v sp_peer_du)" "$(v sp_cp_du)"
 row 6e "  $SRC_MIB MiB: raw = cp --sparse=always without sync" s lo "$(v cf_hyd_s)" "" "$(v cp_nosync_s)"
 row 6f "  ${SPARSE_GIB} GiB sparse: raw = cp --sparse=always without sync" s lo "$(v sp_cf_s)" "" "$(v sp_cp_nosync_s)"
+for k in "${KNOBS[@]}"; do
+  read -r t b <<< "$k"
+  row "6g-$t-$b" "  full hydration $SRC_MIB MiB, cold, --threshold $t --batch $b$([ "$k" = "64 16" ] && echo ' (default)')" s lo "$(v "knob_${t}_$b")" "" "$(v cp_s)"
+done
 row 7 "ext4 via loop: tar -x of $NFILES files (1-16 KiB) + sync (clonefs --no-hydration, peer cor)" s lo "$(v tar_cf)" "$(v tar_peer)" "$(v tar_raw)"
 row 8a "1 TiB sparse source: mount (cold, hydration on) / peer-qsd start" s lo "$(v tera_mount)" "$(v tera_peer_mount)"
 row 8b "1 TiB: remount / restart, median of $MOUNT_REPEATS" s lo "$(v tera_remount)" "$(v tera_peer_remount)"
