@@ -12,8 +12,8 @@
 #   --out FILE  also write the final report to FILE
 #   --only WORD run only the phases whose name contains WORD (e.g. "1 TiB", "hydrate 1 GiB")
 #
-# Run as root on Debian 12. Installs fio, qemu-utils, qemu-system-common, strace only if missing, builds
-# build-bench (targets clonefs and clonefs_passthrough only), works in a fresh directory under
+# Run as root on Debian 12. Installs fio, qemu-utils, qemu-system-common, strace only if missing,
+# builds build-bench (targets clonefs and clonefs_passthrough only), works in a fresh directory under
 # /var/tmp (on disk, not tmpfs) and cleans up everything it started — clonefs mounts, passthrough
 # processes, peer daemons, loop devices, ext4 mounts — on exit, failure or Ctrl-C.
 #
