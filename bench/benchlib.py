@@ -169,7 +169,7 @@ def file_role(path):
 
 
 def syscalls(path, ops):
-    """One line per (syscall, file): calls and microseconds per user operation, the biggest first."""
+    """One line per (syscall, file): calls and microseconds per user operation, biggest first."""
     import re
     pat = re.compile(r"(\w+)\(\d+<([^>]*)>.*<(\d+\.\d+)>$")
     total = {}
