@@ -1,6 +1,8 @@
 // The trivial baseline for issue #6: a FUSE file that passes reads and writes straight to a
 // backing file (no regions, no metadata). clonefs's hydrated reads are measured against it.
-//   clonefs_passthrough BACKING MOUNTPOINT_FILE   (foreground; unmount with fusermount3 -u)
+//   clonefs_passthrough BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]
+// (foreground; unmount with fusermount3 -u). The splice flags measure the lever "splice
+// read/write": replies spliced from the backing file, write requests spliced into it.
 #define FUSE_USE_VERSION 35
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -9,13 +11,23 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <vector>
+#include <cstring>
 
 #include "util/page_buffer.h"
 
 namespace {
 
 int backing_fd = -1;
+bool splice_write = false;  // reply to reads from the backing fd (FUSE_CAP_SPLICE_WRITE)
+bool splice_read = false;   // take write data as a pipe buffer (FUSE_CAP_SPLICE_READ)
+
+fuse_bufvec backing_buffer(size_t size, off_t off) {
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = backing_fd;
+  buf.buf[0].pos = off;
+  return buf;
+}
 
 void getattr(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   struct stat st {};
@@ -33,6 +45,11 @@ void open_file(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 // clonefs, so the ratio measures clonefs's own work. (fuse_reply_data with an fd buffer, without
 // SPLICE_WRITE, read 504 / 919 MB/s cold / warm where this reads 1,491 / 3,948.)
 void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
+  if (splice_write) {
+    fuse_bufvec buf = backing_buffer(size, off);
+    fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+    return;
+  }
   thread_local clonefs::KeptBuffer reply_buffer;
   clonefs::KeptBuffer::Lease buffer = reply_buffer.lease(size);
   ssize_t n = pread(backing_fd, buffer.data(), size, off);
@@ -46,6 +63,13 @@ void write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off,
   fuse_reply_write(req, static_cast<size_t>(n));
 }
 
+void write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info*) {
+  fuse_bufvec out = backing_buffer(fuse_buf_size(in), off);
+  ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
+  if (n < 0) return (void)fuse_reply_err(req, static_cast<int>(-n));
+  fuse_reply_write(req, static_cast<size_t>(n));
+}
+
 void fsync_file(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
   fuse_reply_err(req, fdatasync(backing_fd) == 0 ? 0 : errno);
 }
@@ -56,13 +80,24 @@ void init(void*, fuse_conn_info* conn) {
   // The same queue depth clonefs asks for, so the ratio compares the work per request.
   conn->max_background = 64;
   conn->congestion_threshold = 48;
+  if (splice_write) conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+  if (splice_read) conn->want |= FUSE_CAP_SPLICE_READ;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s BACKING MOUNTPOINT_FILE\n", argv[0]);
+  for (int i = 3; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--splice-write") == 0) {
+      splice_write = true;
+    } else if (std::strcmp(argv[i], "--splice-read") == 0) {
+      splice_read = true;
+    } else {
+      argc = 0;
+    }
+  }
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]\n", argv[0]);
     return 2;
   }
   backing_fd = ::open(argv[1], O_RDWR);
@@ -74,6 +109,7 @@ int main(int argc, char** argv) {
   ops.read = read;
   ops.write = write;
   ops.fsync = fsync_file;
+  if (splice_read) ops.write_buf = write_buf;
   char* fuse_argv[] = {argv[0], const_cast<char*>("-omax_read=1048576")};
   fuse_args args = FUSE_ARGS_INIT(2, fuse_argv);
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, nullptr);

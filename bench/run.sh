@@ -257,10 +257,10 @@ peer_start() {
 }
 peer_stop() { "$peer_qsd" stop "$work/$1"; rm -f "$work/$1/qsd.pid"; }
 
-# pt_start BACKING NAME -> prints the passthrough mount file
+# pt_start BACKING NAME [--splice-write] [--splice-read] -> prints the passthrough mount file
 pt_start() {
   local mf=$work/$2; : > "$mf"
-  "$PT" "$1" "$mf" >>"$runlog" 2>&1 &
+  "$PT" "$1" "$mf" "${@:3}" >>"$runlog" 2>&1 &
   local pid=$!
   reg pt "$mf" "$pid"
   local i
@@ -414,6 +414,15 @@ p_hydrated() {
   cf_unmount "$img"
   local mf; mf=$(pt_start "$dest" pt_image)
   hydrated_io pt "$mf"
+  pt_stop "$mf"
+  # lever "splice": the same passthrough replying to reads by splice from DEST, then taking
+  # write requests by splice into it
+  mf=$(pt_start "$dest" pt_splice_write --splice-write)
+  setv pts_hseq_cold "$(cold_seqread "$mf")"
+  setv pts_hseq_warm "$(seqread "$mf")"
+  pt_stop "$mf"
+  mf=$(pt_start "$dest" pt_splice_read --splice-read)
+  drop; setv ptsr_hw "$(randwrite "$mf")"
   pt_stop "$mf"
   rm -rf "$work/cf_hyd"
 }
@@ -622,12 +631,15 @@ row 2a "Seq read 1 MiB, fully hydrated, cold" MB/s hi "$(v cf_hseq_cold)" "$(v p
 row 2b "Seq read 1 MiB, fully hydrated, warm (raw: buffered, page cache)" MB/s hi "$(v cf_hseq_warm)" "$(v peer_hseq_warm)" "$(v raw_seq_warm)" "$(v pt_hseq_warm)"
 row 2c "Seq read 1 MiB, fully hydrated, cold, buffered (no O_DIRECT: kernel readahead)" MB/s hi "$(v cf_hseq_buf)" "$(v peer_hseq_buf)" "$(v raw_seq)" "$(v pt_hseq_buf)"
 row 2d "  ceiling: the disk — source file, 4 MiB O_DIRECT reads, 8 in flight, cold" MB/s hi "" "$(v peer_hseq_cold)" "$(v disk_seq)"
+row 2e "  lever splice: passthrough replying by splice from the destination (SPLICE_WRITE), cold" MB/s hi "$(v cf_hseq_cold)" "" "" "$(v pts_hseq_cold)"
+row 2f "  lever splice: the same, warm" MB/s hi "$(v cf_hseq_warm)" "" "" "$(v pts_hseq_warm)"
 row 3a "4K randread QD1, never touched, cold (libaio direct)" IOPS hi "$(v cf_rr1)" "$(v peer_rr1)" "$(v raw_rr1)"
 row 3b "4K randread QD16, never touched, cold (libaio direct)" IOPS hi "$(v cf_rr16)" "$(v peer_rr16)" "$(v raw_rr16)"
 row 3c "4K randread QD1, hydrated, cold (libaio direct)" IOPS hi "$(v cf_hrr1)" "$(v peer_hrr1)" "$(v raw_rr1)" "$(v pt_hrr1)"
 row 3d "4K randread QD16, hydrated, cold (libaio direct)" IOPS hi "$(v cf_hrr16)" "$(v peer_hrr16)" "$(v raw_rr16)" "$(v pt_hrr16)"
 row 4a "4K randwrite QD16 into never-touched regions (1 write/region, random order)" IOPS hi "$(v cf_w)" "$(v peer_w)" "$(v raw_wfresh)"
 row 4b "4K randwrite QD16 into hydrated regions" IOPS hi "$(v cf_hw)" "$(v peer_hw)" "$(v raw_w)" "$(v pt_hw)"
+row 4c "  lever splice: passthrough taking writes by splice (SPLICE_READ + write_buf)" IOPS hi "$(v cf_hw)" "" "" "$(v ptsr_hw)"
 row 5a "4K randwrite + fsync each, QD1, never-touched regions (commit path)" IOPS hi "$(v cf_f)" "$(v peer_f)" "$(v raw_ffresh)"
 row 5b "4K randwrite + fsync each, QD1, hydrated regions" IOPS hi "$(v cf_hf)" "$(v peer_hf)" "$(v raw_f)" "$(v pt_hf)"
 row 5c "  ceiling for 5a: the same writes + fsync into the holes of a sparse raw file" IOPS hi "" "$(v peer_f)" "$(v raw_ffresh_holes)"
