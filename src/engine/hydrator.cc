@@ -18,10 +18,11 @@ int64_t now_ns() {
 
 }  // namespace
 
-Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned workers, unsigned max_retries)
-    : engine_(engine), max_retries_(max_retries), settings_(settings) {
+Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max_workers, unsigned max_retries)
+    : engine_(engine), max_workers_(std::max(1u, max_workers)), max_retries_(max_retries), settings_(settings) {
+  std::lock_guard lock(mu_);
   rate_window_start_ = budget_start_ = Clock::now();
-  for (unsigned i = 0; i < std::max(1u, workers); ++i) workers_.emplace_back([this] { worker_loop(); });
+  add_workers();
 }
 
 Hydrator::~Hydrator() { stop(); }
@@ -46,13 +47,25 @@ void Hydrator::set_paused(bool paused) {
 void Hydrator::set_threshold(uint64_t regions) {
   std::lock_guard lock(mu_);
   settings_.threshold = std::max<uint64_t>(1, regions);
+  add_workers();
   changed_.notify_all();
 }
 
 void Hydrator::set_batch(uint64_t regions) {
   std::lock_guard lock(mu_);
   settings_.batch = std::max<uint64_t>(1, regions);
+  add_workers();
   changed_.notify_all();
+}
+
+uint64_t Hydrator::copies_allowed() const {
+  return std::max<uint64_t>(1, settings_.threshold / std::max<uint64_t>(1, settings_.batch));
+}
+
+// Threads are only added: a lower threshold leaves the extra ones waiting on copies_allowed().
+void Hydrator::add_workers() {
+  uint64_t wanted = std::min<uint64_t>(max_workers_, copies_allowed());
+  while (!stopping_ && workers_.size() < wanted) workers_.emplace_back([this] { worker_loop(); });
 }
 
 void Hydrator::set_rate(uint64_t bytes_per_second) {
@@ -77,16 +90,15 @@ std::optional<uint64_t> Hydrator::next_start() {
 
 void Hydrator::worker_loop() {
   std::unique_lock lock(mu_);
-  auto last_copy = Clock::now();
   while (!stopping_) {
-    uint64_t in_flight_limit = std::max<uint64_t>(1, settings_.threshold / std::max<uint64_t>(1, settings_.batch));
-    if (settings_.paused || active_copies_ >= in_flight_limit ||
+    if (settings_.paused || active_copies_ >= copies_allowed() ||
         engine_.status().mode != MetadataMode::kReadWrite) {
       changed_.wait_for(lock, std::chrono::milliseconds(200));
       continue;
     }
     auto since_user = std::chrono::nanoseconds(now_ns() - engine_.last_user_io_ns());
-    if (since_user < kUserQuiet && Clock::now() - last_copy < kTrickleInterval) {
+    // The trickle is shared: one batch at a time and one per interval, however many workers.
+    if (since_user < kUserQuiet && (active_copies_ > 0 || Clock::now() - last_start_ < kTrickleInterval)) {
       changed_.wait_for(lock, std::chrono::milliseconds(5));
       continue;
     }
@@ -101,13 +113,13 @@ void Hydrator::worker_loop() {
       batch = std::min(batch, *next_failed - *start);
     }
     cursor_ = *start + batch;
+    last_start_ = Clock::now();
     ++active_copies_;
     lock.unlock();
     std::vector<uint64_t> newly_failed;
     BatchResult result = copy_batch(*start, batch, newly_failed);
     lock.lock();
     --active_copies_;
-    last_copy = Clock::now();
     failed_.insert(newly_failed.begin(), newly_failed.end());
     record_copy(result.hydrated * engine_.geometry().region_size());
     throttle(result.copied_bytes, lock);

@@ -32,11 +32,16 @@ struct HydrationStatus {
   double eta_seconds = -1;              // -1: unknown
 };
 
+// Worker threads copy one batch each, so they bound the batches in flight whatever the threshold.
+inline constexpr unsigned kMaxHydrationWorkers = 8;
+
 class Hydrator {
  public:
-  // Starts `workers` threads (at most threshold/batch copy at once). Source read errors are
+  // Copies up to threshold / batch batches at once, one worker thread per batch in flight, at most
+  // `max_workers` threads, started as the settings come to need them. Source read errors are
   // retried `max_retries` times with backoff, then the region is reported failed and skipped.
-  Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned workers = 2, unsigned max_retries = 3);
+  Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max_workers = kMaxHydrationWorkers,
+           unsigned max_retries = 3);
   ~Hydrator();  // stops
   Hydrator(const Hydrator&) = delete;
   Hydrator& operator=(const Hydrator&) = delete;
@@ -56,6 +61,8 @@ class Hydrator {
     uint64_t copied_bytes = 0;
   };
   void worker_loop();
+  uint64_t copies_allowed() const;  // requires mu_
+  void add_workers();               // requires mu_: as many as copies_allowed(), up to max_workers_
   // One batch, then region-by-region retries with backoff if the source failed; regions that
   // still fail are appended to `newly_failed`.
   BatchResult copy_batch(uint64_t start, uint64_t batch, std::vector<uint64_t>& newly_failed);
@@ -66,6 +73,7 @@ class Hydrator {
   bool is_failed(uint64_t region) const;
 
   CloneEngine& engine_;
+  const unsigned max_workers_;
   const unsigned max_retries_;
 
   mutable std::mutex mu_;
@@ -74,13 +82,14 @@ class Hydrator {
   bool stopping_ = false;               // guarded by mu_
   uint64_t cursor_ = 0;                 // guarded by mu_: where the next batch search starts
   uint64_t active_copies_ = 0;          // guarded by mu_
+  std::chrono::steady_clock::time_point last_start_;  // guarded by mu_: the last batch claimed
   std::set<uint64_t> failed_;           // guarded by mu_
   std::chrono::steady_clock::time_point rate_window_start_;  // guarded by mu_
   uint64_t rate_window_bytes_ = 0;      // guarded by mu_
   double recent_rate_ = 0;              // guarded by mu_
   std::chrono::steady_clock::time_point budget_start_;  // guarded by mu_ (rate limit)
   uint64_t budget_used_ = 0;            // guarded by mu_
-  std::vector<std::thread> workers_;
+  std::vector<std::thread> workers_;    // grows under mu_ while !stopping_; joined by stop()
 };
 
 }  // namespace clonefs

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <thread>
 
 #include "io/forwarding.h"
 #include "meta/metadata_store.h"
@@ -34,11 +36,22 @@ class FaultySource : public ForwardingSource {
   using ForwardingSource::ForwardingSource;
   std::atomic<int> fail_read{0};
   std::atomic<int> reads{0};
+  std::atomic<int> read_delay_ms{0};  // each read takes at least this long, so reads overlap
+  std::atomic<int> most_reading{0};   // the most reads seen in progress at once
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
     ++reads;
     if (int err = fail_read.load()) return Status::from_errno(err, "read " + name() + " (injected)");
-    return ForwardingSource::read_at(offset, buf);
+    int now = ++reading_;
+    for (int most = most_reading.load(); now > most && !most_reading.compare_exchange_weak(most, now);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(read_delay_ms.load()));
+    Status status = ForwardingSource::read_at(offset, buf);
+    --reading_;
+    return status;
   }
+
+ private:
+  std::atomic<int> reading_{0};
 };
 
 // Counts commits, keeps what each committed, and fails commit() or load() on demand.

@@ -49,6 +49,25 @@ TEST_F(Hydration, NeverOverwritesWhatTheUserWrote) {
   expect_image_matches_model();
 }
 
+// dm-clone's hydration_threshold: regions in flight. With batches of one region the source sees
+// exactly `threshold` reads at once, also when the threshold is raised while running...
+TEST_F(Hydration, CopiesThresholdOverBatchBatchesAtOnce) {
+  source_->read_delay_ms = 50;
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1});
+  hydrator.set_threshold(5);
+  hydrator.set_paused(false);
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(20)));
+  EXPECT_EQ(source_->most_reading.load(), 5);
+}
+
+// ...and never more than the worker cap.
+TEST_F(Hydration, BatchesInFlightAreCappedByTheWorkers) {
+  source_->read_delay_ms = 50;
+  Hydrator hydrator(*engine_, {.threshold = 64, .batch = 1});
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(20)));
+  EXPECT_EQ(source_->most_reading.load(), static_cast<int>(kMaxHydrationWorkers));
+}
+
 TEST_F(Hydration, UnreadableRegionsAreReportedFailedNotRetriedForever) {
   source_->fail_read = EIO;
   Hydrator hydrator(*engine_, {.batch = 4}, 1, 1);
