@@ -577,15 +577,19 @@ p_latency() {
   setv lat_iops_paused "$(fio_last read iops)"
   drop
   "$CLONEFS" hydrate "$img" --resume >>"$runlog" 2>&1
-  v0=$(cf_status "$img" bytes_valid); t0=$(now)
+  # The hydration rate is sampled inside the fio window (from 1 s in to 1 s before its end):
+  # before fio's first read the hydrator runs at full speed.
   fio_fig read p50 --filename="$img" --rw=randread --bs=4k --ioengine=libaio --direct=1 \
-    --iodepth=1 --runtime="$RT_LAT" --time_based --offset="$lat_off" --size="$LAT_SPAN" >/dev/null
-  v1=$(cf_status "$img" bytes_valid); t1=$(now)
+    --iodepth=1 --runtime="$RT_LAT" --time_based --offset="$lat_off" --size="$LAT_SPAN" >/dev/null &
+  local fp=$!
+  sleep 1; v0=$(cf_status "$img" bytes_valid); t0=$(now)
+  sleep $((RT_LAT > 2 ? RT_LAT - 2 : 0)); v1=$(cf_status "$img" bytes_valid); t1=$(now)
+  wait "$fp"
   setv lat_p50_run "$(fio_last read p50)"; setv lat_p99_run "$(fio_last read p99)"
   setv lat_iops_run "$(fio_last read iops)"
   local rate; rate=$(python3 -c "print('%.1f' % (($v1 - $v0) / 1e6 / ($t1 - $t0)))")
   setv lat_hyd_rate "$rate"
-  note "latency: hydration progressed $(( (v1 - v0) >> 20 )) MiB during the ${RT_LAT} s fio run ($rate MB/s), complete=$(cf_status "$img" complete) at its end; image $(( $(stat -c %s "$img") >> 20 )) MiB"
+  note "latency: hydration progressed $(( (v1 - v0) >> 20 )) MiB in $(sub "$t0" "$t1") s of the ${RT_LAT} s fio run ($rate MB/s), complete=$(cf_status "$img" complete) at its end; image $(( $(stat -c %s "$img") >> 20 )) MiB"
   [ $((v1 >> 20)) -lt $(( (lat_off) >> 20 )) ] || note "latency: WARNING hydration reached the read span during the 'running' window; the figure is partly hydrated reads"
   cf_unmount "$img"; rm -rf "$work/cf_lat"
 }
