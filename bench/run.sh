@@ -572,17 +572,18 @@ p_latency() {
   # window: both windows read never-copied regions (fall-through), only the background differs.
   local lat_off=$(( $(stat -c %s "$img") - LAT_SPAN ))
   drop; fio_fig read p50 --filename="$img" --rw=randread --bs=4k --ioengine=libaio --direct=1 \
-    --iodepth=1 --runtime="$RT_LAT" --time_based --offset="$lat_off" --size="$LAT_SPAN" >/dev/null
+    --iodepth=1 --ramp_time=2 --runtime="$RT_LAT" --time_based --offset="$lat_off" --size="$LAT_SPAN" >/dev/null
   setv lat_p50_paused "$(fio_last read p50)"; setv lat_p99_paused "$(fio_last read p99)"
   setv lat_iops_paused "$(fio_last read iops)"
   drop
   "$CLONEFS" hydrate "$img" --resume >>"$runlog" 2>&1
-  # The hydration rate is sampled inside the fio window (from 1 s in to 1 s before its end):
-  # before fio's first read the hydrator runs at full speed.
+  # Before fio's first read the hydrator runs at full speed: fio skips 2 s (--ramp_time, both
+  # windows) so that burst's writeback is not counted, and the hydration rate is sampled from 1 s
+  # into the measured window to 1 s before its end.
   fio_fig read p50 --filename="$img" --rw=randread --bs=4k --ioengine=libaio --direct=1 \
-    --iodepth=1 --runtime="$RT_LAT" --time_based --offset="$lat_off" --size="$LAT_SPAN" >/dev/null &
+    --iodepth=1 --ramp_time=2 --runtime="$RT_LAT" --time_based --offset="$lat_off" --size="$LAT_SPAN" >/dev/null &
   local fp=$!
-  sleep 1; v0=$(cf_status "$img" bytes_valid); t0=$(now)
+  sleep 3; v0=$(cf_status "$img" bytes_valid); t0=$(now)
   sleep $((RT_LAT > 2 ? RT_LAT - 2 : 0)); v1=$(cf_status "$img" bytes_valid); t1=$(now)
   wait "$fp"
   setv lat_p50_run "$(fio_last read p50)"; setv lat_p99_run "$(fio_last read p99)"
