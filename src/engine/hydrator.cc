@@ -1,6 +1,7 @@
 #include "engine/hydrator.h"
 
 #include <algorithm>
+#include <system_error>
 
 namespace clonefs {
 namespace {
@@ -63,9 +64,14 @@ uint64_t Hydrator::copies_allowed() const {
 }
 
 // Threads are only added: a lower threshold leaves the extra ones waiting on copies_allowed().
+// If the system refuses a thread, the ones already running copy fewer batches at once.
 void Hydrator::add_workers() {
   uint64_t wanted = std::min<uint64_t>(max_workers_, copies_allowed());
-  while (!stopping_ && workers_.size() < wanted) workers_.emplace_back([this] { worker_loop(); });
+  try {
+    while (!stopping_ && workers_.size() < wanted) workers_.emplace_back([this] { worker_loop(); });
+  } catch (const std::system_error&) {
+    if (workers_.empty()) throw;  // no hydration at all: the caller must know
+  }
 }
 
 void Hydrator::set_rate(uint64_t bytes_per_second) {
