@@ -83,8 +83,9 @@ nlohmann::json to_json(const Snapshot& s) {
   return j;
 }
 
-// The pid holding a flock on `path` (a mount's MetadataStore holds one), or 0. Read from
-// /proc/locks rather than by trying the lock, which could make a concurrent mount fail.
+// The pid holding the exclusive flock a mount's MetadataStore takes on `path`, or 0. Readers such
+// as this status hold it shared (READ), which is no mount. Read from /proc/locks rather than by
+// trying the lock, which could make a concurrent mount fail.
 int flock_holder(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
@@ -99,7 +100,7 @@ int flock_holder(const std::string& path) {
     fields >> id >> type;
     if (type == "->") fields >> type;  // a blocked waiter
     fields >> mode >> access >> pid >> dev;
-    if (type == "FLOCK" && dev == device) return std::atoi(pid.c_str());
+    if (type == "FLOCK" && access == "WRITE" && dev == device) return std::atoi(pid.c_str());
   }
   return 0;
 }

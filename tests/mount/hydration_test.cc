@@ -55,7 +55,15 @@ TEST_F(HydrationMount, HydratesFullyWhileAWriterChangesRegions) {
   CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   ASSERT_EQ(wait.exit_code, 0) << wait.output;
   EXPECT_TRUE(status(image()).value("complete", false));
+  // META of a running mount: the committed state, in use by the daemon...
+  auto offline = status(meta());
+  EXPECT_EQ(offline.value("metadata_mode", ""), "in-use") << offline.dump();
+  EXPECT_EQ(offline.value("pid", 0), status(image()).value("pid", -1)) << offline.dump();
   unmount();
+  // ...and once unmounted, not in use (status's own shared lock is not a mount).
+  offline = status(meta());
+  EXPECT_EQ(offline.value("metadata_mode", ""), "unmounted") << offline.dump();
+  EXPECT_FALSE(offline.value("mounted", true)) << offline.dump();
   // The destination alone is now the image; the source never changed.
   CommandResult finalize = run(clonefs("finalize --metadata " + shell_quote(meta())));
   EXPECT_EQ(finalize.exit_code, 0) << finalize.output;
