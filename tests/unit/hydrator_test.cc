@@ -50,7 +50,7 @@ TEST_F(Hydration, NeverOverwritesWhatTheUserWrote) {
 }
 
 // dm-clone's hydration_threshold: regions in flight. With batches of one region the source sees
-// exactly `threshold` reads at once, also when the threshold is raised while running...
+// exactly `threshold` reads at once, also when the threshold is raised after the start...
 TEST_F(Hydration, CopiesThresholdOverBatchBatchesAtOnce) {
   source_->read_delay_ms = 50;
   Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1});
