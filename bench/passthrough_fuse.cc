@@ -87,16 +87,17 @@ void init(void*, fuse_conn_info* conn) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool usage_ok = argc >= 3;
   for (int i = 3; i < argc; ++i) {
     if (std::strcmp(argv[i], "--splice-write") == 0) {
       splice_write = true;
     } else if (std::strcmp(argv[i], "--splice-read") == 0) {
       splice_read = true;
     } else {
-      argc = 0;
+      usage_ok = false;
     }
   }
-  if (argc < 3) {
+  if (!usage_ok) {
     std::fprintf(stderr, "usage: %s BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]\n", argv[0]);
     return 2;
   }

@@ -466,7 +466,7 @@ p_peer_hydrated() {
 
 # Lever "async/parallel hydration I/O": full hydration of the same source for several
 # threshold (regions in flight) / batch (contiguous regions per copy) pairs, 64/16 being the
-# default; the hydrator's 2 workers copy min(2, threshold / batch) batches at once.
+# default; the hydrator copies min(8, threshold / batch) batches at once (one worker each).
 KNOBS=("1 1" "16 16" "64 1" "64 16" "64 64" "256 16")
 knob_hydrate() {  # THRESHOLD BATCH -> seconds for a full hydration from a fresh clone
   local img; img=$(cf_mount "$S" "cf_knob" --no-hydration)

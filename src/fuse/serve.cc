@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "control/control_protocol.h"
@@ -88,8 +89,9 @@ unsigned max_read_option(const std::vector<std::string>& fuse_options) {
   for (const std::string& list : fuse_options) {
     std::stringstream items(list);
     for (std::string item; std::getline(items, item, ',');) {
-      if (item.rfind("max_read=", 0) == 0) {
-        max_read = static_cast<unsigned>(std::strtoul(item.c_str() + 9, nullptr, 0));
+      constexpr std::string_view kKey = "max_read=";
+      if (item.rfind(kKey, 0) == 0) {
+        max_read = static_cast<unsigned>(std::strtoul(item.c_str() + kKey.size(), nullptr, 0));
       }
     }
   }
