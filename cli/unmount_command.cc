@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -52,6 +53,18 @@ Status unmount_path(const std::string& image, bool lazy) {
   return Status::ok();
 }
 
+bool hydration_paused(const nlohmann::json& status) {
+  auto hydration = status.find("hydration");
+  if (hydration == status.end() || !hydration->is_object()) return true;  // nothing to pause
+  return hydration->value("paused", false);
+}
+
+// "metadata is ro: <reason>", from a live status.
+std::string mode_sentence(const nlohmann::json& status) {
+  return "metadata is " + status.value("metadata_mode", std::string("?")) + ": " +
+         status.value("metadata_mode_reason", std::string());
+}
+
 bool process_alive(int pid) {
   if (::kill(pid, 0) != 0) return errno == EPERM;
   // An exited daemon whose reaper is slow is a zombie: its final commit is done.
@@ -92,17 +105,30 @@ int run_unmount(const UnmountArgs& args) {
          "of its last commit)");
     return 0;
   }
+  // Hydration is paused first, so that the commit below is the last one that has anything to
+  // commit: its result, read here, is the final commit's (the daemon's own exit status reaches
+  // nobody). If the unmount is refused, hydration is resumed as it was.
+  auto before = live_status_of(args.image);
+  bool was_paused = before && hydration_paused(*before);
+  if (!was_paused) (void)send_hydrate_command(args.image, "pause");
   int rc = 0;
-  // Ask for a commit now, so a failure is reported here rather than only in the daemon's log.
   int fd = ::open(args.image.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0 && ::fsync(fd) != 0) {
-    warn("commit before unmount failed: " + std::string(std::strerror(errno)) +
-         "; see 'clonefs status' and the log");
+    int err = errno;
+    auto after = live_status_of(args.image);
+    std::string why = after ? mode_sentence(*after) : std::string(std::strerror(err));
+    warn(args.image + ": the final commit failed: " + why);
     rc = kExitError;
   }
   if (fd >= 0) ::close(fd);
-  if (Status unmounted = unmount_path(args.image, false); !unmounted) return fail(unmounted);
+  if (Status unmounted = unmount_path(args.image, false); !unmounted) {
+    if (!was_paused) (void)send_hydrate_command(args.image, "resume");
+    return fail(unmounted);
+  }
   if (Status exited = wait_for_exit(*pid, args.image); !exited) return fail(exited);
+  if (rc != 0) {
+    warn("unmounted " + args.image + ", but writes acknowledged since the last good commit may be lost");
+  }
   return rc;
 }
 

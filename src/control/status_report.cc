@@ -1,12 +1,9 @@
 #include "control/status_report.h"
 
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "control/units.h"
 
@@ -83,28 +80,6 @@ nlohmann::json to_json(const Snapshot& s) {
   return j;
 }
 
-// The pid holding the exclusive flock a mount's MetadataStore takes on `path`, or 0. Readers such
-// as this status hold it shared (READ), which is no mount. Read from /proc/locks rather than by
-// trying the lock, which could make a concurrent mount fail.
-int flock_holder(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  char device[64];
-  std::snprintf(device, sizeof device, "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
-                static_cast<unsigned long long>(st.st_ino));
-  std::ifstream locks("/proc/locks");
-  std::string line;
-  while (std::getline(locks, line)) {
-    std::istringstream fields(line);
-    std::string id, type, mode, access, pid, dev;
-    fields >> id >> type;
-    if (type == "->") fields >> type;  // a blocked waiter
-    fields >> mode >> access >> pid >> dev;
-    if (type == "FLOCK" && access == "WRITE" && dev == device) return std::atoi(pid.c_str());
-  }
-  return 0;
-}
-
 }  // namespace
 
 nlohmann::json live_status(const LiveStatusSources& in) {
@@ -142,7 +117,7 @@ Result<nlohmann::json> offline_status(const std::string& metadata_path) {
   s.regions_total = geometry->region_count();
   s.regions_valid = bitmap.valid_count();
   s.bytes_valid = valid_bytes(*geometry, bitmap);
-  s.pid = flock_holder(metadata_path);
+  s.pid = metadata_holder_pid(metadata_path);
   s.mounted = s.pid > 0;
   s.mode = s.mounted ? "in-use" : "unmounted";
   if (s.mounted) {

@@ -62,6 +62,15 @@ Status CloneEngine::usable() const {
   return Status::ok();
 }
 
+// Read-write mode: regions may still become valid. Checked before anything is written for a
+// region that would need to, so read-only mode never leaves orphan copies in the destination.
+Status CloneEngine::writable() const {
+  std::lock_guard lock(mu_);
+  if (closed_) return Status::error(EIO, "clone is closed");
+  if (mode_ != MetadataMode::kReadWrite) return refusal_locked();
+  return Status::ok();
+}
+
 void CloneEngine::note_user_io() {
   auto now = std::chrono::steady_clock::now().time_since_epoch();
   last_user_io_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
@@ -88,6 +97,7 @@ Status CloneEngine::mark_valid(uint64_t first, uint64_t count) {
 
 Status CloneEngine::merge_region_locked(uint64_t region, uint64_t offset, std::span<const std::byte> data,
                                         uint64_t zero_length) {
+  CLONEFS_RETURN_IF_ERROR(writable());
   Extent extent = geometry_.region_extent(region);
   thread_local KeptBuffer region_buffer;  // see util/page_buffer.h for why
   KeptBuffer::Lease lease = region_buffer.lease(extent.length());
@@ -158,8 +168,12 @@ Status CloneEngine::read(uint64_t offset, std::span<std::byte> buf) {
   uint64_t done = 0;
   while (done < buf.size()) {
     uint64_t pos = offset + done;
-    bool valid = bitmap_.test(geometry_.region_of(pos));
-    uint64_t run_end = pos;
+    const uint64_t first = geometry_.region_of(pos);
+    const bool valid = bitmap_.test(first);
+    if (options_.hooks.after_read_validity_test) options_.hooks.after_read_validity_test(first);
+    // The run starts with the region just tested, whatever it is by now: testing it a second
+    // time could see it changed and leave an empty run (at offset 0, a run of 2^64 bytes).
+    uint64_t run_end = geometry_.region_extent(first).end;
     while (run_end < offset + buf.size() && bitmap_.test(geometry_.region_of(run_end)) == valid) {
       run_end = geometry_.region_extent(geometry_.region_of(run_end)).end;
     }
@@ -197,7 +211,7 @@ Status CloneEngine::write(uint64_t offset, std::span<const std::byte> buf) {
       CLONEFS_RETURN_IF_ERROR(destination_.write_at(pos, piece));
     } else if (n == extent.length()) {
       // Covers the region whole: nothing of the source survives, so no copy.
-      CLONEFS_RETURN_IF_ERROR(usable());
+      CLONEFS_RETURN_IF_ERROR(writable());
       CLONEFS_RETURN_IF_ERROR(destination_.write_at(pos, piece));
       CLONEFS_RETURN_IF_ERROR(mark_valid(region, 1));
     } else {
@@ -232,7 +246,7 @@ Status CloneEngine::discard(uint64_t offset, uint64_t length) {
       CLONEFS_RETURN_IF_ERROR(destination_.punch(pos, n));
     } else if (n == extent.length()) {
       // The skip-hydration hint: the whole region is zeros now, valid without a copy.
-      CLONEFS_RETURN_IF_ERROR(usable());
+      CLONEFS_RETURN_IF_ERROR(writable());
       CLONEFS_RETURN_IF_ERROR(destination_.punch(pos, n));
       CLONEFS_RETURN_IF_ERROR(mark_valid(region, 1));
       counters_.regions_skipped.fetch_add(1, std::memory_order_relaxed);

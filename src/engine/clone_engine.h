@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <string>
@@ -23,10 +24,20 @@ namespace clonefs {
 enum class MetadataMode { kReadWrite, kReadOnly, kFail };
 const char* to_string(MetadataMode mode);  // "rw", "ro", "fail"
 
+// Points where a test can act between two steps of the engine, to make a race deterministic.
+// Empty in production.
+struct EngineHooks {
+  // In read(): after the first region of a run was tested, before the rest of the run is.
+  std::function<void(uint64_t region)> after_read_validity_test;
+};
+
 struct EngineOptions {
   bool copy_on_read = false;
   // Commit the open transaction this often when it is not empty. Zero: only on flush/close.
   std::chrono::milliseconds commit_period{1000};
+  EngineHooks hooks;
+  // Told when a periodic commit fails (no caller is there to see the error); may log it.
+  std::function<void(const Status&)> on_commit_failure;
 };
 
 // Monotonic counts, for status and for tests that check how often things happen.
@@ -92,6 +103,7 @@ class CloneEngine {
   Status check_range(uint64_t offset, uint64_t length, const char* op) const;
   void note_user_io();
   Status usable() const;
+  Status writable() const;
   // Records regions as valid in the open transaction. Fails (and records nothing) unless the
   // metadata mode is read-write.
   Status mark_valid(uint64_t first, uint64_t count);
@@ -103,7 +115,11 @@ class CloneEngine {
                              uint64_t zero_length);
   Status read_invalid_run(uint64_t offset, std::span<std::byte> buf);
   Status commit();
-  void fail_commit(const Status& cause, bool sticky);
+  Status commit_serialized();  // requires commit_mu_
+  // Why commit() refuses once the mode is not read-write. Requires mu_.
+  Status refusal_locked() const;
+  // Rolls back to the committed bitmap and switches to read-only (or fail) mode.
+  void fail_commit(const Status& cause, std::span<const ChunkImage> frozen);
   // With mu_ held: ends the open transaction, returning its chunks (unsorted) and starting a new one.
   std::vector<uint64_t> take_transaction_locked();
   void committer_loop();
@@ -129,7 +145,6 @@ class CloneEngine {
   MetadataMode mode_ = MetadataMode::kReadWrite;  // guarded by mu_
   std::string mode_reason_;                       // guarded by mu_
   bool closed_ = false;                           // guarded by mu_
-  bool sync_failed_ = false;                      // guarded by mu_: sticky after a failed fdatasync
 
   std::mutex commit_mu_;  // serialises commits: one freeze-sync-commit sequence at a time
 

@@ -45,7 +45,7 @@ class HeldRegions {
 }  // namespace
 
 Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions) {
-  CLONEFS_RETURN_IF_ERROR(usable());
+  CLONEFS_RETURN_IF_ERROR(writable());
   HydrateStep step{first, 0, 0};
   HeldRegions held(locks_);
   for (uint64_t r = first; r < geometry_.region_count() && held.count() < max_regions; ++r) {

@@ -212,6 +212,9 @@ int serve_image(const ServeOptions& options) {
   spdlog::logger& log = *options.logger;
   OpenOptions open_options;
   open_options.engine.copy_on_read = options.copy_on_read;
+  open_options.engine.on_commit_failure = [&log](const Status& failed) {
+    log.error("periodic commit failed, metadata is read-only until remounted: {}", failed.message());
+  };
   auto clone = Clone::open(options.metadata_path, open_options);
   if (!clone) {
     options.report(clone.status());

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,8 +67,7 @@ int errno_for(int sqlite_code) {
 }  // namespace
 
 MetadataStore::~MetadataStore() {
-  sqlite3_close_v2(db_);
-  if (lock_fd_ >= 0) ::close(lock_fd_);
+  sqlite3_close_v2(db_);  // before the lock is released (lock_ is destroyed after this body)
 }
 
 Status MetadataStore::sqlite_error(const std::string& what) {
@@ -85,15 +83,19 @@ Status MetadataStore::exec(const char* sql) {
 Status MetadataStore::create(const std::string& path, const CloneRecord& record, bool force,
                              const MetadataOpenOptions& options) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && !force) {
-    return Status::error(EEXIST, "metadata " + path + " already exists (pass --force to replace it)");
+  std::optional<MetadataLock> replaced;  // held until the new file has taken its place
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!force) return Status::error(EEXIST, "metadata " + path + " already exists (pass --force to replace it)");
+    auto lock = MetadataLock::acquire(path);
+    if (!lock) return lock.status().with_context("cannot replace it");
+    replaced.emplace(std::move(*lock));
   }
   const std::string temp = path + ".new";
   for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((temp + suffix).c_str());
 
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(temp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.vfs);
-  std::unique_ptr<MetadataStore> store(new MetadataStore(db, temp));
+  std::unique_ptr<MetadataStore> store(new MetadataStore(db, temp, std::nullopt));
   if (rc != SQLITE_OK) return store->sqlite_error("create");
   Status written = [&]() -> Status {
     CLONEFS_RETURN_IF_ERROR(store->exec("PRAGMA journal_mode=WAL"));
@@ -137,25 +139,26 @@ Result<std::unique_ptr<MetadataStore>> MetadataStore::open(const std::string& pa
   if (!S_ISREG(st.st_mode)) return Status::error(EINVAL, "metadata " + path + " is not a regular file");
   if (st.st_size == 0) return Status::error(EINVAL, "metadata " + path + " is empty, not clonefs metadata");
 
-  // One mount per metadata file: a second daemon would commit a bitmap the first does not know.
-  // Readers take the lock shared, so no mount starts under them.
-  int lock_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (lock_fd < 0) return Status::from_errno(errno, "metadata " + path);
-  bool locked = ::flock(lock_fd, (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0;
-  if (!locked && (!options.read_only || errno != EWOULDBLOCK)) {
-    int err = errno;
-    ::close(lock_fd);
-    if (err == EWOULDBLOCK) return Status::error(EBUSY, "metadata " + path + " is in use by another clonefs process");
-    return Status::from_errno(err, "lock metadata " + path);
+  // One writer per metadata file: a second daemon would commit a bitmap the first does not know.
+  std::optional<MetadataLock> lock;
+  if (!options.read_only) {
+    auto held = MetadataLock::acquire(path);
+    if (!held) return held.status();
+    lock.emplace(std::move(*held));
   }
   sqlite3* db = nullptr;
   // A reader of an unmounted clone opens read-write (and writes nothing) so that closing removes
-  // the -wal and -shm files a read-only WAL connection would leave behind. Next to a running
-  // mount it stays read-only.
-  int flags = options.read_only && !locked ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  // the -wal and -shm files a read-only WAL connection would leave behind; next to a running
+  // mount it stays read-only. Either way SQLite's own locks keep it consistent with a writer.
+  bool held_elsewhere = options.read_only && metadata_holder_pid(path) > 0;
+  int flags = held_elsewhere ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, options.vfs);
-  std::unique_ptr<MetadataStore> store(new MetadataStore(db, path));
-  store->lock_fd_ = lock_fd;
+  if (rc != SQLITE_OK && options.read_only && !held_elsewhere) {
+    sqlite3_close_v2(db);  // e.g. a reader without write permission: read-only is enough
+    db = nullptr;
+    rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, options.vfs);
+  }
+  std::unique_ptr<MetadataStore> store(new MetadataStore(db, path, std::move(lock)));
   if (rc != SQLITE_OK) return store->sqlite_error("open");
   sqlite3_busy_timeout(db, 5000);
   CLONEFS_RETURN_IF_ERROR(store->check_identity());
@@ -246,6 +249,18 @@ Status MetadataStore::commit(std::span<const ChunkImage> chunks) {
   }();
   if (!written.is_ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   return written;
+}
+
+Result<std::vector<std::byte>> MetadataStore::load_chunk(uint64_t chunk) {
+  Statement q(db_, "SELECT bits FROM region_chunk WHERE chunk = ?");
+  if (!q.prepared()) return sqlite_error("read region chunk " + std::to_string(chunk));
+  sqlite3_bind_int64(q.get(), 1, static_cast<sqlite3_int64>(chunk));
+  int rc = sqlite3_step(q.get());
+  if (rc == SQLITE_DONE) return std::vector<std::byte>();
+  if (rc != SQLITE_ROW) return sqlite_error("read region chunk " + std::to_string(chunk));
+  auto* data = static_cast<const std::byte*>(sqlite3_column_blob(q.get(), 0));
+  auto size = static_cast<size_t>(sqlite3_column_bytes(q.get(), 0));
+  return std::vector<std::byte>(data, data + size);
 }
 
 Result<uint64_t> MetadataStore::count_valid() {

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "meta/geometry.h"
+#include "meta/metadata_lock.h"
 #include "meta/region_bitmap.h"
 
 struct sqlite3;
@@ -39,9 +41,13 @@ class RegionStore {
   // Writes the chunks in one transaction; durable (survives power loss) when it returns OK.
   // On error nothing of it is committed.
   virtual Status commit(std::span<const ChunkImage> chunks) = 0;
+  // One chunk as committed; empty if none was ever committed (all its regions invalid).
+  virtual Result<std::vector<std::byte>> load_chunk(uint64_t chunk) = 0;
 };
 
 struct MetadataOpenOptions {
+  // A reader (status): takes no lock and writes nothing. Otherwise the opener holds the clone
+  // (MetadataLock) until the store is destroyed.
   bool read_only = false;
   // SQLite VFS to use (nullptr: the default). Crash tests register a recording VFS.
   const char* vfs = nullptr;
@@ -58,7 +64,8 @@ class MetadataStore final : public RegionStore {
   MetadataStore& operator=(const MetadataStore&) = delete;
 
   // Writes a new metadata file at `path` (atomically: a temp file renamed into place, then the
-  // directory synced). Refuses an existing file unless `force`.
+  // directory synced). Refuses an existing file unless `force`, and even then while another
+  // process holds it.
   static Status create(const std::string& path, const CloneRecord& record, bool force,
                        const MetadataOpenOptions& options = {});
   // Opens and checks: a SQLite database, of clonefs, of a format version this build reads,
@@ -70,11 +77,13 @@ class MetadataStore final : public RegionStore {
   const std::string& path() const { return path_; }
   Status load(RegionBitmap& into) override;
   Status commit(std::span<const ChunkImage> chunks) override;
+  Result<std::vector<std::byte>> load_chunk(uint64_t chunk) override;
   // Number of valid regions recorded, without building a bitmap (for status of an unmounted clone).
   Result<uint64_t> count_valid();
 
  private:
-  MetadataStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  MetadataStore(sqlite3* db, std::string path, std::optional<MetadataLock> lock)
+      : db_(db), path_(std::move(path)), lock_(std::move(lock)) {}
   Status check_identity();
   Status read_record();
   Status exec(const char* sql);
@@ -82,7 +91,7 @@ class MetadataStore final : public RegionStore {
 
   sqlite3* db_;
   std::string path_;
-  int lock_fd_ = -1;  // holds the flock that keeps a second mount out
+  std::optional<MetadataLock> lock_;  // keeps a second writer out; none for a reader
   CloneRecord record_;
 };
 

@@ -1,5 +1,6 @@
 #include "meta/region_bitmap.h"
 
+#include <algorithm>
 #include <bit>
 #include <string>
 
@@ -54,6 +55,38 @@ void RegionBitmap::assign_from(const RegionBitmap& other) {
     words_[w].store(other.words_[w].load(std::memory_order_acquire), std::memory_order_release);
   }
   valid_.store(other.valid_count(), std::memory_order_relaxed);
+}
+
+Status RegionBitmap::assign_chunk(uint64_t chunk, std::span<const std::byte> bytes) {
+  if (chunk >= chunk_count()) {
+    return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " is past the last region");
+  }
+  std::vector<std::byte> image(chunk_bytes(chunk));
+  if (!bytes.empty()) {
+    if (bytes.size() != image.size()) {
+      return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " has " +
+                                       std::to_string(bytes.size()) + " bytes, expected " +
+                                       std::to_string(image.size()));
+    }
+    std::copy(bytes.begin(), bytes.end(), image.begin());
+  }
+  const uint64_t first_region = chunk * kRegionsPerChunk;
+  const uint64_t regions = std::min(kRegionsPerChunk, region_count_ - first_region);
+  std::vector<uint64_t> words((regions + 63) / 64, 0);
+  for (size_t i = 0; i < image.size(); ++i) {
+    words[i / 8] |= uint64_t{std::to_integer<uint8_t>(image[i])} << ((i % 8) * 8);
+  }
+  if (regions % 64 != 0 && (words.back() >> (regions % 64)) != 0) {
+    return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " marks regions past the last region");
+  }
+  const uint64_t first_word = first_region / 64;
+  for (size_t i = 0; i < words.size(); ++i) {
+    uint64_t old = words_[first_word + i].exchange(words[i], std::memory_order_acq_rel);
+    int delta = std::popcount(words[i]) - std::popcount(old);
+    if (delta >= 0) valid_.fetch_add(static_cast<uint64_t>(delta), std::memory_order_acq_rel);
+    else valid_.fetch_sub(static_cast<uint64_t>(-delta), std::memory_order_acq_rel);
+  }
+  return Status::ok();
 }
 
 Status RegionBitmap::load_chunk(uint64_t chunk, std::span<const std::byte> bytes) {

@@ -54,6 +54,9 @@ class RegionBitmap {
   // Makes this bitmap equal to `other` (same region count) word by word, so bits set in both stay
   // set throughout: lock-free readers never see a committed region flicker invalid.
   void assign_from(const RegionBitmap& other);
+  // Makes one chunk equal to `bytes` as stored (empty: all invalid), word by word as
+  // assign_from does. Checks `bytes` as load_chunk does, changing nothing if they are wrong.
+  Status assign_chunk(uint64_t chunk, std::span<const std::byte> bytes);
   size_t memory_bytes() const { return word_count() * sizeof(uint64_t); }
 
  private:

@@ -1,7 +1,11 @@
 // Real full disks (small tmpfs mounts) under the destination and under the metadata: the error
 // reaches the caller, the clone ends in the mode CONTRACT.md names, nothing acknowledged is lost
 // and the metadata never claims a region that is not durable.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include "engine/clone.h"
 #include "support/system.h"
@@ -104,6 +108,47 @@ TEST_F(FullDisk, MetadataCannotCommit) {
   std::vector<std::byte> got(4096);
   EXPECT_TRUE(engine.read(0, got).is_ok());
   EXPECT_EQ(engine.write(1 * 4096, bytes).code(), EIO);
+}
+
+// The hole found by trying it: a write into a never-touched region, the 1 s periodic commit
+// fails (metadata disk full) and rolls the region back; the fsync after it must not return 0,
+// and `clonefs unmount` must say so with a non-zero exit.
+TEST_F(FullDisk, AFailedPeriodicCommitFailsTheNextFsyncAndTheUnmount) {
+  SmallDisk disk(dir_.file("small"), "256k");
+  ASSERT_TRUE(disk.ok());
+  write_file(dir_.file("source.img"), random_bytes(4 * kMiB, 4));
+  std::string clonefs = shell_quote(clonefs_binary());
+  CommandResult created = run(clonefs + " create --source " + shell_quote(dir_.file("source.img")) + " --dest " +
+                              shell_quote(dir_.file("dest.img")) + " --metadata " +
+                              shell_quote(dir_.file("small/meta.db")) + " --region-size 4K");
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  MountedImage mounted(dir_.file("small/meta.db"), dir_.file("image"), "--no-hydration");
+  ASSERT_TRUE(mounted.ok()) << mounted.result().output;
+  run("head -c 10M /dev/zero > " + shell_quote(dir_.file("small/filler")));
+
+  int fd = ::open(dir_.file("image").c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  std::string mode;
+  // Each write makes new regions valid; the periodic commit that tries to record them fails.
+  for (int i = 0; i < 40 && mode != "ro"; ++i) {
+    auto bytes = random_bytes(4096, 10 + static_cast<uint64_t>(i));
+    ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(i) * 5 * 4096), 4096);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+    CommandResult status = run(clonefs + " status --json " + shell_quote(dir_.file("image")));
+    auto pos = status.output.find("\"metadata_mode\": \"");
+    ASSERT_NE(pos, std::string::npos) << status.output;
+    mode = status.output.substr(pos + 18, 2);
+  }
+  ASSERT_EQ(mode, "ro") << "the periodic commit never failed";
+  run("rm -f " + shell_quote(dir_.file("small/filler")));  // room again: the failure must stay
+  errno = 0;
+  EXPECT_EQ(::fsync(fd), -1) << "fsync acknowledged writes the failed commit rolled back";
+  EXPECT_EQ(errno, EIO);
+  ::close(fd);
+  CommandResult unmounted = mounted.unmount();
+  EXPECT_NE(unmounted.exit_code, 0) << unmounted.output;
+  EXPECT_NE(unmounted.output.find("commit failed"), std::string::npos) << unmounted.output;
+  EXPECT_NE(unmounted.output.find("may be lost"), std::string::npos) << unmounted.output;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ class FaultyDestination : public ForwardingDestination {
  public:
   using ForwardingDestination::ForwardingDestination;
   std::atomic<int> syncs{0};
+  std::atomic<int> writes{0};       // write_at() calls, failed or not
   std::atomic<int> fail_sync{0};    // errno to fail sync() with, 0: pass
   std::atomic<int> fail_write{0};   // errno to fail write_at() with
   std::function<void()> before_sync;  // runs inside sync(), before the real one
@@ -26,6 +27,7 @@ class FaultyDestination : public ForwardingDestination {
     return ForwardingDestination::sync();
   }
   Status write_at(uint64_t offset, std::span<const std::byte> buf) override {
+    ++writes;
     if (int err = fail_write.load()) return Status::from_errno(err, "write " + name() + " (injected)");
     return ForwardingDestination::write_at(offset, buf);
   }
@@ -66,6 +68,10 @@ class RecordingStore : public RegionStore {
   Status load(RegionBitmap& into) override {
     if (int err = fail_load.load()) return Status::from_errno(err, "load bitmap (injected)");
     return target_.load(into);
+  }
+  Result<std::vector<std::byte>> load_chunk(uint64_t chunk) override {
+    if (int err = fail_load.load()) return Status::from_errno(err, "load bitmap chunk (injected)");
+    return target_.load_chunk(chunk);
   }
   Status commit(std::span<const ChunkImage> chunks) override {
     ++commits;

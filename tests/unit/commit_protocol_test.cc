@@ -136,5 +136,57 @@ TEST_F(CommitRules, FailedDestinationSyncCommitsNothingAndStaysFailed) {
   EXPECT_FALSE(engine_->bitmap().test(0));
 }
 
+// docs/SEMANTICS.md "When things fail": a failure is never forgotten. A periodic commit that
+// failed rolled back regions whose writes were acknowledged; an fsync after it must not say 0.
+TEST_F(CommitRules, FailedPeriodicCommitFailsEveryLaterFlush) {
+  open_engine({.copy_on_read = false, .commit_period = std::chrono::milliseconds(10)});
+  store_->fail_commit = ENOSPC;
+  ASSERT_TRUE(engine_->write(3 * kRegion, random_bytes(kRegion, 7)).is_ok());  // never-touched region
+  for (int i = 0; i < 500 && engine_->status().mode == MetadataMode::kReadWrite; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(engine_->status().mode, MetadataMode::kReadOnly);
+  store_->fail_commit = 0;  // the disk has room again: still, the rolled-back write is gone
+  Status st = engine_->flush();
+  EXPECT_EQ(st.code(), EIO) << st.message();
+  EXPECT_NE(st.message().find("commit failed"), std::string::npos) << st.message();
+  EXPECT_EQ(engine_->flush().code(), EIO);  // and every flush after it
+  EXPECT_EQ(engine_->close().code(), EIO);  // and the final one
+}
+
+TEST_F(CommitRules, FailedUserCommitFailsEveryLaterFlushEvenWithNothingNew) {
+  ASSERT_TRUE(engine_->write(kRegion, random_bytes(kRegion, 2)).is_ok());
+  store_->fail_commit = EIO;
+  EXPECT_EQ(engine_->flush().code(), EIO);
+  store_->fail_commit = 0;
+  EXPECT_EQ(engine_->flush().code(), EIO);
+}
+
+TEST_F(CommitRules, CloseInReadOnlyModeReportsWhy) {
+  ASSERT_TRUE(engine_->write(0, random_bytes(kRegion, 1)).is_ok());
+  dest_->fail_sync = EIO;
+  EXPECT_EQ(engine_->flush().code(), EIO);
+  dest_->fail_sync = 0;
+  Status closed = engine_->close();
+  EXPECT_EQ(closed.code(), EIO);
+  EXPECT_NE(closed.message().find("fdatasync"), std::string::npos) << closed.message();
+}
+
+// In read-only mode a write that needs its region to become valid fails before the destination
+// is touched (a partial write would otherwise copy the whole region first).
+TEST_F(CommitRules, ReadOnlyModeRefusesNewRegionsBeforeWritingTheDestination) {
+  ASSERT_TRUE(engine_->write(0, random_bytes(kRegion, 1)).is_ok());
+  store_->fail_commit = ENOSPC;
+  EXPECT_EQ(engine_->flush().code(), ENOSPC);
+  ASSERT_EQ(engine_->status().mode, MetadataMode::kReadOnly);
+  int writes = dest_->writes.load();
+  EXPECT_EQ(engine_->write(4 * kRegion + 100, random_bytes(100, 2)).code(), EIO);  // partial
+  EXPECT_EQ(engine_->write(5 * kRegion, random_bytes(kRegion, 3)).code(), EIO);    // whole
+  EXPECT_EQ(engine_->discard(6 * kRegion + 10, 100).code(), EIO);                 // partial discard
+  EXPECT_FALSE(engine_->hydrate(7, 4).is_ok());
+  EXPECT_EQ(dest_->writes.load(), writes) << "the destination was written in read-only mode";
+  expect_image_matches_model();
+}
+
 }  // namespace
 }  // namespace clonefs::testing
