@@ -17,19 +17,33 @@ class FaultyDestination : public ForwardingDestination {
   std::atomic<int> syncs{0};
   std::atomic<int> writes{0};       // write_at() calls, failed or not
   std::atomic<int> fail_sync{0};    // errno to fail sync() with, 0: pass
-  std::atomic<int> fail_write{0};   // errno to fail write_at() with
+  std::atomic<int> fail_write{0};   // errno to fail write_at() and punch() with
+  std::atomic<int> injected{0};     // calls failed on purpose
   std::function<void()> before_sync;  // runs inside sync(), before the real one
 
   Status sync() override {
     ++syncs;
     if (before_sync) before_sync();
-    if (int err = fail_sync.load()) return Status::from_errno(err, "fdatasync " + name() + " (injected)");
+    if (int err = fail_sync.load()) {
+      ++injected;
+      return Status::from_errno(err, "fdatasync " + name() + " (injected)");
+    }
     return ForwardingDestination::sync();
   }
   Status write_at(uint64_t offset, std::span<const std::byte> buf) override {
     ++writes;
-    if (int err = fail_write.load()) return Status::from_errno(err, "write " + name() + " (injected)");
+    if (int err = fail_write.load()) {
+      ++injected;
+      return Status::from_errno(err, "write " + name() + " (injected)");
+    }
     return ForwardingDestination::write_at(offset, buf);
+  }
+  Status punch(uint64_t offset, uint64_t length) override {
+    if (int err = fail_write.load()) {
+      ++injected;
+      return Status::from_errno(err, "punch " + name() + " (injected)");
+    }
+    return ForwardingDestination::punch(offset, length);
   }
 };
 
@@ -38,11 +52,15 @@ class FaultySource : public ForwardingSource {
   using ForwardingSource::ForwardingSource;
   std::atomic<int> fail_read{0};
   std::atomic<int> reads{0};
+  std::atomic<int> injected{0};
   std::atomic<int> read_delay_ms{0};  // each read takes at least this long, so reads overlap
   std::atomic<int> most_reading{0};   // the most reads seen in progress at once
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
     ++reads;
-    if (int err = fail_read.load()) return Status::from_errno(err, "read " + name() + " (injected)");
+    if (int err = fail_read.load()) {
+      ++injected;
+      return Status::from_errno(err, "read " + name() + " (injected)");
+    }
     int now = ++reading_;
     for (int most = most_reading.load(); now > most && !most_reading.compare_exchange_weak(most, now);) {
     }
