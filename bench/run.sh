@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # clonefs side-by-side benchmark (issue #6): every workload against clonefs, the peer
-# (qemu-storage-daemon, ../shared/bench/peer-qsd), the raw file and, where it applies, the trivial
+# (qemu-storage-daemon, bench/peer_qsd.sh), the raw file and, where it applies, the trivial
 # passthrough FUSE file (build-bench/bench/clonefs_passthrough), in one run; prints a markdown
 # table of MB/s, IOPS, seconds and the ratios clonefs ÷ peer / raw / passthrough, then the targets.
 #
@@ -28,7 +28,7 @@ export LC_ALL=C
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bench=$root/bench
-peer_qsd=$root/../shared/bench/peer-qsd
+peer_qsd=$root/bench/peer_qsd.sh
 lib=$bench/benchlib.py
 
 quick=0 build=1 keep=0 out="" only=""

@@ -1,7 +1,7 @@
 // One crash scenario end to end: create a clone on a tiny seeded source in a scratch directory,
 // run a workload on it with the destination and the metadata recorded, then replay the trace
 // offline and recover and check crash states around every sync, after every acknowledgement
-// and at random points (see ../../../shared/CRASH-TESTING.md).
+// and at random points (the approach of SQLite's crash tests, ALICE and CrashMonkey).
 #pragma once
 
 #include <chrono>

@@ -1,5 +1,5 @@
 // Power-loss simulation: workloads recorded once, then recovered from thousands of crash states
-// and checked against ../../../shared/CONTRACT.md, "After a crash".
+// and checked against docs/SEMANTICS.md, "After a crash".
 //
 // Replay one seed:  CLONEFS_CRASH_SEED=1234 ./clonefs_crash_tests --gtest_filter='*Random*'
 // Soak:             CLONEFS_CRASH_SOAK=1 (20x the default seeds) or CLONEFS_CRASH_SOAK=<seeds>

@@ -1,4 +1,4 @@
-// Recovering a crash state and checking it against ../shared/CONTRACT.md, "After a crash".
+// Recovering a crash state and checking it against docs/SEMANTICS.md, "After a crash".
 #pragma once
 
 #include <string>

@@ -1,6 +1,6 @@
 // Issue #5 part 2: SIGKILL the daemon at random moments while a writer fsyncs and hydration
 // runs; after each kill, remount and check that every fsync-acknowledged write is there and
-// every other block reads its old or one of its newer contents (CONTRACT.md "After a crash").
+// every other block reads its old or one of its newer contents (docs/SEMANTICS.md "After a crash").
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-// CONTRACT.md "When things fail / Opening": every mismatch refused with a message naming the
+// docs/SEMANTICS.md "When things fail" (Opening): every mismatch refused with a message naming the
 // file, before anything is written.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -120,7 +120,7 @@ TEST(CreateChecks, RefusesBadInputAndLeavesNothingBehind) {
       {{dir.file("empty.img"), dst, md, 4096, false}, "is empty"},
       {{src, dst, md, 3000, false}, "not a power of two"},
       {{src, dst, md, 1024, false}, "out of range"},
-      {{src, src, md, 4096, false}, "is the source itself"},
+      {{src, src, md, 4096, false}, "is the source " + src},
       {{src, dir.file("nodir/dest.img"), md, 4096, false}, "nodir/dest.img"},
   };
   for (const Case& c : cases) {

@@ -1,4 +1,4 @@
-// CONTRACT.md "Flush and commit" and "When things fail": the seed rule, counted.
+// docs/SEMANTICS.md "Flush and commit" and "When things fail": the seed rule, counted.
 #include <thread>
 
 #include "support/engine_fixture.h"

@@ -1,4 +1,4 @@
-// CONTRACT.md "Reads", "Writes" and "Discards", through the engine's public interface.
+// docs/SEMANTICS.md "Operations on the image", through the engine's public interface.
 #include <thread>
 
 #include "support/engine_fixture.h"
