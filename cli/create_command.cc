@@ -33,15 +33,20 @@ Command add_create_command(CLI::App& root) {
       root.add_subcommand("create",
                           "Create a clone: checks SOURCE, creates DEST sparse at the source's size "
                           "(or checks an existing\n"
-                          "one is large enough) and writes the metadata. Nothing is copied yet.");
+                          "one is large enough and holds no data or signature, unless --force) and "
+                          "writes the metadata.\n"
+                          "Nothing is copied yet.");
   app->add_option("--source", args->source, "Read-only source image (regular file or block device)")
       ->required();
-  app->add_option("--dest", args->dest, "Destination raw image; created sparse if missing")
+  app->add_option("--dest", args->dest,
+                  "Destination raw image; created sparse if missing (one holding data needs --force)")
       ->required();
   app->add_option("--metadata", args->metadata, "Metadata file to create (SQLite)")->required();
   app->add_option("--region-size", args->region_size,
                   "Region size: a power of two from 4K to 1G; units K, M, G (default 16K)");
-  app->add_flag("--force", args->force, "Replace an existing metadata file");
+  app->add_flag("--force", args->force,
+                "Replace an existing metadata file, and overwrite a destination that already holds "
+                "data or a signature (filesystem, partition table, LVM, RAID)");
   return {app, [args] { return run_create(*args); }};
 }
 

@@ -143,6 +143,12 @@ int run_hydrate(const HydrateArgs& args) {
   if (args.batch) commands.push_back({HydrateCommand::Kind::kBatch, args.batch});
   if (args.pause) commands.push_back({HydrateCommand::Kind::kPause, 0});
   if (args.resume) commands.push_back({HydrateCommand::Kind::kResume, 0});
+  // Checked as the daemon will check them, all before any is sent: the daemon's refusal comes
+  // back as a bare EINVAL, and a command line half applied is worse than one refused.
+  for (const HydrateCommand& command : commands) {
+    auto checked = parse_hydrate_command(format_hydrate_command(command));
+    if (!checked) return usage_error(checked.status());
+  }
   for (const HydrateCommand& command : commands) {
     if (Status sent = send_hydrate_command(args.image, format_hydrate_command(command)); !sent) {
       return fail(sent);
@@ -170,9 +176,11 @@ Command add_hydrate_command(CLI::App& root) {
   app->add_option("IMAGE", args->image, "The mounted image")->required();
   auto* pause = app->add_flag("--pause", args->pause, "Pause background hydration");
   app->add_flag("--resume", args->resume, "Resume background hydration")->excludes(pause);
-  app->add_option("--threshold", args->threshold, "Regions being copied at most at once")
+  app->add_option("--threshold", args->threshold,
+                  "Regions being copied at most at once (at most " + std::to_string(kMaxHydrationThreshold) + ")")
       ->check(CLI::PositiveNumber);
-  app->add_option("--batch", args->batch, "Contiguous regions per copy")
+  app->add_option("--batch", args->batch,
+                  "Contiguous regions per copy (at most " + std::to_string(kMaxHydrationBatch) + ")")
       ->check(CLI::PositiveNumber);
   app->add_option("--rate", args->rate,
                   "Copy bandwidth limit in bytes per second; units K, M, G (200M); 0 = unlimited");

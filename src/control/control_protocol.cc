@@ -1,6 +1,7 @@
 #include "control/control_protocol.h"
 
 #include <charconv>
+#include <cstdint>
 
 namespace clonefs {
 namespace {
@@ -33,6 +34,15 @@ Result<HydrateCommand> parse_hydrate_command(std::string_view text) {
     if (kind != HydrateCommand::Kind::kRate && *value == 0) {
       return Status::error(EINVAL,
                            "hydration control \"" + std::string(text) + "\": must be at least 1");
+    }
+    // Refused here, not clamped by the hydrator, so the CLI (which parses what it is about to
+    // send) and the ioctl both say so: a batch holds that many regions in flight at once.
+    const uint64_t limit = kind == HydrateCommand::Kind::kBatch       ? kMaxHydrationBatch
+                           : kind == HydrateCommand::Kind::kThreshold ? kMaxHydrationThreshold
+                                                                      : UINT64_MAX;
+    if (*value > limit) {
+      return Status::error(EINVAL, "hydration control \"" + std::string(text) + "\": at most " +
+                                       std::to_string(limit) + " regions");
     }
     return HydrateCommand{kind, *value};
   }

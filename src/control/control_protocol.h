@@ -42,7 +42,8 @@ struct HydrateCommand {
   uint64_t value = 0;  // for kThreshold, kBatch, kRate
 };
 
-// Parses a request's text; EINVAL naming the text on anything else.
+// Parses a request's text; EINVAL naming the text on anything else, and on a batch or threshold
+// above kMaxHydrationBatch or kMaxHydrationThreshold (naming the limit).
 Result<HydrateCommand> parse_hydrate_command(std::string_view text);
 // The inverse, for the CLI.
 std::string format_hydrate_command(const HydrateCommand& command);

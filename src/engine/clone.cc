@@ -5,16 +5,42 @@
 
 #include <filesystem>
 
+#include "io/existing_content.h"
 #include "io/fingerprint.h"
 #include "io/posix_devices.h"
+#include "io/storage_identity.h"
 
 namespace clonefs {
 namespace {
 
+// The path as recorded for later mounts: absolute, its `..` left for the kernel to resolve. A
+// lexical `..` would be wrong after a symlinked directory (`link/../x` is not `x` beside `link`),
+// and resolving symlinks would trade a stable name (/dev/vg0/golden) for one that can change
+// across boots (/dev/dm-3).
 std::string absolute(const std::string& path) {
   std::error_code ec;
   auto abs = std::filesystem::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
+  return ec ? path : abs.string();
+}
+
+// Three different storages, compared by identity rather than by name: a destination that is the
+// source would write into the golden image, and a metadata file on either would be overwritten by
+// SQLite (or would overwrite it: create renames a new metadata file into place).
+Status check_distinct_files(const std::string& source, const std::string& destination,
+                            const std::string& metadata) {
+  return require_distinct_storage(
+      {{"destination", destination}, {"metadata", metadata}, {"source", source}});
+}
+
+// A destination that already holds something is somebody's image until --force says otherwise.
+Status check_destination_holds_nothing(const std::string& destination) {
+  auto content = existing_content(destination);
+  if (!content) return content.status().with_context("destination");
+  if (*content) {
+    return Status::error(
+        EEXIST, "destination " + destination + " " + **content + "; pass --force to overwrite it");
+  }
+  return Status::ok();
 }
 
 }  // namespace
@@ -40,12 +66,14 @@ Status create_clone(const CreateOptions& options) {
   const uint64_t image_size = (*source)->size();
   auto geometry = Geometry::make(image_size, options.region_size);
   if (!geometry) return geometry.status();
+  CLONEFS_RETURN_IF_ERROR(
+      check_distinct_files(options.source_path, options.destination_path, options.metadata_path));
   struct stat st {};
   if (!options.force && ::stat(options.metadata_path.c_str(), &st) == 0) {
     return Status::error(EEXIST, "metadata " + options.metadata_path + " already exists (pass --force to replace it)");
   }
-  if (absolute(options.source_path) == absolute(options.destination_path)) {
-    return Status::error(EINVAL, "destination " + options.destination_path + " is the source itself");
+  if (!options.force) {
+    CLONEFS_RETURN_IF_ERROR(check_destination_holds_nothing(options.destination_path));
   }
   auto fingerprint = source_fingerprint(**source);
   if (!fingerprint) return fingerprint.status();
@@ -53,6 +81,16 @@ Status create_clone(const CreateOptions& options) {
   bool existed = ::stat(options.destination_path.c_str(), &st) == 0;
   auto destination = open_destination(options.destination_path, image_size);
   if (!destination) return destination.status();
+  if (!existed) {
+    // A metadata path that only now names something (the same path, or a symlink to the new
+    // destination) would have SQLite replace the destination just made.
+    Status distinct =
+        check_distinct_files(options.source_path, options.destination_path, options.metadata_path);
+    if (!distinct) {
+      ::unlink(options.destination_path.c_str());
+      return distinct;
+    }
+  }
   if ((*destination)->size() < image_size) {
     return Status::error(EINVAL, "destination " + options.destination_path + " is " +
                                      std::to_string((*destination)->size()) + " bytes, smaller than the source (" +
@@ -72,6 +110,14 @@ Status create_clone(const CreateOptions& options) {
 
 Clone::~Clone() = default;
 
+Status Clone::check_image_storage(const std::string& image_path) const {
+  const CloneRecord& r = record();
+  return require_distinct_storage({{"image", image_path},
+                                   {"source", r.source_path},
+                                   {"destination", r.destination_path},
+                                   {"metadata", metadata_->path()}});
+}
+
 Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path, const OpenOptions& options) {
   std::unique_ptr<Clone> clone(new Clone());
   auto metadata = MetadataStore::open(metadata_path, options.metadata);
@@ -80,6 +126,9 @@ Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path, con
   const CloneRecord& record = clone->metadata_->record();
   auto geometry = Geometry::make(record.image_size, record.region_size);
   if (!geometry) return geometry.status();
+  // The recorded names may point elsewhere since create (a replaced symlink, a new loop device).
+  CLONEFS_RETURN_IF_ERROR(
+      check_distinct_files(record.source_path, record.destination_path, metadata_path));
 
   auto source = open_source(record.source_path);
   if (!source) return source.status();

@@ -21,8 +21,10 @@ struct CreateOptions {
 };
 
 // Checks the source, creates the destination sparse at the image size if it does not exist (or
-// checks the existing one is large enough and writable), then writes the metadata. On any
-// failure nothing is left behind: a destination it created is removed.
+// checks the existing one is large enough and writable), then writes the metadata. Refuses a
+// destination or metadata path that is the source or each other under another name (symlink,
+// hard link, bind mount, loop device), and, unless `force`, a destination already holding data
+// or a signature. On any failure nothing is left behind: a destination it created is removed.
 Status create_clone(const CreateOptions& options);
 
 // Lets tests put wrappers (fault injection, recording) around the real devices.
@@ -40,7 +42,8 @@ struct OpenOptions {
 class Clone {
  public:
   // Opens the metadata, then the source and destination it names, and refuses every mismatch
-  // (source size or fingerprint, destination too small) before anything is written.
+  // (files that are each other under another name, source size or fingerprint, destination too
+  // small) before anything is written.
   static Result<std::unique_ptr<Clone>> open(const std::string& metadata_path, const OpenOptions& options);
   ~Clone();
   Clone(const Clone&) = delete;
@@ -51,6 +54,11 @@ class Clone {
   const CloneRecord& record() const { return metadata_->record(); }
   SourceDevice& source() { return *source_; }
   DestinationDevice& destination() { return *destination_; }
+
+  // Refuses an IMAGE path that is the source, destination or metadata under another name: the
+  // mount would hide that file behind the image, or cover the golden image's name with a
+  // writable one. A missing IMAGE passes (mounting creates it).
+  Status check_image_storage(const std::string& image_path) const;
 
  private:
   Clone() = default;

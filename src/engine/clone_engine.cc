@@ -83,34 +83,64 @@ Status CloneEngine::mark_valid(uint64_t first, uint64_t count) {
     return Status::error(EIO, std::string("metadata is ") + to_string(mode_) +
                                   " (no region can become valid): " + mode_reason_);
   }
-  for (uint64_t r = first; r < first + count; ++r) {
-    if (!bitmap_.set(r)) continue;
-    ++transaction_regions_;
-    uint64_t chunk = RegionBitmap::chunk_of(r);
+  mark_valid_range_locked(first, count);
+  return Status::ok();
+}
+
+// A chunk at a time, a word at a time within it: a discard of a 1 TiB run at 4 KiB regions is
+// 64 Ki chunks and 4 Mi words here, where a loop over regions was 268 Mi bit operations.
+void CloneEngine::mark_valid_range_locked(uint64_t first, uint64_t count) {
+  if (count == 0) return;
+  const uint64_t end = first + count;
+  const uint64_t first_chunk = RegionBitmap::chunk_of(first);
+  const uint64_t chunks = RegionBitmap::chunk_of(end - 1) - first_chunk + 1;
+  // Room for every chunk before any bit is set: an allocation failure past this point would
+  // leave regions valid in memory that no transaction holds (never committed). Geometric
+  // growth, so marking one region at a time stays amortised O(1).
+  if (transaction_chunks_.capacity() - transaction_chunks_.size() < chunks) {
+    transaction_chunks_.reserve(std::max(transaction_chunks_.size() + chunks, 2 * transaction_chunks_.capacity()));
+  }
+  for (uint64_t chunk = first_chunk; chunk < first_chunk + chunks; ++chunk) {
+    const uint64_t begin = std::max(first, chunk * kRegionsPerChunk);
+    const uint64_t stop = std::min(end, (chunk + 1) * kRegionsPerChunk);
+    const uint64_t newly = bitmap_.set_range(begin, stop - begin);
+    if (newly == 0) continue;
+    transaction_regions_ += newly;
     if (!chunk_in_transaction_[chunk]) {
       chunk_in_transaction_[chunk] = true;
       transaction_chunks_.push_back(chunk);
     }
   }
-  return Status::ok();
 }
 
+// Piece by piece, each at most kMaxCopyBytes: source read, overlay, destination write. Safe
+// because the region is held and not yet valid: nothing reads its destination bytes until
+// mark_valid, and a crash in between leaves it invalid (reading the source).
 Status CloneEngine::merge_region_locked(uint64_t region, uint64_t offset, std::span<const std::byte> data,
                                         uint64_t zero_length) {
   CLONEFS_RETURN_IF_ERROR(writable());
-  Extent extent = geometry_.region_extent(region);
+  const Extent extent = geometry_.region_extent(region);
+  const Extent overlay{offset, offset + (data.empty() ? zero_length : data.size())};
   thread_local KeptBuffer region_buffer;  // see util/page_buffer.h for why
-  KeptBuffer::Lease lease = region_buffer.lease(extent.length());
-  std::span<std::byte> buf = lease.span();
-  CLONEFS_RETURN_IF_ERROR(source_.read_at(extent.begin, buf));
-  if (data.empty()) {
-    std::memset(buf.data() + (offset - extent.begin), 0, zero_length);
-  } else {
-    std::memcpy(buf.data() + (offset - extent.begin), data.data(), data.size());
+  KeptBuffer::Lease lease = region_buffer.lease(std::min<uint64_t>(extent.length(), kMaxCopyBytes));
+  for (uint64_t pos = extent.begin; pos < extent.end;) {
+    const Extent piece{pos, std::min(extent.end, pos + kMaxCopyBytes)};
+    std::span<std::byte> buf = lease.span().first(piece.length());
+    const uint64_t from = std::max(piece.begin, overlay.begin), to = std::min(piece.end, overlay.end);
+    // A piece the overlay covers whole needs nothing from the source.
+    if (!(from == piece.begin && to == piece.end)) CLONEFS_RETURN_IF_ERROR(source_.read_at(piece.begin, buf));
+    if (from < to) {
+      if (data.empty()) {
+        std::memset(buf.data() + (from - piece.begin), 0, to - from);
+      } else {
+        std::memcpy(buf.data() + (from - piece.begin), data.data() + (from - overlay.begin), to - from);
+      }
+    }
+    CLONEFS_RETURN_IF_ERROR(destination_.write_at(piece.begin, buf));
+    pos = piece.end;
   }
-  CLONEFS_RETURN_IF_ERROR(destination_.write_at(extent.begin, buf));
   counters_.regions_copied.fetch_add(1, std::memory_order_relaxed);
-  counters_.bytes_copied.fetch_add(buf.size(), std::memory_order_relaxed);
+  counters_.bytes_copied.fetch_add(extent.length(), std::memory_order_relaxed);
   return mark_valid(region, 1);
 }
 
@@ -222,41 +252,59 @@ Status CloneEngine::write(uint64_t offset, std::span<const std::byte> buf) {
   return Status::ok();
 }
 
+// Partial head and tail regions one by one; the whole regions between them as one run: one
+// lock, one punch, one bitmap update. blkdiscard of a 16 TiB image at 4 KiB regions was billions
+// of locks and fallocate calls region by region.
 Status CloneEngine::discard(uint64_t offset, uint64_t length) {
   CLONEFS_RETURN_IF_ERROR(check_range(offset, length, "discard"));
   note_user_io();
-  uint64_t end = offset + length;
-  uint64_t pos = offset;
-  while (pos < end) {
-    uint64_t region = geometry_.region_of(pos);
-    Extent extent = geometry_.region_extent(region);
-    if (bitmap_.test(region)) {
-      uint64_t run_end = extent.end;
-      while (run_end < end && bitmap_.test(geometry_.region_of(run_end))) {
-        run_end = geometry_.region_extent(geometry_.region_of(run_end)).end;
-      }
-      run_end = std::min(run_end, end);
-      CLONEFS_RETURN_IF_ERROR(destination_.punch(pos, run_end - pos));
-      pos = run_end;
-      continue;
+  if (length == 0) return Status::ok();
+  const uint64_t end = offset + length;
+  const uint64_t head = geometry_.region_of(offset);
+  const uint64_t tail = geometry_.region_of(end - 1);
+  const uint64_t whole_first = geometry_.region_extent(head).begin == offset ? head : head + 1;
+  const uint64_t whole_end = geometry_.region_extent(tail).end == end ? tail + 1 : tail;
+  if (whole_first >= whole_end) {  // no whole region: inside one, or across the boundary of two
+    for (uint64_t r = head; r <= tail; ++r) {
+      const Extent extent = geometry_.region_extent(r);
+      const uint64_t begin = std::max(offset, extent.begin);
+      CLONEFS_RETURN_IF_ERROR(discard_partial(r, begin, std::min(end, extent.end) - begin));
     }
-    uint64_t n = std::min(end, extent.end) - pos;
-    RegionLock lock(locks_, region);
-    if (bitmap_.test(region)) {
-      CLONEFS_RETURN_IF_ERROR(destination_.punch(pos, n));
-    } else if (n == extent.length()) {
-      // The skip-hydration hint: the whole region is zeros now, valid without a copy.
-      CLONEFS_RETURN_IF_ERROR(writable());
-      CLONEFS_RETURN_IF_ERROR(destination_.punch(pos, n));
-      CLONEFS_RETURN_IF_ERROR(mark_valid(region, 1));
-      counters_.regions_skipped.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      // Part of an invalid region: the rest must keep reading the source, so copy it first.
-      CLONEFS_RETURN_IF_ERROR(merge_region_locked(region, pos, {}, n));
-    }
-    pos += n;
+    return Status::ok();
+  }
+  if (whole_first != head) {
+    CLONEFS_RETURN_IF_ERROR(discard_partial(head, offset, geometry_.region_extent(head).end - offset));
+  }
+  CLONEFS_RETURN_IF_ERROR(discard_whole(whole_first, whole_end - whole_first));
+  if (whole_end == tail) {
+    const uint64_t begin = geometry_.region_extent(tail).begin;
+    CLONEFS_RETURN_IF_ERROR(discard_partial(tail, begin, end - begin));
   }
   return Status::ok();
+}
+
+Status CloneEngine::discard_partial(uint64_t region, uint64_t offset, uint64_t length) {
+  if (!bitmap_.test(region)) {
+    RegionLock lock(locks_, region);
+    // Part of an invalid region: the rest must keep reading the source, so copy it first.
+    if (!bitmap_.test(region)) return merge_region_locked(region, offset, {}, length);
+  }
+  return destination_.punch(offset, length);
+}
+
+Status CloneEngine::discard_whole(uint64_t first, uint64_t count) {
+  RegionLock lock(locks_, first, count);
+  // Held, so no region of the run can become valid under us: the count stays true.
+  const uint64_t invalid = count - bitmap_.count_valid(first, count);
+  // Checked before the punch, so read-only mode leaves invalid regions' bytes alone.
+  if (invalid > 0) CLONEFS_RETURN_IF_ERROR(writable());
+  const Extent range{geometry_.region_extent(first).begin, geometry_.region_extent(first + count - 1).end};
+  CLONEFS_RETURN_IF_ERROR(destination_.punch(range.begin, range.length()));
+  if (invalid == 0) return Status::ok();
+  // The skip-hydration hint: the regions are zeros now, valid without a copy. Counters before
+  // the bits: whoever sees the regions valid sees them counted.
+  counters_.regions_skipped.fetch_add(invalid, std::memory_order_relaxed);
+  return mark_valid(first, count);
 }
 
 EngineStatus CloneEngine::status() const {

@@ -1,5 +1,5 @@
 // The clone engine: reads, writes, discards and flushes on byte ranges of the image, following
-// ../shared/CONTRACT.md. Knows nothing of FUSE; thread-safe (FUSE calls it from many threads).
+// docs/SEMANTICS.md. Knows nothing of FUSE; thread-safe (FUSE calls it from many threads).
 #pragma once
 
 #include <atomic>
@@ -58,6 +58,14 @@ struct EngineStatus {
   std::string mode_reason;
 };
 
+// The most bytes one copy moves in a single read or write, whatever the region size and batch:
+// hydration reads a batch, and a partial write into an invalid region copies its region, in
+// pieces of at most this. Without it a buffer is region size x batch (1 GiB regions at batch 16:
+// 16 GiB per worker) and a failed allocation ends the daemon. 4 MiB: the largest buffer a thread
+// keeps between requests (KeptBuffer::kKeptBytes), so a piece never allocates, and already far
+// past the size where larger sequential I/O stops paying (the 1 MiB rows in README Performance).
+inline constexpr uint64_t kMaxCopyBytes = 4 << 20;
+
 // How one hydration step went.
 struct HydrateStep {
   uint64_t first = 0;       // first region looked at
@@ -86,9 +94,11 @@ class CloneEngine {
   Status close();
 
   // Makes up to `max_regions` contiguous invalid regions starting at `first` valid, copying from
-  // the source (holes and all-zero regions are punched, not copied). Regions in flight or already
-  // valid end the batch early. Returns the regions done; a source read error leaves them invalid.
-  Result<HydrateStep> hydrate(uint64_t first, uint64_t max_regions);
+  // the source in pieces of at most kMaxCopyBytes (holes and all-zero regions or pieces are
+  // punched, not copied). Regions in flight or already valid end the batch early. Returns the
+  // regions done; a source read error leaves them invalid. Once `*cancel` is true it stops
+  // before the next piece with ECANCELED, leaving the batch invalid.
+  Result<HydrateStep> hydrate(uint64_t first, uint64_t max_regions, const std::atomic<bool>* cancel = nullptr);
 
   const Geometry& geometry() const { return geometry_; }
   const RegionBitmap& bitmap() const { return bitmap_; }
@@ -107,13 +117,19 @@ class CloneEngine {
   // Records regions as valid in the open transaction. Fails (and records nothing) unless the
   // metadata mode is read-write.
   Status mark_valid(uint64_t first, uint64_t count);
+  // mark_valid's work with mu_ held, a bitmap word and a transaction chunk at a time.
+  void mark_valid_range_locked(uint64_t first, uint64_t count);
   // With `region` held: copies it whole from the source and makes it valid (copy-on-read).
   Status copy_region_locked(uint64_t region);
-  // With `region` held and invalid: source data with `piece` overlaid (zeros if empty data),
-  // written whole, then made valid.
+  // With `region` held and invalid: source data with `data` overlaid at `offset` (`zero_length`
+  // zeros if `data` is empty), written in pieces of at most kMaxCopyBytes, then made valid.
   Status merge_region_locked(uint64_t region, uint64_t offset, std::span<const std::byte> data,
                              uint64_t zero_length);
   Status read_invalid_run(uint64_t offset, std::span<std::byte> buf);
+  // Discard of part of one region: punched if valid, else merged with zeros (copied).
+  Status discard_partial(uint64_t region, uint64_t offset, uint64_t length);
+  // Discard of whole regions [first, first + count), held as one run: one punch, one update.
+  Status discard_whole(uint64_t first, uint64_t count);
   Status commit();
   Status commit_serialized();  // requires commit_mu_
   // Why commit() refuses once the mode is not read-write. Requires mu_.

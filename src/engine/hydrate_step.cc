@@ -1,5 +1,6 @@
 // One hydration step: copy a batch of contiguous invalid regions from the source, leaving holes
 // and all-zero regions sparse in the destination.
+#include <atomic>
 #include <cstring>
 
 #include "engine/clone_engine.h"
@@ -44,7 +45,10 @@ class HeldRegions {
 
 }  // namespace
 
-Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions) {
+// A piece is kept in the thread's buffer between steps, never allocated (see kMaxCopyBytes).
+static_assert(kMaxCopyBytes <= KeptBuffer::kKeptBytes);
+
+Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions, const std::atomic<bool>* cancel) {
   CLONEFS_RETURN_IF_ERROR(writable());
   HydrateStep step{first, 0, 0};
   HeldRegions held(locks_);
@@ -72,34 +76,57 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions) {
     return step;
   }
 
-  thread_local KeptBuffer batch_buffer;  // see util/page_buffer.h for why
-  KeptBuffer::Lease lease = batch_buffer.lease(span.length());
-  std::span<std::byte> buf = lease.span();
-  CLONEFS_RETURN_IF_ERROR(source_.read_at(span.begin, buf));
-  // Contiguous runs of data regions are one write; runs of zero regions one punch.
-  uint64_t run_begin = span.begin;
-  bool run_zero = false;
-  uint64_t skipped = 0;
-  auto flush_run = [&](uint64_t run_end) -> Status {
-    if (run_end == run_begin) return Status::ok();
-    if (run_zero) return destination_.punch(run_begin, run_end - run_begin);
-    auto bytes = std::span<const std::byte>(buf).subspan(run_begin - span.begin, run_end - run_begin);
-    step.copied_bytes += bytes.size();
-    return destination_.write_at(run_begin, bytes);
+  // The span is read in pieces of at most kMaxCopyBytes. Zeros are found per unit: a region, or
+  // a kMaxCopyBytes part of a region larger than that. Contiguous data units of a piece are one
+  // write; contiguous zero units, across pieces, one punch. Units and pieces both start at
+  // multiples of `unit` from the region-aligned span start (powers of two), so none straddles.
+  const uint64_t unit = std::min<uint64_t>(geometry_.region_size(), kMaxCopyBytes);
+  thread_local KeptBuffer piece_buffer;  // see util/page_buffer.h for why
+  KeptBuffer::Lease lease = piece_buffer.lease(std::min<uint64_t>(span.length(), kMaxCopyBytes));
+  uint64_t zeros_begin = span.begin, zeros_end = span.begin;  // the zero run not yet punched
+  auto punch_zeros = [&]() -> Status {
+    Status punched = zeros_end > zeros_begin ? destination_.punch(zeros_begin, zeros_end - zeros_begin) : Status::ok();
+    zeros_begin = zeros_end;
+    return punched;
   };
-  for (uint64_t r = held.first(); r < held.first() + held.count(); ++r) {
-    Extent extent = geometry_.region_extent(r);
-    bool zero = all_zero(std::span<const std::byte>(buf).subspan(extent.begin - span.begin, extent.length()));
-    skipped += zero ? 1 : 0;
-    if (zero != run_zero) {
-      CLONEFS_RETURN_IF_ERROR(flush_run(extent.begin));
-      run_begin = extent.begin;
-      run_zero = zero;
+  uint64_t data_regions = 0;
+  uint64_t last_data_region = geometry_.region_count();  // none yet
+  for (uint64_t pos = span.begin; pos < span.end;) {
+    // Stopping the hydrator must not wait for a whole batch of huge regions to be copied.
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+      return Status::error(ECANCELED, "hydration of regions " + std::to_string(held.first()) + "-" +
+                                          std::to_string(held.first() + held.count() - 1) + " cancelled");
     }
+    const Extent piece{pos, std::min(span.end, pos + kMaxCopyBytes)};
+    const std::span<std::byte> buf = lease.span().first(piece.length());
+    CLONEFS_RETURN_IF_ERROR(source_.read_at(piece.begin, buf));
+    uint64_t data_begin = piece.begin;  // the data run of this piece not yet written: [data_begin, u)
+    auto write_data = [&](uint64_t data_end) -> Status {
+      if (data_end == data_begin) return Status::ok();
+      step.copied_bytes += data_end - data_begin;
+      return destination_.write_at(data_begin, buf.subspan(data_begin - piece.begin, data_end - data_begin));
+    };
+    for (uint64_t u = piece.begin; u < piece.end;) {
+      const uint64_t u_end = std::min(piece.end, u + unit);
+      if (all_zero(buf.subspan(u - piece.begin, u_end - u))) {
+        CLONEFS_RETURN_IF_ERROR(write_data(u));
+        if (zeros_end != u) zeros_begin = u;  // data came between: a new zero run
+        zeros_end = data_begin = u_end;
+      } else {
+        CLONEFS_RETURN_IF_ERROR(punch_zeros());
+        if (const uint64_t region = geometry_.region_of(u); region != last_data_region) {
+          ++data_regions;
+          last_data_region = region;
+        }
+      }
+      u = u_end;
+    }
+    CLONEFS_RETURN_IF_ERROR(write_data(piece.end));
+    pos = piece.end;
   }
-  CLONEFS_RETURN_IF_ERROR(flush_run(span.end));
-  counters_.regions_skipped.fetch_add(skipped, std::memory_order_relaxed);
-  counters_.regions_copied.fetch_add(held.count() - skipped, std::memory_order_relaxed);
+  CLONEFS_RETURN_IF_ERROR(punch_zeros());
+  counters_.regions_skipped.fetch_add(held.count() - data_regions, std::memory_order_relaxed);
+  counters_.regions_copied.fetch_add(data_regions, std::memory_order_relaxed);
   counters_.bytes_copied.fetch_add(step.copied_bytes, std::memory_order_relaxed);
   CLONEFS_RETURN_IF_ERROR(mark_valid(held.first(), held.count()));
   step.hydrated = held.count();

@@ -2,6 +2,7 @@
 // through the engine (so the same commit protocol covers them). Steerable at runtime.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -34,6 +35,13 @@ struct HydrationStatus {
 
 // Worker threads copy one batch each, so they bound the batches in flight whatever the threshold.
 inline constexpr unsigned kMaxHydrationWorkers = 8;
+// The largest batch: its regions are held in flight at once (user I/O to them waits) and copied
+// in one step. 1024 regions is 16 MiB at the default region size; at 1 GiB regions 1 TiB, still
+// copied in kMaxCopyBytes pieces, so memory does not grow with it.
+inline constexpr uint64_t kMaxHydrationBatch = 1024;
+// The largest threshold: past kMaxHydrationWorkers x kMaxHydrationBatch regions in flight more
+// changes nothing, so 65536 leaves room to spare while catching a typo's extra digits.
+inline constexpr uint64_t kMaxHydrationThreshold = 65536;
 
 class Hydrator {
  public:
@@ -64,8 +72,10 @@ class Hydrator {
   uint64_t copies_allowed() const;  // requires mu_
   void add_workers();               // requires mu_: as many as copies_allowed(), up to max_workers_
   // One batch, then region-by-region retries with backoff if the source failed; regions that
-  // still fail are appended to `newly_failed`.
+  // still fail are appended to `newly_failed`. Returns early once stop() was called.
   BatchResult copy_batch(uint64_t start, uint64_t batch, std::vector<uint64_t>& newly_failed);
+  // Waits `delay` unless stop() is called first; false if it was.
+  bool backoff(std::chrono::milliseconds delay);
   // Claims the next batch start; nullopt when no invalid region is left to try.
   std::optional<uint64_t> next_start();
   void record_copy(uint64_t bytes);
@@ -80,6 +90,7 @@ class Hydrator {
   mutable std::condition_variable changed_;
   HydrationSettings settings_;          // guarded by mu_
   bool stopping_ = false;               // guarded by mu_
+  std::atomic<bool> cancel_{false};     // stopping_, for a copy in progress to see without mu_
   uint64_t cursor_ = 0;                 // guarded by mu_: where the next batch search starts
   uint64_t active_copies_ = 0;          // guarded by mu_
   std::chrono::steady_clock::time_point last_start_;  // guarded by mu_: the last batch claimed

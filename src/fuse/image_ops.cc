@@ -86,9 +86,32 @@ void image_getattr(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   run(req, "getattr", [&] { reply_attr(req); });
 }
 
+// Who may change who may use the image: root, and the file's owner (who may not give it away),
+// as chmod(2) and chown(2) on a local file. The kernel already checks this (default_permissions);
+// checked here too because a clone anyone could make writable is worthless.
+Status may_change_ownership(const ImageSession& s, const ImageAttributes& current, uid_t caller,
+                            const struct stat& attr, int to_set) {
+  if (caller == 0 || !(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+    return Status::ok();
+  }
+  if (caller != current.uid) {
+    return Status::error(EPERM, "uid " + std::to_string(caller) +
+                                    " may not change the mode or owner of " + s.image_path() +
+                                    ": only its owner (uid " + std::to_string(current.uid) +
+                                    ") or root may");
+  }
+  if ((to_set & FUSE_SET_ATTR_UID) && attr.st_uid != current.uid) {
+    return Status::error(EPERM, "only root may give " + s.image_path() + " to another user (uid " +
+                                    std::to_string(attr.st_uid) + ")");
+  }
+  return Status::ok();
+}
+
 void image_setattr(fuse_req_t req, fuse_ino_t, struct stat* attr, int to_set, fuse_file_info*) {
   run(req, "setattr", [&] {
     ImageSession& s = session(req);
+    Status allowed = may_change_ownership(s, s.attributes(), fuse_req_ctx(req)->uid, *attr, to_set);
+    if (!allowed) return reply_error(req, "setattr", allowed);
     if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != s.image_size()) {
       return reply_error(req, "truncate",
                          Status::error(EPERM, "cannot resize " + s.image_path() + " to " +

@@ -49,10 +49,14 @@ bool is_mount_point(const std::string& path) {
 }
 
 // Creates the image file if missing; records its attributes for getattr. `created` tells the
-// caller to remove it again if mounting fails.
-Result<ImageAttributes> prepare_image_file(const std::string& path, bool& created) {
+// caller to remove it again if mounting fails. An existing file is checked before anything is
+// done to it (even the xattr set after this): it must not be one of the clone's own files.
+Result<ImageAttributes> prepare_image_file(const std::string& path, const Clone& clone,
+                                           bool& created) {
   struct stat st {};
   created = false;
+  CLONEFS_RETURN_IF_ERROR(check_image_path(path));
+  CLONEFS_RETURN_IF_ERROR(clone.check_image_storage(path));
   if (::stat(path.c_str(), &st) != 0) {
     if (errno != ENOENT) return Status::from_errno(errno, "image " + path);
     int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
@@ -62,7 +66,6 @@ Result<ImageAttributes> prepare_image_file(const std::string& path, bool& create
     ::close(fd);
     if (rc != 0) return Status::from_errno(errno, "image " + path);
   }
-  CLONEFS_RETURN_IF_ERROR(check_image_path(path));
   ImageAttributes a;
   a.mode = st.st_mode & 07777;
   a.uid = st.st_uid;
@@ -74,8 +77,11 @@ Result<ImageAttributes> prepare_image_file(const std::string& path, bool& create
 }
 
 // libfuse's argument vector: defaults first, so the user's -o options can override them.
+// default_permissions, which no option turns off: the kernel enforces the image's mode and
+// ownership (without it, allow_other lets every user read, write and chmod a root's image).
 std::vector<std::string> fuse_arguments(const ServeOptions& options) {
-  std::vector<std::string> args = {"clonefs", "-o", "fsname=clonefs,subtype=clonefs"};
+  std::vector<std::string> args = {"clonefs", "-o",
+                                   "fsname=clonefs,subtype=clonefs,default_permissions"};
   for (const std::string& o : options.fuse_options) {
     args.push_back("-o");
     args.push_back(o);
@@ -221,7 +227,7 @@ int serve_image(const ServeOptions& options) {
     return 1;
   }
   bool created = false;
-  auto attributes = prepare_image_file(options.image_path, created);
+  auto attributes = prepare_image_file(options.image_path, **clone, created);
   if (!attributes) {
     options.report(attributes.status());
     return 1;

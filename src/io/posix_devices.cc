@@ -96,7 +96,7 @@ class PosixSource final : public SourceDevice {
 class PosixDestination final : public DestinationDevice {
  public:
   PosixDestination(int fd, std::string path, uint64_t size)
-      : fd_(fd), path_(std::move(path)), size_(size) {}
+      : fd_(fd), path_(std::move(path)), size_(size), block_size_(logical_block_size(fd_.get())) {}
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
     return pread_full(fd_.get(), path_, offset, buf);
   }
@@ -109,13 +109,68 @@ class PosixDestination final : public DestinationDevice {
   }
   Status punch(uint64_t offset, uint64_t length) override {
     if (length == 0) return Status::ok();
+    if (block_size_ == 0) return punch_file(offset, length);
+    // A block device zeroes only whole logical blocks (fallocate and BLKZEROOUT refuse anything
+    // else with EINVAL): the aligned middle is zeroed by the device, the unaligned head and tail
+    // (a partial discard, the end of an image whose size is not a multiple of 512) are written.
+    const uint64_t end = offset + length;
+    const uint64_t middle_begin = (offset + block_size_ - 1) / block_size_ * block_size_;
+    const uint64_t middle_end = end / block_size_ * block_size_;
+    if (middle_begin >= middle_end) return write_zeros(offset, length);
+    CLONEFS_RETURN_IF_ERROR(zero_blocks(middle_begin, middle_end - middle_begin));
+    if (offset < middle_begin) CLONEFS_RETURN_IF_ERROR(write_zeros(offset, middle_begin - offset));
+    if (middle_end < end) CLONEFS_RETURN_IF_ERROR(write_zeros(middle_end, end - middle_end));
+    return Status::ok();
+  }
+  uint64_t size() const override { return size_; }
+  const std::string& name() const override { return path_; }
+
+ private:
+  // The logical block size of a block device; 0 for a regular file.
+  static uint64_t logical_block_size(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISBLK(st.st_mode)) return 0;
+    int bytes = 0;
+    // Unknown: 4096 is a multiple of every logical block size in use, so the middle it
+    // computes is aligned whatever the real one is.
+    if (::ioctl(fd, BLKSSZGET, &bytes) != 0 || bytes <= 0) return 4096;
+    return static_cast<uint64_t>(bytes);
+  }
+
+  std::string range(uint64_t offset, uint64_t length) const {
+    return at(path_, offset) + " (" + std::to_string(length) + " bytes)";
+  }
+
+  Status punch_file(uint64_t offset, uint64_t length) {
+    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(length)) == 0)
+      return Status::ok();
+    // A filesystem without hole punching (or refusing this range) still has to read zeros.
+    if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL) {
+      return Status::from_errno(errno, "punch hole in " + range(offset, length));
+    }
+    return write_zeros(offset, length);
+  }
+
+  // [offset, offset + length) aligned to the logical block size: the device's own zeroing,
+  // unmapping where it can (PUNCH_HOLE only succeeds if the zeroing is offloaded), else
+  // BLKZEROOUT, which writes zero pages itself when the device has no offload.
+  Status zero_blocks(uint64_t offset, uint64_t length) {
     if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                     static_cast<off_t>(length)) == 0)
       return Status::ok();
     if (errno != EOPNOTSUPP && errno != ENOTTY) {
-      return Status::from_errno(errno, "punch hole in " + at(path_, offset));
+      return Status::from_errno(errno, "punch hole in block device " + range(offset, length));
     }
-    // A device or filesystem without hole punching still has to read zeros afterwards.
+    uint64_t extent[2] = {offset, length};
+    if (::ioctl(fd_.get(), BLKZEROOUT, extent) == 0) return Status::ok();
+    if (errno != EOPNOTSUPP && errno != ENOTTY) {
+      return Status::from_errno(errno, "BLKZEROOUT on " + range(offset, length));
+    }
+    return write_zeros(offset, length);
+  }
+
+  Status write_zeros(uint64_t offset, uint64_t length) {
     static const std::vector<std::byte> zeros(1 << 20);
     for (uint64_t done = 0; done < length;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), length - done));
@@ -124,13 +179,11 @@ class PosixDestination final : public DestinationDevice {
     }
     return Status::ok();
   }
-  uint64_t size() const override { return size_; }
-  const std::string& name() const override { return path_; }
 
- private:
   FileDescriptor fd_;
   std::string path_;
   uint64_t size_;
+  uint64_t block_size_;  // logical block size of a block device, 0 for a regular file
 };
 
 }  // namespace

@@ -18,6 +18,41 @@ bool RegionBitmap::set(uint64_t region) {
   return was_clear;
 }
 
+namespace {
+
+// The bits of word `w` that fall inside [first, end).
+uint64_t word_mask(uint64_t w, uint64_t first, uint64_t end) {
+  uint64_t lo = std::max(first, w * 64) - w * 64;
+  uint64_t hi = std::min(end, w * 64 + 64) - w * 64;  // 1..64
+  uint64_t upto = hi == 64 ? ~uint64_t{0} : (uint64_t{1} << hi) - 1;
+  return upto & (~uint64_t{0} << lo);
+}
+
+}  // namespace
+
+uint64_t RegionBitmap::set_range(uint64_t first, uint64_t count) {
+  if (count == 0) return 0;
+  const uint64_t end = first + count;
+  uint64_t newly = 0;
+  for (uint64_t w = first / 64; w <= (end - 1) / 64; ++w) {
+    uint64_t mask = word_mask(w, first, end);
+    uint64_t old = words_[w].fetch_or(mask, std::memory_order_acq_rel);
+    newly += static_cast<uint64_t>(std::popcount(mask & ~old));
+  }
+  if (newly != 0) valid_.fetch_add(newly, std::memory_order_release);
+  return newly;
+}
+
+uint64_t RegionBitmap::count_valid(uint64_t first, uint64_t count) const {
+  if (count == 0) return 0;
+  const uint64_t end = first + count;
+  uint64_t valid = 0;
+  for (uint64_t w = first / 64; w <= (end - 1) / 64; ++w) {
+    valid += static_cast<uint64_t>(std::popcount(words_[w].load(std::memory_order_acquire) & word_mask(w, first, end)));
+  }
+  return valid;
+}
+
 std::optional<uint64_t> RegionBitmap::next_invalid(uint64_t from) const {
   for (uint64_t w = from / 64; w < word_count(); ++w) {
     uint64_t inverted = ~words_[w].load(std::memory_order_acquire);

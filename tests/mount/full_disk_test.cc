@@ -1,5 +1,5 @@
 // Real full disks (small tmpfs mounts) under the destination and under the metadata: the error
-// reaches the caller, the clone ends in the mode CONTRACT.md names, nothing acknowledged is lost
+// reaches the caller, the clone ends in the mode docs/SEMANTICS.md names, nothing acknowledged is lost
 // and the metadata never claims a region that is not durable.
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -50,9 +50,10 @@ std::string mount_environment_problem() {
   return "";
 }
 
-MountedImage::MountedImage(std::string metadata, std::string image, const std::string& extra_flags)
+MountedImage::MountedImage(std::string metadata, std::string image, const std::string& extra_flags,
+                           const std::string& launcher)
     : metadata_(std::move(metadata)), image_(std::move(image)) {
-  result_ = run(shell_quote(clonefs_binary()) + " mount --metadata " + shell_quote(metadata_) + " " + shell_quote(image_) + " " +
+  result_ = run(launcher + shell_quote(clonefs_binary()) + " mount --metadata " + shell_quote(metadata_) + " " + shell_quote(image_) + " " +
                 extra_flags);
   mounted_ = result_.exit_code == 0;
 }

@@ -27,7 +27,10 @@ bool running_in_ci();
 // a SIGKILL of the daemon by PID as fallbacks).
 class MountedImage {
  public:
-  MountedImage(std::string metadata, std::string image, const std::string& extra_flags = "");
+  // `launcher` runs before `clonefs mount` in the same shell (e.g. joining a cgroup), so the
+  // daemon inherits what it sets up.
+  MountedImage(std::string metadata, std::string image, const std::string& extra_flags = "",
+               const std::string& launcher = "");
   ~MountedImage();
   MountedImage(const MountedImage&) = delete;
   MountedImage& operator=(const MountedImage&) = delete;

@@ -1,4 +1,4 @@
-// CONTRACT.md "Hydration": background copy through the engine, holes and zeros skipped,
+// docs/SEMANTICS.md "Hydration": background copy through the engine, holes and zeros skipped,
 // controls honoured, source errors bounded.
 #include <thread>
 
@@ -82,6 +82,23 @@ TEST_F(Hydration, UnreadableRegionsAreReportedFailedNotRetriedForever) {
   EXPECT_EQ(source_->reads.load(), reads) << "failed regions are retried without end";
   std::vector<std::byte> buf(10);
   EXPECT_EQ(engine_->read(0, buf).code(), EIO);
+}
+
+// Unmount stops the hydrator: however many regions a failing batch still has to retry, with
+// backoff, stop() must not wait them out (at batch 256 that was 0.84 s per region).
+TEST_F(Hydration, StopReturnsPromptlyWhileRetryingAFailingSource) {
+  source_->fail_read = EIO;
+  Hydrator hydrator(*engine_, {.threshold = 256, .batch = 256});
+  // One read for the batch, then one per attempt: past three, the retries are under way.
+  for (int i = 0; i < 500 && source_->reads.load() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(source_->reads.load(), 3) << "the worker never got to its retries";
+  auto asked = std::chrono::steady_clock::now();
+  hydrator.stop();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - asked);
+  EXPECT_LT(took.count(), 2000) << "stop() took " << took.count() << " ms";
+  EXPECT_FALSE(hydrator.status().running);
 }
 
 }  // namespace
