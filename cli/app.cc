@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "version.h"
+
 namespace clonefs::cli {
 
 int fail(const Status& status) {
@@ -27,6 +29,7 @@ int run(int argc, char** argv) {
       "which regions the destination holds. Attach IMAGE with losetup, mkfs, mount.",
       "clonefs"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_text(), "Print the version and the git commit it was built from");
   app.footer("Run 'clonefs SUBCOMMAND --help' for a subcommand's options.");
   std::vector<Command> commands = {add_create_command(app),  add_mount_command(app),
                                    add_status_command(app),  add_unmount_command(app),
@@ -51,6 +54,8 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "clonefs: %s\nRun 'clonefs --help' for usage.\n", e.what());

@@ -2,8 +2,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <optional>
+
 #include "app.h"
 #include "control/units.h"
+#include "meta/database_files.h"
 #include "meta/metadata_store.h"
 
 namespace clonefs::cli {
@@ -14,13 +18,18 @@ struct FinalizeArgs {
   bool remove_metadata = false;
 };
 
-Status remove_metadata_files(const std::string& path) {
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::string file = path + suffix;
-    if (::unlink(file.c_str()) != 0 && errno != ENOENT)
-      return Status::from_errno(errno, "remove " + file);
-  }
-  return Status::ok();
+// The log a mount writes by default (mount's --log-file), if it is one: a file of that name the
+// user wrote would not start with a log line (or be empty, as the mount leaves it when the
+// daemon never got to log).
+std::optional<std::string> default_log_of(const std::string& metadata) {
+  std::string log = metadata + ".log";
+  struct stat st {};
+  if (::lstat(log.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  std::ifstream in(log);
+  char first = '\0';
+  in.get(first);
+  if (st.st_size > 0 && first != '[') return std::nullopt;
+  return log;
 }
 
 int run_finalize(const FinalizeArgs& args) {
@@ -36,15 +45,14 @@ int run_finalize(const FinalizeArgs& args) {
       return fail(store.status());
     }
     const CloneRecord& record = (*store)->record();
-    auto geometry = Geometry::make(record.image_size, record.region_size);
-    if (!geometry) return fail(geometry.status().with_context("metadata " + args.metadata));
-    RegionBitmap bitmap(geometry->region_count());
+    const Geometry& geometry = (*store)->geometry();
+    RegionBitmap bitmap(geometry.region_count());
     if (Status loaded = (*store)->load(bitmap); !loaded) return fail(loaded);
-    uint64_t missing = geometry->region_count() - bitmap.valid_count();
+    uint64_t missing = geometry.region_count() - bitmap.valid_count();
     if (missing > 0) {
       return fail(Status::error(
           EAGAIN, "cannot finalize " + args.metadata + ": " + std::to_string(missing) + " of " +
-                      std::to_string(geometry->region_count()) +
+                      std::to_string(geometry.region_count()) +
                       " regions are still missing from " + record.destination_path +
                       "; mount it and run 'clonefs hydrate IMAGE --wait' first"));
     }
@@ -64,8 +72,12 @@ int run_finalize(const FinalizeArgs& args) {
          std::to_string(image_size) + " bytes");
   }
   if (args.remove_metadata) {
-    if (Status removed = remove_metadata_files(args.metadata); !removed) return fail(removed);
+    if (Status removed = remove_database_files(args.metadata); !removed) return fail(removed);
     std::printf("removed %s\n", args.metadata.c_str());
+    if (auto log = default_log_of(args.metadata)) {
+      if (::unlink(log->c_str()) != 0) return fail(Status::from_errno(errno, "remove " + *log));
+      std::printf("removed %s (the mount's log)\n", log->c_str());
+    }
   }
   return 0;
 }
@@ -81,7 +93,8 @@ Command add_finalize_command(CLI::App& root) {
       "missing.");
   app->add_option("--metadata", args->metadata, "The clone's metadata file")->required();
   app->add_flag("--remove-metadata", args->remove_metadata,
-                "Delete the metadata file (and its -wal/-shm) afterwards");
+                "Delete the metadata file (and its -wal/-shm, and METADATA.log if the mount wrote "
+                "its log there) afterwards");
   return {app, [args] { return run_finalize(*args); }};
 }
 

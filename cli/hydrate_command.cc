@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "app.h"
+#include "hydration_flags.h"
 #include "control/control_protocol.h"
 #include "control/control_client.h"
 #include "control/units.h"
@@ -16,9 +17,9 @@ namespace clonefs::cli {
 namespace {
 
 struct HydrateArgs {
-  std::string image, rate;
+  std::string image;
+  HydrationFlags flags;
   bool pause = false, resume = false, wait = false;
-  uint64_t threshold = 0, batch = 0;
 };
 
 // What --wait reads from each status poll.
@@ -94,8 +95,9 @@ int wait_for_hydration(const std::string& image) {
   const bool tty = ::isatty(STDOUT_FILENO);
   bool told_paused = false;
   auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  for (;;) {
+  for (bool waiting = false;; waiting = true) {
     auto status = live_status_of(image);
+    if (!status && !waiting) return fail(status.status());  // never started: nothing to say of waiting
     if (!status) {
       if (tty) std::printf("\n");
       return fail(status.status().with_context("while waiting for hydration"));
@@ -133,22 +135,12 @@ int wait_for_hydration(const std::string& image) {
 }
 
 int run_hydrate(const HydrateArgs& args) {
-  std::vector<HydrateCommand> commands;
-  if (!args.rate.empty()) {
-    auto rate = parse_byte_size(args.rate, "rate");
-    if (!rate) return usage_error(rate.status());
-    commands.push_back({HydrateCommand::Kind::kRate, *rate});
-  }
-  if (args.threshold) commands.push_back({HydrateCommand::Kind::kThreshold, args.threshold});
-  if (args.batch) commands.push_back({HydrateCommand::Kind::kBatch, args.batch});
+  // All checked before any is sent.
+  auto checked = hydration_commands(args.flags);
+  if (!checked) return usage_error(checked.status());
+  std::vector<HydrateCommand> commands = std::move(*checked);
   if (args.pause) commands.push_back({HydrateCommand::Kind::kPause, 0});
   if (args.resume) commands.push_back({HydrateCommand::Kind::kResume, 0});
-  // Checked as the daemon will check them, all before any is sent: the daemon's refusal comes
-  // back as a bare EINVAL, and a command line half applied is worse than one refused.
-  for (const HydrateCommand& command : commands) {
-    auto checked = parse_hydrate_command(format_hydrate_command(command));
-    if (!checked) return usage_error(checked.status());
-  }
   for (const HydrateCommand& command : commands) {
     if (Status sent = send_hydrate_command(args.image, format_hydrate_command(command)); !sent) {
       return fail(sent);
@@ -172,18 +164,12 @@ Command add_hydrate_command(CLI::App& root) {
   auto args = std::make_shared<HydrateArgs>();
   CLI::App* app = root.add_subcommand(
       "hydrate",
-      "Steer background hydration of a mounted IMAGE; with no option, show its settings.");
+      "Steer background hydration of a mounted IMAGE; with no option, show its settings. The\n"
+      "controls are saved in the metadata: the next mount starts with them.");
   app->add_option("IMAGE", args->image, "The mounted image")->required();
   auto* pause = app->add_flag("--pause", args->pause, "Pause background hydration");
   app->add_flag("--resume", args->resume, "Resume background hydration")->excludes(pause);
-  app->add_option("--threshold", args->threshold,
-                  "Regions being copied at most at once (at most " + std::to_string(kMaxHydrationThreshold) + ")")
-      ->check(CLI::PositiveNumber);
-  app->add_option("--batch", args->batch,
-                  "Contiguous regions per copy (at most " + std::to_string(kMaxHydrationBatch) + ")")
-      ->check(CLI::PositiveNumber);
-  app->add_option("--rate", args->rate,
-                  "Copy bandwidth limit in bytes per second; units K, M, G (200M); 0 = unlimited");
+  add_hydration_flags(app, args->flags);
   app->add_flag("--wait", args->wait,
                 "Wait until every region is valid, showing progress; fails if the daemon goes away "
                 "or regions "

@@ -11,7 +11,10 @@
 #include <filesystem>
 
 #include "app.h"
+#include "control/control_client.h"
+#include "hydration_flags.h"
 #include "fuse/serve.h"
+#include "io/paths.h"
 
 namespace clonefs::cli {
 namespace {
@@ -19,13 +22,16 @@ namespace {
 struct MountArgs {
   std::string metadata, image, log_level = "info", log_file;
   bool foreground = false, no_hydration = false, copy_on_read = false, no_copy_on_read = false;
+  bool hydration = false;  // --hydration: resume a saved pause
+  HydrationFlags controls;
+  std::vector<HydrateCommand> hydration_controls;  // from the flags above, checked
   std::vector<std::string> fuse_options;
 };
 
+// Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in
+// /proc/self/mountinfo, where the kernel writes it that way.
 std::string absolute(const std::string& path) {
-  std::error_code ec;
-  auto abs = std::filesystem::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
+  return std::filesystem::path(absolute_path(path)).lexically_normal().string();
 }
 
 bool on_path(const std::string& program) {
@@ -87,7 +93,7 @@ ServeOptions serve_options(const MountArgs& args) {
   options.metadata_path = args.metadata;
   options.image_path = args.image;
   options.copy_on_read = args.copy_on_read && !args.no_copy_on_read;
-  options.hydration = !args.no_hydration;
+  options.hydration_controls = args.hydration_controls;
   options.fuse_options = args.fuse_options;
   options.logger = make_logger(args);
   return options;
@@ -129,6 +135,18 @@ int run_daemon_child(const MountArgs& args, int report_fd) {
   return serve_image(options);
 }
 
+// A pause saved by an earlier mount or `clonefs hydrate` holds at this mount too; say so, or a
+// plain mount that copies nothing looks broken.
+void tell_saved_pause(const MountArgs& args) {
+  if (args.no_hydration || args.hydration) return;
+  auto status = live_status_of(args.image);
+  if (!status || !(*status)["hydration"].is_object()) return;
+  if ((*status)["hydration"].value("paused", false)) {
+    std::printf("hydration is paused, as it was saved ('clonefs hydrate %s --resume' starts it)\n",
+                args.image.c_str());
+  }
+}
+
 int run_detached(const MountArgs& args) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return fail(Status::from_errno(errno, "pipe"));
@@ -150,6 +168,7 @@ int run_detached(const MountArgs& args) {
   if (message == "ready") {
     std::printf("mounted %s (daemon pid %d, log %s)\n", args.image.c_str(), child,
                 args.log_file.c_str());
+    tell_saved_pause(args);
     return 0;
   }
   int status = 0;
@@ -168,6 +187,11 @@ int run_mount(MountArgs args) {
   args.image = absolute(args.image);
   if (args.log_file.empty()) args.log_file = args.metadata + ".log";
   args.log_file = absolute(args.log_file);
+  auto controls = hydration_commands(args.controls);
+  if (!controls) return usage_error(controls.status());
+  args.hydration_controls = std::move(*controls);
+  if (args.no_hydration) args.hydration_controls.push_back({HydrateCommand::Kind::kPause, 0});
+  if (args.hydration) args.hydration_controls.push_back({HydrateCommand::Kind::kResume, 0});
   if (Status ok = preflight(args); !ok) return fail(ok);
   return args.foreground ? run_foreground(args) : run_detached(args);
 }
@@ -186,9 +210,13 @@ Command add_mount_command(CLI::App& root) {
                   "File to present the image at (a FUSE mount on a regular file)")
       ->required();
   app->add_flag("--foreground,-f", args->foreground, "Stay in the foreground, logging to stderr");
-  app->add_flag(
+  auto* paused = app->add_flag(
       "--no-hydration", args->no_hydration,
       "Start with background hydration paused ('clonefs hydrate IMAGE --resume' starts it)");
+  app->add_flag("--hydration", args->hydration,
+                "Start background hydration even if it was paused when last mounted")
+      ->excludes(paused);
+  add_hydration_flags(app, args->controls);
   auto* cor = app->add_flag("--copy-on-read", args->copy_on_read,
                             "Also hydrate regions when they are read (default: off)");
   app->add_flag("--no-copy-on-read", args->no_copy_on_read, "Do not hydrate on read (the default)")

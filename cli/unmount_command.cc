@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,8 @@
 
 #include "app.h"
 #include "control/control_client.h"
+#include "control/control_protocol.h"
+#include "io/file_holders.h"
 
 extern char** environ;
 
@@ -25,14 +29,22 @@ struct UnmountArgs {
   std::string image;
 };
 
+// Names what holds IMAGE, as fuser and losetup -j would: a guess sends the user after a loop
+// device while QEMU holds the image.
+Status busy_error(const std::string& image) {
+  std::string holders = describe_holders(image);
+  if (holders.empty()) {
+    return Status::error(EBUSY, image + " is busy, but no process or loop device holding it was found "
+                                        "(a process in another PID namespace, or a mount on top of it?)");
+  }
+  return Status::error(EBUSY, image + " is busy: " + holders + "; close or detach it first");
+}
+
 // Root unmounts directly; others go through the setuid helper, as libfuse does.
 Status unmount_path(const std::string& image, bool lazy) {
   if (::geteuid() == 0) {
     if (::umount2(image.c_str(), lazy ? MNT_DETACH : 0) == 0) return Status::ok();
-    if (errno == EBUSY) {
-      return Status::error(
-          EBUSY, image + " is busy: detach its loop device (losetup -d) and close it first");
-    }
+    if (errno == EBUSY) return busy_error(image);
     return Status::from_errno(errno, "unmount " + image);
   }
   std::vector<const char*> argv = {"fusermount3", "-u"};
@@ -47,8 +59,11 @@ Status unmount_path(const std::string& image, bool lazy) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return Status::error(
-        EIO, "fusermount3 -u " + image + " failed (busy? detach its loop device first)");
+    if (std::string holders = describe_holders(image); !holders.empty()) {
+      return Status::error(EBUSY, "fusermount3 -u " + image + " failed: it is " + holders +
+                                      "; close or detach it first");
+    }
+    return Status::error(EIO, "fusermount3 -u " + image + " failed (see its message above)");
   }
   return Status::ok();
 }
@@ -63,6 +78,16 @@ bool hydration_paused(const nlohmann::json& status) {
 std::string mode_sentence(const nlohmann::json& status) {
   return "metadata is " + status.value("metadata_mode", std::string("?")) + ": " +
          status.value("metadata_mode_reason", std::string());
+}
+
+// A killed daemon cannot remove the empty IMAGE file its mount created; the mark it left on the
+// file says it was clonefs's, not the user's.
+void remove_created_image(const std::string& image) {
+  struct stat st {};
+  char mark[8];
+  if (::stat(image.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) return;
+  if (::getxattr(image.c_str(), kCreatedImageXattr, mark, sizeof mark) <= 0) return;
+  if (::unlink(image.c_str()) == 0) std::printf("removed %s (the mount had created it)\n", image.c_str());
 }
 
 bool process_alive(int pid) {
@@ -103,6 +128,7 @@ int run_unmount(const UnmountArgs& args) {
     warn("the daemon serving " + args.image +
          " was already gone; removed its dead mount (the metadata is as "
          "of its last commit)");
+    remove_created_image(args.image);
     return 0;
   }
   // Hydration is paused first, so that the commit below is the last one that has anything to
@@ -110,7 +136,10 @@ int run_unmount(const UnmountArgs& args) {
   // nobody). If the unmount is refused, hydration is resumed as it was.
   auto before = live_status_of(args.image);
   bool was_paused = before && hydration_paused(*before);
-  if (!was_paused) (void)send_hydrate_command(args.image, "pause");
+  // "hold" is not saved for the next mount; a daemon older than it only knows "pause".
+  if (!was_paused && !send_hydrate_command(args.image, "hold")) {
+    (void)send_hydrate_command(args.image, "pause");
+  }
   int rc = 0;
   int fd = ::open(args.image.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0 && ::fsync(fd) != 0) {
@@ -126,6 +155,9 @@ int run_unmount(const UnmountArgs& args) {
     return fail(unmounted);
   }
   if (Status exited = wait_for_exit(*pid, args.image); !exited) return fail(exited);
+  if (::access(args.image.c_str(), F_OK) != 0 && errno == ENOENT) {
+    std::printf("removed %s (the mount had created it)\n", args.image.c_str());
+  }
   if (rc != 0) {
     warn("unmounted " + args.image + ", but writes acknowledged since the last good commit may be lost");
   }

@@ -34,26 +34,12 @@ Status control_error(int err, const std::string& image) {
   }
 }
 
-class ControlFd {
- public:
-  explicit ControlFd(int fd) : fd_(fd) {}
-  ~ControlFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ControlFd(const ControlFd&) = delete;
-  ControlFd& operator=(const ControlFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // Opens `image` for a control ioctl. Our request numbers mean nothing to other drivers, so only a
 // regular file on a FUSE mount is ever sent one; O_NONBLOCK keeps a FIFO from blocking the open.
-Result<std::unique_ptr<ControlFd>> open_control(const std::string& image) {
+Result<std::unique_ptr<UniqueFd>> open_control(const std::string& image) {
   int fd = ::open(image.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return control_error(errno, image);
-  auto control = std::make_unique<ControlFd>(fd);
+  auto control = std::make_unique<UniqueFd>(fd);
   struct stat st {};
   struct statfs fs {};
   if (::fstat(fd, &st) != 0 || ::fstatfs(fd, &fs) != 0) return control_error(errno, image);
@@ -97,7 +83,12 @@ Status send_hydrate_command(const std::string& image, const std::string& command
   if (::ioctl((*control)->get(), kHydrateIoctl, request.get()) == 0) return Status::ok();
   int err = errno;
   if (err == EINVAL) return Status::error(EINVAL, image + ": the daemon refused \"" + command + "\"");
-  return control_error(err, image);
+  if (err == ENOTTY || err == ENOSYS || err == ENOTCONN || err == EACCES || err == EPERM) {
+    return control_error(err, image);
+  }
+  return Status::error(err, image + ": \"" + command + "\" is applied, but the daemon could not save it in " +
+                                "the metadata, so the next mount will not start with it (" +
+                                std::strerror(err) + "; see the daemon's log)");
 }
 
 }  // namespace clonefs

@@ -23,6 +23,7 @@ Result<HydrateCommand> parse_hydrate_command(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.remove_suffix(1);
   if (text == "pause") return HydrateCommand{HydrateCommand::Kind::kPause, 0};
   if (text == "resume") return HydrateCommand{HydrateCommand::Kind::kResume, 0};
+  if (text == "hold") return HydrateCommand{HydrateCommand::Kind::kHold, 0};
   const std::pair<std::string_view, HydrateCommand::Kind> keyed[] = {
       {"threshold=", HydrateCommand::Kind::kThreshold},
       {"batch=", HydrateCommand::Kind::kBatch},
@@ -47,7 +48,7 @@ Result<HydrateCommand> parse_hydrate_command(std::string_view text) {
     return HydrateCommand{kind, *value};
   }
   return Status::error(EINVAL, "unknown hydration control \"" + std::string(text) +
-                                   "\" (expected pause, resume, threshold=N, batch=N or rate=N)");
+                                   "\" (expected pause, resume, hold, threshold=N, batch=N or rate=N)");
 }
 
 std::string format_hydrate_command(const HydrateCommand& command) {
@@ -56,6 +57,8 @@ std::string format_hydrate_command(const HydrateCommand& command) {
       return "pause";
     case HydrateCommand::Kind::kResume:
       return "resume";
+    case HydrateCommand::Kind::kHold:
+      return "hold";
     case HydrateCommand::Kind::kThreshold:
       return "threshold=" + std::to_string(command.value);
     case HydrateCommand::Kind::kBatch:
@@ -69,6 +72,7 @@ std::string format_hydrate_command(const HydrateCommand& command) {
 void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command) {
   switch (command.kind) {
     case HydrateCommand::Kind::kPause:
+    case HydrateCommand::Kind::kHold:
       hydrator.set_paused(true);
       break;
     case HydrateCommand::Kind::kResume:

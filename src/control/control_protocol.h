@@ -4,7 +4,8 @@
 //
 //   kStatusIoctl   (_IOR) -> ControlText: the status JSON (status_report.h), NUL-terminated
 //   kHydrateIoctl  (_IOW) <- ControlText: "pause" | "resume" | "threshold=N" | "batch=N" |
-//                            "rate=N" (N decimal; rate in bytes per second, 0 = unlimited)
+//                            "rate=N" (N decimal; rate in bytes per second, 0 = unlimited) |
+//                            "hold" (a pause not saved for the next mount)
 //
 // Only root and the user who mounted may use them (EACCES). Why not extended attributes: FUSE
 // clears SB_NOSEC, so the kernel asks a file system that answers getxattr for
@@ -35,10 +36,14 @@ inline constexpr unsigned kHydrateIoctl = _IOW(kControlIoctlType, 2, ControlText
 // Not part of the channel: a real extended attribute the daemon sets on the file IMAGE before
 // mounting over it, so that `clonefs status IMAGE` finds the metadata while unmounted.
 inline constexpr const char* kMetadataXattr = "user.clonefs.metadata";
+// Also not part of the channel: marks an IMAGE file the mount created (it was missing), so that
+// it is removed after the unmount even when the daemon that created it was killed.
+inline constexpr const char* kCreatedImageXattr = "user.clonefs.created";
 
 // One hydration control request, as sent through kHydrateIoctl.
 struct HydrateCommand {
-  enum class Kind { kPause, kResume, kThreshold, kBatch, kRate } kind = Kind::kPause;
+  // kHold: a pause that is not saved for the next mount (unmount's, for its final commit).
+  enum class Kind { kPause, kResume, kThreshold, kBatch, kRate, kHold } kind = Kind::kPause;
   uint64_t value = 0;  // for kThreshold, kBatch, kRate
 };
 

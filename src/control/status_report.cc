@@ -25,6 +25,7 @@ struct Snapshot {
   std::string mode;
   std::string mode_reason;
   const HydrationStatus* hydration = nullptr;  // live only
+  HydrationSettings controls;  // live: in force; offline: saved, for the next mount
   const EngineCounters* counters = nullptr;    // live only
 };
 
@@ -36,8 +37,14 @@ uint64_t valid_bytes(const Geometry& geometry, const RegionBitmap& bitmap) {
   return bytes;
 }
 
+nlohmann::json controls_json(const HydrationSettings& c) {
+  return {{"paused", c.paused}, {"threshold", c.threshold}, {"batch", c.batch}, {"rate_limit", c.rate}};
+}
+
 nlohmann::json hydration_json(const HydrationStatus& h) {
   return {
+      {"state", to_string(h.state)},
+      {"state_reason", h.state_reason},
       {"paused", h.settings.paused},
       {"threshold", h.settings.threshold},
       {"batch", h.settings.batch},
@@ -75,6 +82,7 @@ nlohmann::json to_json(const Snapshot& s) {
   j["metadata_mode"] = s.mode;
   j["metadata_mode_reason"] = s.mode_reason;
   j["hydration"] = s.hydration ? hydration_json(*s.hydration) : nlohmann::json(nullptr);
+  j["hydration_settings"] = controls_json(s.controls);
   j["complete"] = s.regions_valid == s.regions_total;
   j["counters"] = s.counters ? counters_json(*s.counters) : nlohmann::json(nullptr);
   return j;
@@ -99,6 +107,7 @@ nlohmann::json live_status(const LiveStatusSources& in) {
   s.mode = to_string(engine.mode);
   s.mode_reason = engine.mode_reason;
   s.hydration = &hydration;
+  s.controls = hydration.settings;
   s.counters = &in.engine.counters();
   return to_json(s);
 }
@@ -107,16 +116,18 @@ Result<nlohmann::json> offline_status(const std::string& metadata_path) {
   auto store = MetadataStore::open(metadata_path, {.read_only = true});
   if (!store) return store.status();
   const CloneRecord& record = (*store)->record();
-  auto geometry = Geometry::make(record.image_size, record.region_size);
-  if (!geometry) return geometry.status().with_context("metadata " + metadata_path);
-  RegionBitmap bitmap(geometry->region_count());
+  const Geometry& geometry = (*store)->geometry();
+  RegionBitmap bitmap(geometry.region_count());
   CLONEFS_RETURN_IF_ERROR((*store)->load(bitmap));
   Snapshot s;
   s.metadata = metadata_path;
   s.record = &record;
-  s.regions_total = geometry->region_count();
+  s.regions_total = geometry.region_count();
   s.regions_valid = bitmap.valid_count();
-  s.bytes_valid = valid_bytes(*geometry, bitmap);
+  s.bytes_valid = valid_bytes(geometry, bitmap);
+  auto saved = (*store)->load_hydration_settings();
+  if (!saved) return saved.status();
+  s.controls = saved->value_or(HydrationSettings{});
   s.pid = metadata_holder_pid(metadata_path);
   s.mounted = s.pid > 0;
   s.mode = s.mounted ? "in-use" : "unmounted";

@@ -1,6 +1,6 @@
 // The clone's status as one JSON object, built in one place for both the live path (the daemon
-// answering getxattr user.clonefs.status) and the offline path (the metadata file opened
-// read-only), and printed as a table by the CLI.
+// answering the status ioctl, control/control_protocol.h) and the offline path (the metadata file
+// opened as a reader), and printed as a table by the CLI.
 //
 // Field names are stable (documented in README.md); add fields, never rename them:
 //   image                 string|null  the mounted image path (null offline)
@@ -18,9 +18,12 @@
 //   metadata_mode         string       "rw", "ro", "fail" (live); "unmounted" or "in-use" (offline)
 //   metadata_mode_reason  string       why the mode is not "rw" ("" otherwise)
 //   hydration             object|null  null offline; else:
+//     state string ("running", "paused", "complete", "idle"), state_reason string (why idle),
 //     paused bool, threshold integer (regions in flight), batch integer (regions per copy),
 //     rate_limit integer (bytes/s, 0 = unlimited), rate_bytes_per_s number (measured),
 //     eta_seconds number|null, failed_regions integer, failed_sample [integer]
+//   hydration_settings    object       the controls: live, in force; offline, saved for the next
+//     mount (defaults if none were saved): paused, threshold, batch, rate_limit (as in hydration)
 //   complete              bool         every region valid
 //   counters              object|null  null offline; else, since the mount:
 //     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied
@@ -47,7 +50,9 @@ struct LiveStatusSources {
 
 nlohmann::json live_status(const LiveStatusSources& sources);
 
-// Opens `metadata_path` read-only (writes nothing, takes no lock) and reports the committed state.
+// Reports the committed state of `metadata_path`, opened as a reader: it writes nothing to the
+// database and takes no clonefs lock at all (meta/metadata_lock.h says why), so it works beside a
+// mount; SQLite's own locks keep what it reads consistent with a writer.
 Result<nlohmann::json> offline_status(const std::string& metadata_path);
 
 // A short aligned table of a status object (from either path).

@@ -25,8 +25,18 @@ std::string percent(uint64_t part, uint64_t whole) {
   return buf;
 }
 
+std::string controls_line(const nlohmann::json& c) {
+  uint64_t limit = u64(c, "rate_limit");
+  return std::string(c.value("paused", false) ? "paused" : "on") + ", threshold " +
+         std::to_string(u64(c, "threshold")) + " regions, batch " + std::to_string(u64(c, "batch")) +
+         " regions, rate limit " + (limit ? format_bytes(limit) + "/s" : std::string("none"));
+}
+
 std::string hydration_line(const nlohmann::json& h) {
-  std::string state = h.value("paused", false) ? "paused" : "running";
+  // A daemon older than the "state" field only knew paused or not.
+  std::string state = text(h, "state");
+  if (state.empty()) state = h.value("paused", false) ? "paused" : "running";
+  if (std::string reason = text(h, "state_reason"); !reason.empty()) state += " (" + reason + ")";
   uint64_t limit = u64(h, "rate_limit");
   return state + ", threshold " + std::to_string(u64(h, "threshold")) + " regions, batch " +
          std::to_string(u64(h, "batch")) + " regions, rate limit " +
@@ -89,6 +99,8 @@ std::string format_status_table(const nlohmann::json& s) {
     row("hydration", hydration_line(h));
     row("rate", progress_line(h));
     row("failed regions", failed_line(h));
+  } else if (const auto& c = s["hydration_settings"]; c.is_object()) {
+    row("hydration", controls_line(c) + " (saved: the next mount starts so)");
   }
   row("complete", s.value("complete", false) ? "yes" : "no");
   if (const auto& c = s["counters"]; c.is_object()) row("counters", counters_line(c));

@@ -7,21 +7,12 @@
 
 #include "io/existing_content.h"
 #include "io/fingerprint.h"
+#include "io/paths.h"
 #include "io/posix_devices.h"
 #include "io/storage_identity.h"
 
 namespace clonefs {
 namespace {
-
-// The path as recorded for later mounts: absolute, its `..` left for the kernel to resolve. A
-// lexical `..` would be wrong after a symlinked directory (`link/../x` is not `x` beside `link`),
-// and resolving symlinks would trade a stable name (/dev/vg0/golden) for one that can change
-// across boots (/dev/dm-3).
-std::string absolute(const std::string& path) {
-  std::error_code ec;
-  auto abs = std::filesystem::absolute(path, ec);
-  return ec ? path : abs.string();
-}
 
 // Three different storages, compared by identity rather than by name: a destination that is the
 // source would write into the golden image, and a metadata file on either would be overwritten by
@@ -41,6 +32,15 @@ Status check_destination_holds_nothing(const std::string& destination) {
         EEXIST, "destination " + destination + " " + **content + "; pass --force to overwrite it");
   }
   return Status::ok();
+}
+
+// At create (an existing destination) and at every mount (it may have been truncated since).
+Status check_destination_size(const DestinationDevice& destination, const std::string& path,
+                              uint64_t image_size) {
+  if (destination.size() >= image_size) return Status::ok();
+  return Status::error(EINVAL, "destination " + path + " is " + std::to_string(destination.size()) +
+                                   " bytes, smaller than the image (" + std::to_string(image_size) +
+                                   " bytes)");
 }
 
 }  // namespace
@@ -91,18 +91,14 @@ Status create_clone(const CreateOptions& options) {
       return distinct;
     }
   }
-  if ((*destination)->size() < image_size) {
-    return Status::error(EINVAL, "destination " + options.destination_path + " is " +
-                                     std::to_string((*destination)->size()) + " bytes, smaller than the source (" +
-                                     std::to_string(image_size) + " bytes)");
-  }
+  CLONEFS_RETURN_IF_ERROR(check_destination_size(**destination, options.destination_path, image_size));
   CloneRecord record;
   record.image_size = image_size;
   record.region_size = options.region_size;
-  record.source_path = absolute(options.source_path);
+  record.source_path = absolute_path(options.source_path);  // as recorded for later mounts
   record.source_size = image_size;
   record.source_fingerprint = *fingerprint;
-  record.destination_path = absolute(options.destination_path);
+  record.destination_path = absolute_path(options.destination_path);
   Status written = MetadataStore::create(options.metadata_path, record, options.force);
   if (!written.is_ok() && !existed) ::unlink(options.destination_path.c_str());
   return written;
@@ -124,8 +120,6 @@ Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path, con
   if (!metadata) return metadata.status();
   clone->metadata_ = std::move(*metadata);
   const CloneRecord& record = clone->metadata_->record();
-  auto geometry = Geometry::make(record.image_size, record.region_size);
-  if (!geometry) return geometry.status();
   // The recorded names may point elsewhere since create (a replaced symlink, a new loop device).
   CLONEFS_RETURN_IF_ERROR(
       check_distinct_files(record.source_path, record.destination_path, metadata_path));
@@ -137,14 +131,10 @@ Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path, con
 
   auto destination = open_destination(record.destination_path, std::nullopt);
   if (!destination) return destination.status();
-  if ((*destination)->size() < record.image_size) {
-    return Status::error(EINVAL, "destination " + record.destination_path + " is " +
-                                     std::to_string((*destination)->size()) + " bytes, smaller than the image (" +
-                                     std::to_string(record.image_size) + " bytes)");
-  }
+  CLONEFS_RETURN_IF_ERROR(check_destination_size(**destination, record.destination_path, record.image_size));
   clone->destination_ = options.wrappers.destination ? options.wrappers.destination(std::move(*destination))
                                                      : std::move(*destination);
-  auto engine = CloneEngine::start(*geometry, *clone->source_, *clone->destination_, *clone->metadata_,
+  auto engine = CloneEngine::start(clone->metadata_->geometry(), *clone->source_, *clone->destination_, *clone->metadata_,
                                    options.engine);
   if (!engine) return engine.status();
   clone->engine_ = std::move(*engine);

@@ -145,6 +145,17 @@ class CloneEngine {
   DestinationDevice& destination_;
   RegionStore& store_;
   const EngineOptions options_;
+  // Lock order. Four locks; an arrow means "may be held while taking":
+  //   committer_mu_ -> mu_          the committer checks for a pending transaction
+  //   commit_mu_    -> mu_          the freeze, the rollback of a failed commit
+  //   regions (locks_) -> mu_       marking a region valid while it is in flight
+  //   RegionLocks' own mutex         a leaf, held only inside RegionLocks' methods
+  // Nothing else nests. mu_ is a leaf: held for memory updates only, never over I/O (the
+  // destination sync and the SQLite commit run under commit_mu_ alone, region copies under their
+  // region locks alone). commit_mu_ and region locks are never held together: a commit does not
+  // wait for regions in flight (their bits are set after their data is written, so they belong to
+  // the next transaction), and no I/O path commits. committer_mu_ is dropped before the committer
+  // commits, and close() drops it before its final commit.
   RegionBitmap bitmap_;  // bits set only under mu_ (so a freeze sees a consistent set)
   RegionLocks locks_;
   EngineCounters counters_;

@@ -14,6 +14,10 @@ constexpr auto kUserQuiet = std::chrono::milliseconds(20);
 constexpr auto kTrickleInterval = std::chrono::milliseconds(100);
 // After a copy threw (an allocation failed), so a worker short of memory does not spin.
 constexpr auto kExceptionBackoff = std::chrono::milliseconds(100);
+// A rate window left open this long without a copy to close it no longer stands for "recent":
+// the rate reported falls to the open window's mean, and to 0 once nothing was copied for as
+// long.
+constexpr double kStaleRateSeconds = 2.0;
 
 HydrationSettings clamped(HydrationSettings settings) {
   settings.threshold = std::clamp<uint64_t>(settings.threshold, 1, kMaxHydrationThreshold);
@@ -26,6 +30,16 @@ int64_t now_ns() {
 }
 
 }  // namespace
+
+const char* to_string(HydrationState state) {
+  switch (state) {
+    case HydrationState::kRunning: return "running";
+    case HydrationState::kPaused: return "paused";
+    case HydrationState::kComplete: return "complete";
+    case HydrationState::kIdle: return "idle";
+  }
+  return "?";
+}
 
 Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max_workers, unsigned max_retries)
     : engine_(engine), max_workers_(std::max(1u, max_workers)), max_retries_(max_retries), settings_(clamped(settings)) {
@@ -190,6 +204,7 @@ bool Hydrator::backoff(std::chrono::milliseconds delay) {
 }
 
 void Hydrator::record_copy(uint64_t bytes) {
+  if (bytes > 0) last_copy_ = Clock::now();
   rate_window_bytes_ += bytes;
   double seconds = std::chrono::duration<double>(Clock::now() - rate_window_start_).count();
   if (seconds >= 1.0) {
@@ -225,12 +240,39 @@ HydrationStatus Hydrator::status() const {
     if (s.failed_sample.size() >= 16) break;
     s.failed_sample.push_back(r);
   }
-  s.rate_bytes_per_s = recent_rate_;
-  uint64_t remaining = engine_.geometry().region_count() - engine_.bitmap().valid_count();
+  const auto now = Clock::now();
+  double open_window = std::chrono::duration<double>(now - rate_window_start_).count();
+  if (now - last_copy_ >= std::chrono::duration<double>(kStaleRateSeconds)) {
+    s.rate_bytes_per_s = 0;
+  } else {
+    s.rate_bytes_per_s = open_window < kStaleRateSeconds
+                             ? recent_rate_
+                             : static_cast<double>(rate_window_bytes_) / open_window;
+  }
+  const uint64_t valid = engine_.bitmap().valid_count();
+  const uint64_t remaining = engine_.geometry().region_count() - valid;
+  EngineStatus engine = engine_.status();
+  if (s.complete) {
+    s.state = HydrationState::kComplete;
+  } else if (stopping_) {
+    s.state = HydrationState::kIdle;
+    s.state_reason = "stopped (the image is being unmounted)";
+  } else if (engine.mode != MetadataMode::kReadWrite) {
+    s.state = HydrationState::kIdle;
+    s.state_reason = std::string("metadata is ") + to_string(engine.mode) + ": " + engine.mode_reason;
+  } else if (settings_.paused) {
+    s.state = HydrationState::kPaused;
+  } else if (failed_.size() >= remaining) {
+    s.state = HydrationState::kIdle;
+    s.state_reason = "source unreachable: the " + std::to_string(remaining) +
+                     " regions left could not be read from the source";
+  } else {
+    s.state = HydrationState::kRunning;
+  }
   if (s.complete) {
     s.eta_seconds = 0;
-  } else if (recent_rate_ > 0 && !settings_.paused) {
-    s.eta_seconds = static_cast<double>(remaining * engine_.geometry().region_size()) / recent_rate_;
+  } else if (s.rate_bytes_per_s > 0 && s.state == HydrationState::kRunning) {
+    s.eta_seconds = static_cast<double>(remaining * engine_.geometry().region_size()) / s.rate_bytes_per_s;
   }
   return s;
 }

@@ -13,18 +13,24 @@
 #include <vector>
 
 #include "engine/clone_engine.h"
+#include "meta/hydration_settings.h"
 
 namespace clonefs {
 
-struct HydrationSettings {
-  bool paused = false;
-  uint64_t threshold = 64;  // regions in flight at most (dm-clone's hydration_threshold)
-  uint64_t batch = 16;      // contiguous regions per copy (dm-clone's hydration_batch_size)
-  uint64_t rate = 0;        // bytes per second copied at most; 0: no limit
+// What the hydrator is doing, as status reports it: copying, or why not.
+enum class HydrationState {
+  kRunning,   // invalid regions are left to copy and nothing holds the copy back
+  kPaused,    // paused by its controls
+  kComplete,  // every region is valid
+  kIdle,      // nothing it can copy: see state_reason (only unreadable regions left, metadata
+              // not writable, stopped)
 };
+const char* to_string(HydrationState state);
 
 struct HydrationStatus {
   HydrationSettings settings;
+  HydrationState state = HydrationState::kRunning;
+  std::string state_reason;  // why kIdle ("" otherwise)
   bool running = false;   // the worker threads exist (not stopped)
   bool complete = false;  // every region is valid
   uint64_t failed_regions = 0;
@@ -98,6 +104,7 @@ class Hydrator {
   std::chrono::steady_clock::time_point rate_window_start_;  // guarded by mu_
   uint64_t rate_window_bytes_ = 0;      // guarded by mu_
   double recent_rate_ = 0;              // guarded by mu_
+  std::chrono::steady_clock::time_point last_copy_;  // guarded by mu_: the last bytes hydrated
   std::chrono::steady_clock::time_point budget_start_;  // guarded by mu_ (rate limit)
   uint64_t budget_used_ = 0;            // guarded by mu_
   std::vector<std::thread> workers_;    // grows under mu_ while !stopping_; joined by stop()

@@ -1,19 +1,17 @@
-// Thin handlers: each turns one request into one engine (or hydrator) call and replies exactly
-// once. Errors become errnos in reply_error() only. No exception crosses into libfuse: run()
-// catches what the standard library may throw (allocation) before any reply was sent.
+// Thin handlers: each turns one request into one call on the image file (image/image_file.h,
+// where the image's rules live) or the hydrator, and replies exactly once. Errors become errnos
+// in reply_error() only. No exception crosses into libfuse: run() catches what the standard
+// library may throw (allocation) before any reply was sent.
 #include "fuse/image_ops.h"
 
-#include <fcntl.h>
-#include <linux/falloc.h>
 #include <sys/statvfs.h>
 
-#include <algorithm>
 #include <cstring>
 #include <span>
 
 #include "control/control_protocol.h"
+#include "control/hydration_control.h"
 #include "fuse/image_session.h"
-#include "util/page_buffer.h"
 
 namespace clonefs {
 namespace {
@@ -42,7 +40,7 @@ void run(fuse_req_t req, const char* op, Handler&& handler) noexcept {
 }
 
 void reply_attr(fuse_req_t req) {
-  struct stat st = session(req).stat();
+  struct stat st = session(req).image().stat();
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 
@@ -86,51 +84,28 @@ void image_getattr(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   run(req, "getattr", [&] { reply_attr(req); });
 }
 
-// Who may change who may use the image: root, and the file's owner (who may not give it away),
-// as chmod(2) and chown(2) on a local file. The kernel already checks this (default_permissions);
-// checked here too because a clone anyone could make writable is worthless.
-Status may_change_ownership(const ImageSession& s, const ImageAttributes& current, uid_t caller,
-                            const struct stat& attr, int to_set) {
-  if (caller == 0 || !(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
-    return Status::ok();
+// FUSE's setattr flags as one change to the image file's attributes.
+AttributeChange attribute_change(const struct stat& attr, int to_set) {
+  AttributeChange change;
+  if (to_set & FUSE_SET_ATTR_MODE) change.mode = attr.st_mode;
+  if (to_set & FUSE_SET_ATTR_UID) change.uid = attr.st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) change.gid = attr.st_gid;
+  if (to_set & FUSE_SET_ATTR_SIZE) change.size = static_cast<uint64_t>(attr.st_size);
+  const struct timespec now {0, UTIME_NOW};
+  if (to_set & FUSE_SET_ATTR_ATIME) {
+    change.atime = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? now : attr.st_atim;
   }
-  if (caller != current.uid) {
-    return Status::error(EPERM, "uid " + std::to_string(caller) +
-                                    " may not change the mode or owner of " + s.image_path() +
-                                    ": only its owner (uid " + std::to_string(current.uid) +
-                                    ") or root may");
+  if (to_set & FUSE_SET_ATTR_MTIME) {
+    change.mtime = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now : attr.st_mtim;
   }
-  if ((to_set & FUSE_SET_ATTR_UID) && attr.st_uid != current.uid) {
-    return Status::error(EPERM, "only root may give " + s.image_path() + " to another user (uid " +
-                                    std::to_string(attr.st_uid) + ")");
-  }
-  return Status::ok();
+  return change;
 }
 
 void image_setattr(fuse_req_t req, fuse_ino_t, struct stat* attr, int to_set, fuse_file_info*) {
   run(req, "setattr", [&] {
-    ImageSession& s = session(req);
-    Status allowed = may_change_ownership(s, s.attributes(), fuse_req_ctx(req)->uid, *attr, to_set);
-    if (!allowed) return reply_error(req, "setattr", allowed);
-    if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != s.image_size()) {
-      return reply_error(req, "truncate",
-                         Status::error(EPERM, "cannot resize " + s.image_path() + " to " +
-                                                  std::to_string(attr->st_size) +
-                                                  " bytes: its size is the source's (" +
-                                                  std::to_string(s.image_size()) + " bytes)"));
-    }
-    ImageAttributes a = s.attributes();
-    struct timespec now {};
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (to_set & FUSE_SET_ATTR_MODE) a.mode = attr->st_mode & 07777;
-    if (to_set & FUSE_SET_ATTR_UID) a.uid = attr->st_uid;
-    if (to_set & FUSE_SET_ATTR_GID) a.gid = attr->st_gid;
-    if (to_set & FUSE_SET_ATTR_ATIME)
-      a.atime = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? now : attr->st_atim;
-    if (to_set & FUSE_SET_ATTR_MTIME)
-      a.mtime = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? now : attr->st_mtim;
-    a.ctime = now;
-    s.set_attributes(a);
+    Status st = session(req).image().change_attributes(attribute_change(*attr, to_set),
+                                                       fuse_req_ctx(req)->uid);
+    if (!st) return reply_error(req, "setattr", st);
     reply_attr(req);
   });
 }
@@ -145,41 +120,23 @@ void image_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 void image_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info*) {
   run(req, "read", [&] {
-    ImageSession& s = session(req);
-    const uint64_t image_size = s.image_size();
-    if (offset < 0) return reply_error(req, "read", Status::error(EINVAL, "negative read offset"));
-    if (static_cast<uint64_t>(offset) >= image_size) return void(fuse_reply_buf(req, nullptr, 0));
-    size_t length =
-        static_cast<size_t>(std::min<uint64_t>(size, image_size - static_cast<uint64_t>(offset)));
-    thread_local KeptBuffer reply_buffer;  // see util/page_buffer.h for why
-    KeptBuffer::Lease buf = reply_buffer.lease(length);
-    Status st = s.engine().read(static_cast<uint64_t>(offset), buf.span());
-    if (!st) return reply_error(req, "read", st);
-    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), length);
+    auto bytes = session(req).image().read(offset, size);
+    if (!bytes) return reply_error(req, "read", bytes.status());
+    fuse_reply_buf(req, reinterpret_cast<const char*>(bytes->data()), bytes->span().size());
   });
 }
 
 void image_write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t offset,
                  fuse_file_info*) {
   run(req, "write", [&] {
-    ImageSession& s = session(req);
-    const uint64_t image_size = s.image_size();
-    if (offset < 0 || static_cast<uint64_t>(offset) >= image_size) {
-      return reply_error(req, "write",
-                         Status::error(EFBIG, "write at offset " + std::to_string(offset) +
-                                                  " is past the end of " + s.image_path() +
-                                                  " (its size is fixed)"));
-    }
-    // A write straddling the end is cut short there, as on a full device.
-    size_t length =
-        static_cast<size_t>(std::min<uint64_t>(size, image_size - static_cast<uint64_t>(offset)));
-    auto bytes = std::span(reinterpret_cast<const std::byte*>(data), length);
     // O_SYNC/O_DSYNC need no flush here: the kernel follows each such write with FUSE_FSYNC
     // (generic_write_sync) before write() returns, and that fsync commits. Flushing here too
-    // would sync the destination twice per write (MountTest.OSyncWritesCostOneFlushEach).
-    Status st = s.engine().write(static_cast<uint64_t>(offset), bytes);
-    if (!st) return reply_error(req, "write", st);
-    fuse_reply_write(req, length);
+    // would sync the destination twice per write
+    // (MountTest.OSyncWritesAreDurableAndCostOneFlushEach).
+    auto written = session(req).image().write(
+        offset, std::span(reinterpret_cast<const std::byte*>(data), size));
+    if (!written) return reply_error(req, "write", written.status());
+    fuse_reply_write(req, *written);
   });
 }
 
@@ -194,7 +151,7 @@ void image_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
   // fsync and fdatasync alike: the engine's flush is already data + commit. Never ENOSYS: the
   // kernel would stop sending fsyncs and report them all as successful.
   run(req, "fsync", [&] {
-    Status st = session(req).engine().flush();
+    Status st = session(req).image().sync();
     if (!st) return reply_error(req, "fsync", st);
     fuse_reply_err(req, 0);
   });
@@ -203,29 +160,7 @@ void image_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
 void image_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
                      fuse_file_info*) {
   run(req, "fallocate", [&] {
-    ImageSession& s = session(req);
-    const uint64_t size = s.image_size();
-    if (offset < 0 || length <= 0)
-      return reply_error(req, "fallocate", Status::error(EINVAL, "bad fallocate range"));
-    const uint64_t begin = static_cast<uint64_t>(offset);
-    const uint64_t end = begin + static_cast<uint64_t>(length);
-    const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
-    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-      return reply_error(req, "fallocate",
-                         Status::error(EOPNOTSUPP, "fallocate mode " + std::to_string(mode) +
-                                                       " is not supported on " + s.image_path()));
-    }
-    if (end > size && !keep_size) {
-      return reply_error(req, "fallocate",
-                         Status::error(EFBIG, "fallocate past the end of " + s.image_path() +
-                                                  " would grow it (its size is fixed)"));
-    }
-    if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) || begin >= size) {
-      return void(
-          fuse_reply_err(req, 0));  // preallocation: every byte of the image is already there
-    }
-    // Punch and zero-range: what a loop device sends for discard and write-zeroes.
-    Status st = s.engine().discard(begin, std::min(end, size) - begin);
+    Status st = session(req).image().fallocate(mode, offset, length);
     if (!st) return reply_error(req, "fallocate", st);
     fuse_reply_err(req, 0);
   });
@@ -233,16 +168,7 @@ void image_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t l
 
 void image_statfs(fuse_req_t req, fuse_ino_t) {
   run(req, "statfs", [&] {
-    ImageSession& s = session(req);
-    struct statvfs st {};
-    // A loop device takes its discard granularity from f_bsize: a region (capped at 1 MiB) makes
-    // discards arrive region-aligned, so they mark whole regions valid instead of copying them.
-    st.f_bsize =
-        static_cast<unsigned long>(std::min<uint64_t>(s.clone().record().region_size, 1 << 20));
-    st.f_frsize = st.f_bsize;
-    st.f_blocks = (s.image_size() + st.f_frsize - 1) / st.f_frsize;
-    st.f_files = 1;
-    st.f_namemax = 255;
+    struct statvfs st = session(req).image().statfs();
     fuse_reply_statfs(req, &st);
   });
 }
@@ -265,8 +191,9 @@ void image_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_
     const char* text = static_cast<const char*>(in_buf);
     auto command = parse_hydrate_command(std::string_view(text, strnlen(text, in_bufsz)));
     if (!command) return reply_error(req, "hydration control", command.status());
-    apply_hydrate_command(s.hydrator(), *command);
+    Status steered = steer_hydration(s.hydrator(), s.saved_controls(), *command);
     s.log().info("hydration control: {}", format_hydrate_command(*command));
+    if (!steered) return reply_error(req, "hydration control", steered);
     fuse_reply_ioctl(req, 0, nullptr, 0);
   });
 }

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "control/control_protocol.h"
+#include "control/hydration_control.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
 #include "fuse/image_ops.h"
@@ -48,9 +49,17 @@ bool is_mount_point(const std::string& path) {
   return false;
 }
 
+// An empty file a mount created and left behind (its daemon was killed) is still clonefs's to
+// remove; a file the user had never carries the mark.
+bool created_by_a_mount(const std::string& path, const struct stat& st) {
+  char mark[8];
+  return st.st_size == 0 && ::getxattr(path.c_str(), kCreatedImageXattr, mark, sizeof mark) > 0;
+}
+
 // Creates the image file if missing; records its attributes for getattr. `created` tells the
-// caller to remove it again if mounting fails. An existing file is checked before anything is
-// done to it (even the xattr set after this): it must not be one of the clone's own files.
+// caller to remove it after the unmount (or if mounting fails). An existing file is checked before
+// anything is done to it (even the xattr set after this): it must not be one of the clone's own
+// files.
 Result<ImageAttributes> prepare_image_file(const std::string& path, const Clone& clone,
                                            bool& created) {
   struct stat st {};
@@ -62,9 +71,13 @@ Result<ImageAttributes> prepare_image_file(const std::string& path, const Clone&
     int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0) return Status::from_errno(errno, "create image " + path);
     created = true;
+    // Best effort: without user xattrs, only this daemon knows it created the file.
+    (void)::fsetxattr(fd, kCreatedImageXattr, "1", 1, 0);
     int rc = ::fstat(fd, &st);
     ::close(fd);
     if (rc != 0) return Status::from_errno(errno, "image " + path);
+  } else {
+    created = created_by_a_mount(path, st);
   }
   ImageAttributes a;
   a.mode = st.st_mode & 07777;
@@ -226,6 +239,11 @@ int serve_image(const ServeOptions& options) {
     options.report(clone.status());
     return 1;
   }
+  auto settings = settings_for_mount((*clone)->metadata(), options.hydration_controls);
+  if (!settings) {
+    options.report(settings.status());
+    return 1;
+  }
   bool created = false;
   auto attributes = prepare_image_file(options.image_path, **clone, created);
   if (!attributes) {
@@ -238,7 +256,9 @@ int serve_image(const ServeOptions& options) {
              options.metadata_path.size(), 0);
 
   // Paused until the mount is up: nothing to copy for if mounting fails.
-  Hydrator hydrator((*clone)->engine(), HydrationSettings{.paused = true});
+  HydrationSettings held = *settings;
+  held.paused = true;
+  Hydrator hydrator((*clone)->engine(), held);
   ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
                      *attributes, max_read_option(options.fuse_options));
   std::thread probe;
@@ -257,9 +277,11 @@ int serve_image(const ServeOptions& options) {
     probe = std::thread([&] {
       ready = probe_mount(options.image_path, state.image_size());
       if (ready) {
-        hydrator.set_paused(!options.hydration);
-        log.info("serving {} on {} (hydration {}, copy-on-read {})", options.metadata_path,
-                 options.image_path, options.hydration ? "on" : "paused",
+        hydrator.set_paused(settings->paused);
+        log.info("serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
+                 "copy-on-read {})",
+                 options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
+                 settings->threshold, settings->batch, settings->rate,
                  options.copy_on_read ? "on" : "off");
       }
       options.report(ready);
@@ -269,8 +291,16 @@ int serve_image(const ServeOptions& options) {
     if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
   }
   probe.join();
-  if (!ready && created) ::unlink(options.image_path.c_str());
   int rc = finish(**clone, hydrator, log);
+  // What the mount created, it removes: an empty file left where IMAGE was would look like a
+  // disk image with nothing in it. (`clonefs unmount` tells the user.)
+  if (created) {
+    if (::unlink(options.image_path.c_str()) == 0) {
+      log.info("removed {} (the mount had created it)", options.image_path);
+    } else {
+      log.warn("cannot remove {}, which the mount had created: {}", options.image_path, std::strerror(errno));
+    }
+  }
   return loop_rc < 0 || !ready ? 1 : rc;
 }
 

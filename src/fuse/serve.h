@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "control/control_protocol.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -18,7 +19,8 @@ struct ServeOptions {
   std::string metadata_path;  // absolute: a detached daemon runs from /
   std::string image_path;  // absolute; created empty if missing (removed again if mounting fails)
   bool copy_on_read = false;
-  bool hydration = true;                  // false: the hydrator starts paused
+  // Given at mount (flags): applied over the controls saved in the metadata, and saved.
+  std::vector<HydrateCommand> hydration_controls;
   std::vector<std::string> fuse_options;  // extra -o values (allow_other, debug, ...)
   unsigned max_threads = 16;              // FUSE worker threads
   std::shared_ptr<spdlog::logger> logger;

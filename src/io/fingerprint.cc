@@ -4,28 +4,14 @@
 #include <cstdio>
 #include <vector>
 
+#include "io/fnv1a.h"
+
 namespace clonefs {
 namespace {
 
 constexpr uint64_t kEdgeBytes = 1 << 20;
 constexpr uint64_t kSampleBytes = 64 << 10;
 constexpr uint64_t kSamples = 64;
-
-// FNV-1a, 64-bit: not cryptographic, only meant to tell images apart.
-struct Fnv64 {
-  uint64_t state = 0xcbf29ce484222325ULL;
-  void add(std::span<const std::byte> bytes) {
-    for (std::byte b : bytes) {
-      state ^= std::to_integer<uint64_t>(b);
-      state *= 0x100000001b3ULL;
-    }
-  }
-  void add_u64(uint64_t v) {
-    std::byte raw[8];
-    for (int i = 0; i < 8; ++i) raw[i] = static_cast<std::byte>(v >> (8 * i));
-    add(raw);
-  }
-};
 
 }  // namespace
 
@@ -39,7 +25,7 @@ Result<std::string> source_fingerprint(SourceDevice& source) {
   }
   pieces.push_back({size - std::min(size, kEdgeBytes), size});
 
-  Fnv64 hash;
+  Fnv1a64 hash;
   hash.add_u64(size);
   std::vector<std::byte> buf;
   for (const Extent& piece : pieces) {
@@ -49,7 +35,7 @@ Result<std::string> source_fingerprint(SourceDevice& source) {
     hash.add(buf);
   }
   char text[32];
-  std::snprintf(text, sizeof text, "v1:%016llx", static_cast<unsigned long long>(hash.state));
+  std::snprintf(text, sizeof text, "v1:%016llx", static_cast<unsigned long long>(hash.value()));
   return std::string(text);
 }
 

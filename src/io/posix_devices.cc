@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "io/unique_fd.h"
+
 namespace clonefs {
 namespace {
 
@@ -46,21 +48,6 @@ Status pwrite_full(int fd, const std::string& path, uint64_t offset, std::span<c
   return Status::ok();
 }
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
 class PosixSource final : public SourceDevice {
  public:
   PosixSource(int fd, std::string path, uint64_t size, bool regular)
@@ -87,7 +74,7 @@ class PosixSource final : public SourceDevice {
   }
 
  private:
-  FileDescriptor fd_;
+  UniqueFd fd_;
   std::string path_;
   uint64_t size_;
   bool regular_;
@@ -180,7 +167,7 @@ class PosixDestination final : public DestinationDevice {
     return Status::ok();
   }
 
-  FileDescriptor fd_;
+  UniqueFd fd_;
   std::string path_;
   uint64_t size_;
   uint64_t block_size_;  // logical block size of a block device, 0 for a regular file
@@ -205,7 +192,7 @@ Status sync_parent_directory(const std::string& path) {
   std::filesystem::path parent = std::filesystem::absolute(path).parent_path();
   int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno(errno, "open directory " + parent.string());
-  FileDescriptor guard(fd);
+  UniqueFd guard(fd);
   if (::fsync(fd) != 0) return Status::from_errno(errno, "fsync directory " + parent.string());
   return Status::ok();
 }
@@ -213,7 +200,7 @@ Status sync_parent_directory(const std::string& path) {
 Result<std::unique_ptr<SourceDevice>> open_source(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno(errno, "open source " + path);
-  FileDescriptor guard(fd);
+  UniqueFd guard(fd);
   auto size = descriptor_size(fd, path);
   if (!size) return size.status().with_context("source");
   if (*size == 0) return Status::error(EINVAL, "source " + path + " is empty (size 0)");
@@ -238,7 +225,7 @@ Result<std::unique_ptr<DestinationDevice>> open_destination(const std::string& p
     }
   }
   if (fd < 0) return Status::from_errno(errno, "open destination " + path);
-  FileDescriptor guard(fd);
+  UniqueFd guard(fd);
   auto size = descriptor_size(fd, path);
   if (!size) return size.status().with_context("destination");
   if (created) {

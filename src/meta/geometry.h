@@ -10,7 +10,7 @@ namespace clonefs {
 
 inline constexpr unsigned kMinRegionShift = 12;  // 4 KiB
 inline constexpr unsigned kMaxRegionShift = 30;  // 1 GiB
-// 16 KiB, chosen by bench/region_sizes.sh: against 64 KiB it copies 3.3x less per first 4 KiB
+// 16 KiB, chosen by bench/region_sizes.py: against 64 KiB it copies 3.3x less per first 4 KiB
 // write into a region (1.4-2.2x the IOPS) and hydrates as fast, for 8 MiB of bitmap per TiB
 // instead of 2. 4 KiB copies nothing for 4 KiB writes, but costs 32 MiB per TiB (512 MiB at
 // 16 TiB), for a saving that lasts only until hydration reaches the region.

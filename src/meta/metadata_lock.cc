@@ -31,20 +31,6 @@ Result<MetadataLock> MetadataLock::acquire(const std::string& path) {
                                   ": a clone is held by one clonefs process at a time (unmount it first)");
 }
 
-MetadataLock::MetadataLock(MetadataLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-
-MetadataLock& MetadataLock::operator=(MetadataLock&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
-}
-
-MetadataLock::~MetadataLock() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 int metadata_holder_pid(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "io/unique_fd.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -13,15 +14,10 @@ class MetadataLock {
  public:
   // Takes the lock without waiting; EBUSY naming the holder (pid, command) if another has it.
   static Result<MetadataLock> acquire(const std::string& path);
-  MetadataLock(MetadataLock&& other) noexcept;
-  MetadataLock& operator=(MetadataLock&& other) noexcept;
-  MetadataLock(const MetadataLock&) = delete;
-  MetadataLock& operator=(const MetadataLock&) = delete;
-  ~MetadataLock();
 
  private:
   explicit MetadataLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  UniqueFd fd_;  // the lock lives as long as the descriptor
 };
 
 // The pid holding the exclusive lock on `path`, or 0 if none. Read from /proc/locks rather than

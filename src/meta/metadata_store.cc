@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "io/posix_devices.h"
+#include "meta/database_files.h"
 
 namespace clonefs {
 namespace {
@@ -91,7 +92,7 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
     replaced.emplace(std::move(*lock));
   }
   const std::string temp = path + ".new";
-  for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((temp + suffix).c_str());
+  static_cast<void>(remove_database_files(temp));  // a stale one: SQLite would open it
 
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(temp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.vfs);
@@ -120,10 +121,10 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
   }();
   store.reset();  // closing checkpoints the WAL into the file and removes it
   if (!written.is_ok()) {
-    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((temp + suffix).c_str());
+    static_cast<void>(remove_database_files(temp));  // the failure to report is `written`
     return written;
   }
-  for (const char* suffix : {"-wal", "-shm"}) ::unlink((path + suffix).c_str());
+  static_cast<void>(remove_wal_files(path));  // the replaced database's, not to be applied to ours
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     Status st = Status::from_errno(errno, "rename " + temp + " to " + path);
     ::unlink(temp.c_str());
@@ -215,10 +216,12 @@ Status MetadataStore::read_record() {
   record_.destination_path = text(5);
   auto geometry = Geometry::make(record_.image_size, record_.region_size);
   if (!geometry) return geometry.status().with_context("metadata " + path_ + " is corrupt");
+  geometry_ = *geometry;
   return Status::ok();
 }
 
 Status MetadataStore::load(RegionBitmap& into) {
+  std::lock_guard lock(mu_);
   into.clear();
   Statement q(db_, "SELECT chunk, bits FROM region_chunk");
   if (!q.prepared()) return sqlite_error("read region bitmap");
@@ -235,6 +238,7 @@ Status MetadataStore::load(RegionBitmap& into) {
 
 Status MetadataStore::commit(std::span<const ChunkImage> chunks) {
   if (chunks.empty()) return Status::ok();
+  std::lock_guard lock(mu_);
   CLONEFS_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
   Status written = [&]() -> Status {
     Statement upsert(db_, "INSERT OR REPLACE INTO region_chunk (chunk, bits) VALUES (?, ?)");
@@ -252,6 +256,7 @@ Status MetadataStore::commit(std::span<const ChunkImage> chunks) {
 }
 
 Result<std::vector<std::byte>> MetadataStore::load_chunk(uint64_t chunk) {
+  std::lock_guard lock(mu_);
   Statement q(db_, "SELECT bits FROM region_chunk WHERE chunk = ?");
   if (!q.prepared()) return sqlite_error("read region chunk " + std::to_string(chunk));
   sqlite3_bind_int64(q.get(), 1, static_cast<sqlite3_int64>(chunk));
@@ -263,11 +268,49 @@ Result<std::vector<std::byte>> MetadataStore::load_chunk(uint64_t chunk) {
   return std::vector<std::byte>(data, data + size);
 }
 
-Result<uint64_t> MetadataStore::count_valid() {
-  auto geometry = Geometry::make(record_.image_size, record_.region_size);
-  RegionBitmap bitmap(geometry->region_count());
-  CLONEFS_RETURN_IF_ERROR(load(bitmap));
-  return bitmap.valid_count();
+// Created by the first save, not at create: a clone made by an older clonefs has no such table
+// and opens as it always did (the defaults apply), and needs no format version bump.
+Result<std::optional<HydrationSettings>> MetadataStore::load_hydration_settings() {
+  std::lock_guard lock(mu_);
+  Statement exists(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hydration_settings'");
+  if (!exists.prepared()) return sqlite_error("read hydration controls");
+  int rc = sqlite3_step(exists.get());
+  if (rc == SQLITE_DONE) return std::optional<HydrationSettings>();
+  if (rc != SQLITE_ROW) return sqlite_error("read hydration controls");
+  Statement q(db_, "SELECT paused, threshold, batch, rate FROM hydration_settings WHERE id = 1");
+  if (!q.prepared()) return sqlite_error("read hydration controls");
+  rc = sqlite3_step(q.get());
+  if (rc == SQLITE_DONE) return std::optional<HydrationSettings>();
+  if (rc != SQLITE_ROW) return sqlite_error("read hydration controls");
+  HydrationSettings settings;
+  settings.paused = sqlite3_column_int64(q.get(), 0) != 0;
+  settings.threshold = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 1));
+  settings.batch = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 2));
+  settings.rate = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 3));
+  return std::optional<HydrationSettings>(settings);
+}
+
+Status MetadataStore::save_hydration_settings(const HydrationSettings& settings) {
+  std::lock_guard lock(mu_);
+  CLONEFS_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
+  Status written = [&]() -> Status {
+    CLONEFS_RETURN_IF_ERROR(exec(
+        "CREATE TABLE IF NOT EXISTS hydration_settings ("
+        "id INTEGER PRIMARY KEY CHECK (id = 1), paused INTEGER NOT NULL, threshold INTEGER NOT NULL, "
+        "batch INTEGER NOT NULL, rate INTEGER NOT NULL, saved_at TEXT NOT NULL)"));
+    Statement upsert(db_, "INSERT OR REPLACE INTO hydration_settings VALUES (1, ?, ?, ?, ?, ?)");
+    if (!upsert.prepared()) return sqlite_error("prepare hydration controls write");
+    sqlite3_bind_int64(upsert.get(), 1, settings.paused ? 1 : 0);
+    sqlite3_bind_int64(upsert.get(), 2, static_cast<sqlite3_int64>(settings.threshold));
+    sqlite3_bind_int64(upsert.get(), 3, static_cast<sqlite3_int64>(settings.batch));
+    sqlite3_bind_int64(upsert.get(), 4, static_cast<sqlite3_int64>(settings.rate));
+    std::string now = utc_now();
+    sqlite3_bind_text(upsert.get(), 5, now.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(upsert.get()) != SQLITE_DONE) return sqlite_error("write hydration controls");
+    return exec("COMMIT");
+  }();
+  if (!written.is_ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return written;
 }
 
 }  // namespace clonefs

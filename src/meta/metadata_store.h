@@ -3,12 +3,14 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "meta/geometry.h"
+#include "meta/hydration_settings.h"
 #include "meta/metadata_lock.h"
 #include "meta/region_bitmap.h"
 
@@ -57,7 +59,7 @@ inline constexpr int kMetadataFormatVersion = 1;
 // PRAGMA application_id: "CLFS".
 inline constexpr int kMetadataApplicationId = 0x434c4653;
 
-class MetadataStore final : public RegionStore {
+class MetadataStore final : public RegionStore, public HydrationSettingsStore {
  public:
   ~MetadataStore() override;
   MetadataStore(const MetadataStore&) = delete;
@@ -74,12 +76,15 @@ class MetadataStore final : public RegionStore {
                                                      const MetadataOpenOptions& options = {});
 
   const CloneRecord& record() const { return record_; }
+  // The record's geometry, checked when the store was opened.
+  const Geometry& geometry() const { return *geometry_; }
   const std::string& path() const { return path_; }
   Status load(RegionBitmap& into) override;
   Status commit(std::span<const ChunkImage> chunks) override;
   Result<std::vector<std::byte>> load_chunk(uint64_t chunk) override;
-  // Number of valid regions recorded, without building a bitmap (for status of an unmounted clone).
-  Result<uint64_t> count_valid();
+  // In the hydration_settings table, created by the first save (SCHEMA.md).
+  Result<std::optional<HydrationSettings>> load_hydration_settings() override;
+  Status save_hydration_settings(const HydrationSettings& settings) override;
 
  private:
   MetadataStore(sqlite3* db, std::string path, std::optional<MetadataLock> lock)
@@ -90,9 +95,13 @@ class MetadataStore final : public RegionStore {
   Status sqlite_error(const std::string& what);
 
   sqlite3* db_;
+  // One transaction at a time on the connection: a save of the hydration controls (a control
+  // request's thread) must not land inside a bitmap commit (the commit's thread), or fail on it.
+  std::mutex mu_;
   std::string path_;
   std::optional<MetadataLock> lock_;  // keeps a second writer out; none for a reader
   CloneRecord record_;
+  std::optional<Geometry> geometry_;  // set with record_ by open()
 };
 
 }  // namespace clonefs

@@ -17,25 +17,6 @@ namespace {
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kRegion = 64 << 10;
 
-// A tmpfs of `size` at `path`, unmounted at scope end.
-class SmallDisk {
- public:
-  SmallDisk(std::string path, const std::string& size) : path_(std::move(path)) {
-    run("mkdir -p " + shell_quote(path_));
-    mounted_ = run("mount -t tmpfs -o size=" + size + " clonefs-test " + shell_quote(path_)).exit_code == 0;
-  }
-  ~SmallDisk() {
-    if (mounted_) run("umount " + shell_quote(path_));
-  }
-  SmallDisk(const SmallDisk&) = delete;
-  SmallDisk& operator=(const SmallDisk&) = delete;
-  bool ok() const { return mounted_; }
-
- private:
-  std::string path_;
-  bool mounted_ = false;
-};
-
 class FullDisk : public ::testing::Test {
  protected:
   void SetUp() override { CLONEFS_REQUIRE_MOUNT_ENVIRONMENT(); }

@@ -99,6 +99,15 @@ void LoopDevice::detach() {
   device_.clear();
 }
 
+SmallDisk::SmallDisk(std::string path, const std::string& size) : path_(std::move(path)) {
+  run("mkdir -p " + shell_quote(path_));
+  mounted_ = run("mount -t tmpfs -o size=" + size + " clonefs-test " + shell_quote(path_)).exit_code == 0;
+}
+
+SmallDisk::~SmallDisk() {
+  if (mounted_) run("umount " + shell_quote(path_));
+}
+
 FilesystemMount::FilesystemMount(const std::string& device, std::string mountpoint)
     : mountpoint_(std::move(mountpoint)) {
   run("mkdir -p " + shell_quote(mountpoint_));

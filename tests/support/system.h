@@ -65,6 +65,20 @@ class LoopDevice {
   std::string device_;
 };
 
+// A tmpfs of `size` at `path` (a small disk to fill), unmounted at scope end.
+class SmallDisk {
+ public:
+  SmallDisk(std::string path, const std::string& size);
+  ~SmallDisk();
+  SmallDisk(const SmallDisk&) = delete;
+  SmallDisk& operator=(const SmallDisk&) = delete;
+  bool ok() const { return mounted_; }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
 class FilesystemMount {
  public:
   FilesystemMount(const std::string& device, std::string mountpoint);

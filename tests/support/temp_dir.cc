@@ -5,6 +5,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "io/fnv1a.h"
+
 namespace clonefs::testing {
 
 TempDir::TempDir() {
@@ -49,12 +51,9 @@ std::vector<std::byte> read_file(const std::string& path) {
 
 std::string file_digest(const std::string& path) {
   if (!std::filesystem::exists(path)) return "";
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (std::byte b : read_file(path)) {
-    h ^= std::to_integer<uint64_t>(b);
-    h *= 0x100000001b3ULL;
-  }
-  return std::to_string(h) + "/" + std::to_string(std::filesystem::file_size(path));
+  Fnv1a64 hash;
+  hash.add(read_file(path));
+  return std::to_string(hash.value()) + "/" + std::to_string(std::filesystem::file_size(path));
 }
 
 }  // namespace clonefs::testing

@@ -38,8 +38,23 @@ TEST_F(Hydration, PausedHydrationMakesNoProgressAndResumes) {
   Hydrator hydrator(*engine_, {.paused = true});
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   EXPECT_EQ(engine_->bitmap().valid_count(), 0u);
+  EXPECT_EQ(hydrator.status().state, HydrationState::kPaused);
   hydrator.set_paused(false);
   EXPECT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+}
+
+// Issue #18: minutes after the copy ended, status still said "running" at the last rate seen.
+// Slow reads keep the copy going past one rate window, so a rate was measured.
+TEST_F(Hydration, IdleAfterCompletionReportsNoRateAndComplete) {
+  source_->read_delay_ms = 100;
+  Hydrator hydrator(*engine_, {.threshold = 1, .batch = 1});
+  EXPECT_EQ(hydrator.status().state, HydrationState::kRunning);
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(20)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  HydrationStatus status = hydrator.status();
+  EXPECT_EQ(status.rate_bytes_per_s, 0.0);
+  EXPECT_EQ(status.state, HydrationState::kComplete);
+  EXPECT_EQ(status.eta_seconds, 0.0);
 }
 
 TEST_F(Hydration, NeverOverwritesWhatTheUserWrote) {
@@ -77,6 +92,8 @@ TEST_F(Hydration, UnreadableRegionsAreReportedFailedNotRetriedForever) {
   HydrationStatus status = hydrator.status();
   EXPECT_EQ(status.failed_regions, engine_->geometry().region_count());
   EXPECT_FALSE(status.complete);
+  EXPECT_EQ(status.state, HydrationState::kIdle);
+  EXPECT_NE(status.state_reason.find("source"), std::string::npos) << status.state_reason;
   int reads = source_->reads.load();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(source_->reads.load(), reads) << "failed regions are retried without end";

@@ -1,0 +1,48 @@
+"""Sizes and runtimes of a run: the full run or --quick (a smoke run of a few minutes)."""
+from dataclasses import dataclass
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+# 4a spacing: qcow2's default cluster size, a multiple of clonefs's default region size, so every
+# 4a write lands in a never-touched region (clonefs) and cluster (peer).
+REGION = 65536
+
+# Hydration threshold (regions in flight) / batch (contiguous regions per copy) pairs for row 6g;
+# 64/16 is the default.
+KNOBS = ((1, 1), (16, 16), (64, 1), (64, 16), (64, 64), (256, 16))
+DEFAULT_KNOB = (64, 16)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    src_mib: int          # random source
+    big_copies: int       # latency source = big_copies x the random source
+    sparse_gib: int       # sparse source size ...
+    sparse_data_mib: int  # ... holding this much data
+    sparse_zero_mib: int  # ... and this much written zeros
+    nfiles: int           # files in the untar tree
+    lat_span: int         # bytes read by the latency workload (the image's last part)
+    rt_rand: int          # runtimes, seconds
+    rt_write: int
+    rt_fsync: int
+    rt_lat: int
+    mount_repeats: int
+    rss_wait: int
+    cold_repeats: int     # cold reads that change nothing: median of this many
+
+    @property
+    def src_bytes(self) -> int:
+        return self.src_mib * MIB
+
+
+FULL = Sizes(src_mib=1024, big_copies=6, sparse_gib=16, sparse_data_mib=1024, sparse_zero_mib=64,
+             nfiles=20000, lat_span=1 << 30, rt_rand=10, rt_write=20, rt_fsync=10, rt_lat=10,
+             mount_repeats=3, rss_wait=3, cold_repeats=3)
+QUICK = Sizes(src_mib=128, big_copies=8, sparse_gib=1, sparse_data_mib=64, sparse_zero_mib=8,
+              nfiles=2000, lat_span=256 << 20, rt_rand=1, rt_write=5, rt_fsync=1, rt_lat=2,
+              mount_repeats=1, rss_wait=1, cold_repeats=1)
+
+
+def sizes(quick: bool) -> Sizes:
+    return QUICK if quick else FULL

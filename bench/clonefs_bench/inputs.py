@@ -1,0 +1,85 @@
+"""The generated sources, in the work directory, read-only once made."""
+import os
+import random
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from .config import GIB, MIB, Sizes
+
+
+@dataclass(frozen=True)
+class Inputs:
+    source: str   # random source (1 GiB; 128 MiB with --quick)
+    raw: str      # the raw copy (made by cp --sparse=always in the raw phase)
+    big: str      # larger untouched source for the latency-under-hydration figures
+    sparse: str   # 16 GiB sparse source (1 GiB with --quick)
+    tera: str     # 1 TiB sparse source
+    tar: str      # tar of the small-files tree (workload 7)
+
+    @classmethod
+    def under(cls, work: str) -> "Inputs":
+        j = lambda n: os.path.join(work, n)  # noqa: E731
+        return cls(source=j("source.img"), raw=j("raw.img"), big=j("big.img"),
+                   sparse=j("sparse.img"), tera=j("tera.img"), tar=j("tree.tar"))
+
+
+def random_file(path: str, size: int) -> None:
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 4 * MIB)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def sparse(data: str, out: str, size: int, data_bytes: int, zero_bytes: int) -> None:
+    """Sparse source: DATA_BYTES copied from DATA in 1 MiB chunks spread evenly over SIZE, and
+    ZERO_BYTES of written (allocated) zeros in the middle of the gaps between data chunks."""
+    chunks = max(1, data_bytes // MIB)
+    zchunks = zero_bytes // MIB
+    step = size // chunks
+    with open(data, "rb") as src, open(out, "wb") as dst:
+        dst.truncate(size)
+        dsize = os.fstat(src.fileno()).st_size
+        for i in range(chunks):
+            src.seek((i * MIB) % dsize)
+            dst.seek(i * step)
+            dst.write(src.read(MIB))
+        zero = bytes(MIB)
+        for i in range(zchunks):
+            dst.seek((i * (chunks // max(zchunks, 1))) * step + step // 2)
+            dst.write(zero)
+        os.fsync(dst.fileno())
+
+
+def tree(d: str, n: int) -> None:
+    """N files of 1-16 KiB random data, 500 per directory."""
+    rng = random.Random(7)
+    for i in range(n):
+        sub = os.path.join(d, "d%03d" % (i // 500))
+        if i % 500 == 0:
+            os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, "f%05d" % i), "wb") as f:
+            f.write(os.urandom(rng.randint(1024, 16384)))
+
+
+def generate(work: str, s: Sizes) -> Inputs:
+    i = Inputs.under(work)
+    random_file(i.source, s.src_bytes)
+    with open(i.big, "wb") as out:
+        for _ in range(s.big_copies):
+            with open(i.source, "rb") as src:
+                shutil.copyfileobj(src, out, 4 * MIB)
+    sparse(i.source, i.sparse, s.sparse_gib * GIB, s.sparse_data_mib * MIB, s.sparse_zero_mib * MIB)
+    with open(i.tera, "wb") as f:
+        f.truncate(1 << 40)
+    t = os.path.join(work, "tree")
+    os.mkdir(t)
+    tree(t, s.nfiles)
+    subprocess.run(["tar", "-C", t, "-cf", i.tar, "."], check=True)
+    shutil.rmtree(t)
+    for p in (i.source, i.big, i.sparse, i.tera):
+        os.chmod(p, 0o444)
+    os.sync()
+    return i

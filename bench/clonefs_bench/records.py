@@ -1,0 +1,162 @@
+"""One record per workload: the figures it measured (None: not measured). The report reads them
+by attribute, so a misspelt figure is an AttributeError, not an empty cell."""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from .strace import SyscallCost
+
+F = Optional[float]
+
+
+@dataclass
+class CloneUntouched:          # clonefs, never touched, copy-on-read off: 1, 3, 4a
+    seq1: F = None             # MB/s, first cold read
+    seq2: F = None             # MB/s, second cold read
+    rr1: F = None              # IOPS
+    rr16: F = None
+    w: F = None                # IOPS, one write per fresh region
+
+
+@dataclass
+class CloneFsyncUntouched:     # 5a
+    f: F = None
+
+
+@dataclass
+class FsyncProfile:            # 5a under strace -T on the daemon
+    iops: F = None
+    ops: Optional[int] = None
+    costs: List[SyscallCost] = field(default_factory=list)
+
+
+@dataclass
+class CloneCor:                # 1d, 1e
+    seq1: F = None
+    seq2: F = None
+
+
+@dataclass
+class PeerUntouched:           # 1, 3, 4a, 5a on the peer
+    seq1: F = None             # cor
+    seq2: F = None
+    nc_seq1: F = None          # nocor
+    nc_seq2: F = None
+    rr1: F = None
+    rr16: F = None
+    w: F = None
+    f: F = None
+
+
+@dataclass
+class Raw:                     # the raw file: 1, 2, 3, 4, 5, 6a and the ceilings
+    cp_s: F = None
+    cp_nosync_s: F = None
+    cp_du: F = None            # MiB
+    seq: F = None              # buffered, cold
+    seq_direct: F = None
+    disk_seq: F = None         # 4 MiB O_DIRECT x 8 in flight: the disk's ceiling
+    seq_warm: F = None
+    rr1: F = None
+    rr16: F = None
+    wfresh: F = None
+    w: F = None
+    ffresh: F = None
+    ffresh_holes: F = None
+    commit_floor: F = None
+    f: F = None
+
+
+@dataclass
+class HydratedIO:              # 2, 3, 4b, 5b on a fully hydrated image
+    hseq_cold: F = None
+    hseq_warm: F = None
+    hseq_buf: F = None
+    hrr1: F = None
+    hrr16: F = None
+    hw: F = None
+    hf: F = None
+
+
+@dataclass
+class CloneHydrated:           # 6a then hydrated I/O; the passthrough over the same destination
+    hyd_s: F = None
+    hyd_du: F = None
+    cf: HydratedIO = field(default_factory=HydratedIO)
+    pt: HydratedIO = field(default_factory=HydratedIO)
+    pts_hseq_cold: F = None    # passthrough --splice-write
+    pts_hseq_warm: F = None
+    ptsr_hw: F = None          # passthrough --splice-read
+
+
+@dataclass
+class PeerHydrated:
+    hyd_s: F = None
+    hyd_du: F = None
+    io: HydratedIO = field(default_factory=HydratedIO)
+
+
+@dataclass
+class HydrationKnobs:          # 6g: seconds by (threshold, batch)
+    seconds: Dict[Tuple[int, int], float] = field(default_factory=dict)
+
+
+@dataclass
+class SparseHydration:         # 6c, 6d, 6f
+    cf_s: F = None
+    cf_du: F = None
+    cp_s: F = None
+    cp_nosync_s: F = None
+    cp_du: F = None
+    src_du: F = None
+    peer_s: F = None
+    peer_du: F = None
+
+
+@dataclass
+class Untar:                   # 7, seconds
+    cf: F = None
+    peer: F = None
+    raw: F = None
+
+
+@dataclass
+class Tera:                    # 8
+    create: F = None
+    mount: F = None
+    rss: F = None
+    rss_later: F = None
+    hwm: F = None
+    remount: F = None
+    peer_mount: F = None
+    peer_rss: F = None
+    peer_rss_later: F = None
+    peer_hwm: F = None
+    peer_remount: F = None
+
+
+@dataclass
+class Latency:                 # issue #4
+    p50_paused: F = None
+    p99_paused: F = None
+    iops_paused: F = None
+    p50_run: F = None
+    p99_run: F = None
+    iops_run: F = None
+    hyd_rate: F = None         # MB/s
+
+
+@dataclass
+class Results:
+    cf_untouched: CloneUntouched = field(default_factory=CloneUntouched)
+    cf_fsync: CloneFsyncUntouched = field(default_factory=CloneFsyncUntouched)
+    fsync_profile: FsyncProfile = field(default_factory=FsyncProfile)
+    cf_cor: CloneCor = field(default_factory=CloneCor)
+    peer_untouched: PeerUntouched = field(default_factory=PeerUntouched)
+    raw: Raw = field(default_factory=Raw)
+    cf_hydrated: CloneHydrated = field(default_factory=CloneHydrated)
+    peer_hydrated: PeerHydrated = field(default_factory=PeerHydrated)
+    knobs: HydrationKnobs = field(default_factory=HydrationKnobs)
+    sparse: SparseHydration = field(default_factory=SparseHydration)
+    untar: Untar = field(default_factory=Untar)
+    tera: Tera = field(default_factory=Tera)
+    latency: Latency = field(default_factory=Latency)

@@ -1,0 +1,187 @@
+"""The report: the rows of the table built from the records, the markdown table, the targets."""
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+from .config import DEFAULT_KNOB, KNOBS, Sizes
+from .records import Results
+
+F = Optional[float]
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    name: str
+    unit: str
+    better: str          # "hi" or "lo"
+    clonefs: F = None
+    peer: F = None
+    raw: F = None
+    pt: F = None         # passthrough
+    note: str = ""
+
+
+def fmt(v: F) -> str:
+    if v is None:
+        return "—"
+    if abs(v) >= 1000:
+        return "{:,.0f}".format(v)
+    if abs(v) >= 100:
+        return "%.0f" % v
+    if abs(v) >= 10:
+        return "%.1f" % v
+    return "%.3g" % v if abs(v) >= 0.01 else "%.4f" % v
+
+
+def ratio(a: F, b: F) -> str:
+    if a is None or b is None or b == 0:
+        return "—"
+    return "%.2fx" % (a / b)
+
+
+def build_rows(res: Results, s: Sizes) -> List[Row]:
+    u, raw, peer = res.cf_untouched, res.raw, res.peer_untouched
+    cor, hyd, ph = res.cf_cor, res.cf_hydrated, res.peer_hydrated
+    cf, pt, pio = hyd.cf, hyd.pt, ph.io
+    sp, tar, t, lat = res.sparse, res.untar, res.tera, res.latency
+    rows = [
+        Row("1a", "Seq read 1 MiB, never touched (fall-through), cold; peer = cor", "MB/s", "hi", u.seq1, peer.seq1, raw.seq),
+        Row("1b", "  CoR off (default): first read, cold; peer = nocor", "MB/s", "hi", u.seq1, peer.nc_seq1, raw.seq),
+        Row("1c", "  CoR off: second read of the same range, cold; peer = nocor", "MB/s", "hi", u.seq2, peer.nc_seq2, raw.seq),
+        Row("1d", "  CoR on (--copy-on-read): first read, cold; peer = cor", "MB/s", "hi", cor.seq1, peer.seq1, raw.seq),
+        Row("1e", "  CoR on: second read of the same range, cold; peer = cor", "MB/s", "hi", cor.seq2, peer.seq2, raw.seq),
+        Row("2a", "Seq read 1 MiB, fully hydrated, cold", "MB/s", "hi", cf.hseq_cold, pio.hseq_cold, raw.seq, pt.hseq_cold),
+        Row("2b", "Seq read 1 MiB, fully hydrated, warm (raw: buffered, page cache)", "MB/s", "hi", cf.hseq_warm, pio.hseq_warm, raw.seq_warm, pt.hseq_warm),
+        Row("2c", "Seq read 1 MiB, fully hydrated, cold, buffered (no O_DIRECT: kernel readahead)", "MB/s", "hi", cf.hseq_buf, pio.hseq_buf, raw.seq, pt.hseq_buf),
+        Row("2d", "  ceiling: the disk — source file, 4 MiB O_DIRECT reads, 8 in flight, cold", "MB/s", "hi", None, pio.hseq_cold, raw.disk_seq),
+        Row("2e", "  lever splice: passthrough replying by splice from the destination (SPLICE_WRITE), cold", "MB/s", "hi", cf.hseq_cold, None, None, hyd.pts_hseq_cold),
+        Row("2f", "  lever splice: the same, warm", "MB/s", "hi", cf.hseq_warm, None, None, hyd.pts_hseq_warm),
+        Row("3a", "4K randread QD1, never touched, cold (libaio direct)", "IOPS", "hi", u.rr1, peer.rr1, raw.rr1),
+        Row("3b", "4K randread QD16, never touched, cold (libaio direct)", "IOPS", "hi", u.rr16, peer.rr16, raw.rr16),
+        Row("3c", "4K randread QD1, hydrated, cold (libaio direct)", "IOPS", "hi", cf.hrr1, pio.hrr1, raw.rr1, pt.hrr1),
+        Row("3d", "4K randread QD16, hydrated, cold (libaio direct)", "IOPS", "hi", cf.hrr16, pio.hrr16, raw.rr16, pt.hrr16),
+        Row("4a", "4K randwrite QD16 into never-touched regions (1 write/region, random order)", "IOPS", "hi", u.w, peer.w, raw.wfresh),
+        Row("4b", "4K randwrite QD16 into hydrated regions", "IOPS", "hi", cf.hw, pio.hw, raw.w, pt.hw),
+        Row("4c", "  lever splice: passthrough taking writes by splice (SPLICE_READ + write_buf)", "IOPS", "hi", cf.hw, None, None, hyd.ptsr_hw),
+        Row("5a", "4K randwrite + fsync each, QD1, never-touched regions (commit path)", "IOPS", "hi", res.cf_fsync.f, peer.f, raw.ffresh),
+        Row("5b", "4K randwrite + fsync each, QD1, hydrated regions", "IOPS", "hi", cf.hf, pio.hf, raw.f, pt.hf),
+        Row("5c", "  ceiling for 5a: the same writes + fsync into the holes of a sparse raw file", "IOPS", "hi", None, peer.f, raw.ffresh_holes),
+        Row("5d", "  ceiling for 5a under the contract: 5c + a one-row SQLite WAL commit after each flush (no FUSE, no source read)", "IOPS", "hi", None, peer.f, raw.commit_floor),
+        Row("6a", "Full hydration, %d MiB random, cold (clonefs: resume→complete; peer: dd cor export + sync; raw: cp --sparse=always + sync)" % s.src_mib, "s", "lo", hyd.hyd_s, ph.hyd_s, raw.cp_s),
+        Row("6b", "  destination du after full hydration", "MiB", "lo", hyd.hyd_du, ph.hyd_du, raw.cp_du),
+        Row("6c", "Full hydration, %d GiB sparse (%d MiB data), cold (same methods)" % (s.sparse_gib, s.sparse_data_mib), "s", "lo", sp.cf_s, sp.peer_s, sp.cp_s),
+        Row("6d", "  destination du after full hydration (source du %s MiB)" % ("" if sp.src_du is None else "%.1f" % sp.src_du), "MiB", "lo", sp.cf_du, sp.peer_du, sp.cp_du),
+        Row("6e", "  %d MiB: raw = cp --sparse=always without sync" % s.src_mib, "s", "lo", hyd.hyd_s, None, raw.cp_nosync_s),
+        Row("6f", "  %d GiB sparse: raw = cp --sparse=always without sync" % s.sparse_gib, "s", "lo", sp.cf_s, None, sp.cp_nosync_s),
+    ]
+    for tb in KNOBS:
+        rows.append(Row("6g-%d-%d" % tb, "  full hydration %d MiB, cold, --threshold %d --batch %d%s, median of %d"
+                        % (s.src_mib, tb[0], tb[1], " (default)" if tb == DEFAULT_KNOB else "", s.cold_repeats),
+                        "s", "lo", res.knobs.seconds.get(tb), None, raw.cp_s))
+    big = s.src_mib * s.big_copies
+    rows += [
+        Row("7", "ext4 via loop: tar -x of %d files (1-16 KiB) + sync (clonefs --no-hydration, peer cor)" % s.nfiles, "s", "lo", tar.cf, tar.peer, tar.raw),
+        Row("8a", "1 TiB sparse source: mount (cold, hydration on) / peer-qsd start", "s", "lo", t.mount, t.peer_mount),
+        Row("8b", "1 TiB: remount / restart, median of %d" % s.mount_repeats, "s", "lo", t.remount, t.peer_remount),
+        Row("8c", "1 TiB: daemon VmRSS right after mount", "MiB", "lo", t.rss, t.peer_rss),
+        Row("8d", "1 TiB: daemon VmRSS %d s later (clonefs hydrating holes)" % s.rss_wait, "MiB", "lo", t.rss_later, t.peer_rss_later),
+        Row("8e", "1 TiB: daemon VmHWM (peak RSS) %d s after mount" % s.rss_wait, "MiB", "lo", t.hwm, t.peer_hwm),
+        Row("8f", "1 TiB: clonefs create", "s", "lo", t.create),
+        Row("9a", "Issue #4: 4K randread QD1 of never-copied regions, clat p50, hydration paused (%d MiB source)" % big, "µs", "lo", lat.p50_paused),
+        Row("9b", "Issue #4: same reads, clat p50, hydration running", "µs", "lo", lat.p50_run),
+        Row("9c", "Issue #4: same reads, clat p99, hydration paused", "µs", "lo", lat.p99_paused),
+        Row("9d", "Issue #4: same reads, clat p99, hydration running", "µs", "lo", lat.p99_run),
+        Row("9e", "Issue #4: IOPS paused / running / hydration MB/s while running", "IOPS", "hi", lat.iops_paused,
+            note="running: %s IOPS, hydration %s MB/s" % (
+                "—" if lat.iops_run is None else "%.0f" % lat.iops_run,
+                "—" if lat.hyd_rate is None else "%.1f" % lat.hyd_rate)),
+    ]
+    return rows
+
+
+def sort_key(r: Row) -> int:
+    # By workload number only; the sort is stable, so rows keep their order within a workload.
+    k = r.key
+    head = k[:len(k) - len(k.lstrip("0123456789"))]
+    return int(head) if head else 99
+
+
+# description, key, column, op, threshold, ceiling: (key, column) of the best any implementation
+# could do on this machine, measured in the same run (or None)
+TARGETS = [
+    ("hydrated seq read (cold) >= 0.8x passthrough", "2a", "pt", ">=", 0.8, None),
+    ("hydrated seq read (warm) >= 0.8x passthrough", "2b", "pt", ">=", 0.8, None),
+    ("hydrated seq read (cold) >= 5x peer", "2a", "peer", ">=", 5, ("2d", "raw")),
+    ("hydrated seq read (warm) >= 5x peer", "2b", "peer", ">=", 5, None),
+    ("fall-through seq read >= 5x peer cor", "1a", "peer", ">=", 5, ("2d", "raw")),
+    ("full hydration 1 GiB <= 1.5x cp --sparse=always + sync", "6a", "raw", "<=", 1.5, None),
+    ("full hydration 16 GiB sparse <= 1.5x cp --sparse=always + sync", "6c", "raw", "<=", 1.5, None),
+    ("full hydration 1 GiB <= 1.5x cp --sparse=always (no sync)", "6e", "raw", "<=", 1.5, None),
+    ("full hydration 16 GiB sparse <= 1.5x cp --sparse=always (no sync)", "6f", "raw", "<=", 1.5, None),
+    ("randwrite untouched regions IOPS >= 3x peer", "4a", "peer", ">=", 3, None),
+    ("randwrite hydrated regions IOPS >= 3x peer", "4b", "peer", ">=", 3, None),
+    ("randwrite+fsync untouched IOPS >= 3x peer", "5a", "peer", ">=", 3, ("5d", "raw")),
+    ("randwrite+fsync hydrated IOPS >= 3x peer", "5b", "peer", ">=", 3, ("5b", "raw")),
+    ("1 TiB mount (cold) < 0.5 s", "8a", None, "<", 0.5, None),
+    ("1 TiB mount (remount median) < 0.5 s", "8b", None, "<", 0.5, None),
+    ("1 TiB daemon RSS after mount < 64 MiB", "8c", None, "<", 64, None),
+    ("1 TiB daemon RSS a few s later < 64 MiB", "8d", None, "<", 64, None),
+    ("1 TiB daemon peak RSS (VmHWM) < 64 MiB", "8e", None, "<", 64, None),
+]
+
+
+def ceiling_reach(by: dict, ceiling, peer: F, thr: float) -> str:
+    """What the ceiling row allows: its figure as a multiple of the peer's, against the target."""
+    key, col = ceiling
+    r = by.get(key)
+    c = getattr(r, col) if r else None
+    if c is None or not peer:
+        return "; ceiling (row %s) not measured" % key
+    best = c / peer
+    return "; ceiling (row %s, %s) = %.2fx the peer: %s" % (
+        key, fmt(c), best, "out of reach on this machine" if best < thr else "within reach")
+
+
+def render_table(rows: Sequence[Row]) -> List[str]:
+    rows = sorted(rows, key=sort_key)
+    out = ["| # | workload | unit | clonefs | peer (qsd) | raw | passthrough "
+           "| clonefs ÷ peer | clonefs ÷ raw | clonefs ÷ passthrough |",
+           "|---|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        unit = r.unit + (" ↓" if r.better == "lo" else "")
+        name = r.name + (" — " + r.note if r.note else "")
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r.key, name, unit, fmt(r.clonefs), fmt(r.peer), fmt(r.raw), fmt(r.pt),
+            ratio(r.clonefs, r.peer), ratio(r.clonefs, r.raw), ratio(r.clonefs, r.pt)))
+    out += ["", "↓ = lower is better (seconds, latency, MiB); otherwise higher is better. "
+            "Ratios are always clonefs ÷ other.", ""]
+    return out
+
+
+def render_targets(rows: Sequence[Row]) -> List[str]:
+    by = {r.key: r for r in rows}
+    out = ["| target | measured | verdict |", "|---|--:|---|"]
+    for desc, key, col, op, thr, ceiling in TARGETS:
+        r = by.get(key)
+        other = getattr(r, col) if (r and col) else None
+        if r is None or r.clonefs is None or (col and other in (None, 0)):
+            out.append("| %s | — | not measured |" % desc)
+            continue
+        v = r.clonefs / other if col else r.clonefs
+        ok = {">=": v >= thr, "<=": v <= thr, "<": v < thr}[op]
+        shown = ("%.2fx" % v) if col else ("%s %s" % (fmt(v), r.unit))
+        by_how = (v / thr) if op == ">=" else (thr / v if v else float("inf"))
+        verdict = ("met" if ok else "MISSED") + " (%.2fx of the target)" % by_how
+        if not ok and ceiling:
+            verdict += ceiling_reach(by, ceiling, other, thr)
+        out.append("| %s | %s | %s |" % (desc, shown, verdict))
+    return out
+
+
+def render_report(header: Sequence[str], total_s: float, rows: Sequence[Row],
+                  notes: Sequence[str]) -> str:
+    lines = list(header) + ["- total run time %.3f s" % total_s, ""]
+    lines += render_table(rows)
+    lines += render_targets(rows)
+    lines += ["", "Notes:"] + ["- " + n for n in notes]
+    return "\n".join(lines) + "\n"

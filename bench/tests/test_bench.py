@@ -1,0 +1,222 @@
+"""Unit tests of the bench's pure parts (no root, no FUSE): `python3 -m unittest discover bench`."""
+import dataclasses
+import json
+import os
+import tempfile
+import unittest
+
+from clonefs_bench import cli, config, fio, proc, report, strace
+from clonefs_bench.records import HydratedIO, Results
+from clonefs_bench.workloads import PHASES
+
+FIO_JSON = """fio: some warning before the JSON
+{
+  "fio version": "fio-3.33",
+  "jobs": [{
+    "jobname": "job",
+    "read": {"bw_bytes": 1500000000, "iops": 1430.5, "total_ios": 1024,
+             "clat_ns": {"percentile": {"50.000000": 121000, "99.000000": 239616}}},
+    "write": {"bw_bytes": 0, "iops": 0.0, "total_ios": 0, "clat_ns": {}}
+  }]
+}
+"""
+
+STRACE_LOG = """\
+1234  fdatasync(5</var/tmp/w/cf_prof/dest>) = 0 <0.000400>
+1234  fdatasync(7</var/tmp/w/cf_prof/meta-wal>) = 0 <0.000200>
+1235  pread64(4</var/tmp/w/source.img>, "..."..., 12288, 40960) = 12288 <0.000150>
+1235  pwrite64(5</var/tmp/w/cf_prof/dest>, "..."..., 16384, 32768) = 16384 <0.000050>
+1234  fdatasync(5</var/tmp/w/cf_prof/dest>) = 0 <0.000400>
+1234  fdatasync(7</var/tmp/w/cf_prof/meta-wal>) = 0 <0.000200>
+1235  pwrite64(5</var/tmp/w/cf_prof/dest>, "..."..., 16384, 0) = 16384 <0.000001>
+1236  +++ exited with 0 +++
+"""
+
+
+def full_results() -> Results:
+    """Every figure of every record set to a number."""
+    r = Results()
+
+    def fill(obj, base):
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if isinstance(v, HydratedIO):
+                fill(v, base)
+            elif v is None:
+                setattr(obj, f.name, base + len(f.name))
+
+    for i, f in enumerate(dataclasses.fields(r)):
+        fill(getattr(r, f.name), 10.0 * (i + 1))
+    r.knobs.seconds = {k: 1.0 + n for n, k in enumerate(config.KNOBS)}
+    return r
+
+
+class FioParsing(unittest.TestCase):
+    def test_report(self):
+        r = fio.parse_report(FIO_JSON)
+        self.assertAlmostEqual(r.read.bw_mbs, 1500.0)
+        self.assertEqual(r.read.iops, 1430.5)
+        self.assertEqual(r.read.ios, 1024)
+        self.assertAlmostEqual(r.read.p50_us, 121.0)
+        self.assertAlmostEqual(r.read.p99_us, 239.616)
+        self.assertIsNone(r.write.p50_us)
+
+    def test_iolog_one_write_per_region_random_order(self):
+        text = fio.iolog_text("/img", 10 * 65536 + 100, 65536, fsync=True)
+        lines = text.splitlines()
+        self.assertEqual(lines[:3], ["fio version 2 iolog", "/img add", "/img open"])
+        self.assertEqual(lines[-1], "/img close")
+        writes = [int(ln.split()[2]) for ln in lines if " write " in ln]
+        self.assertEqual(sorted(writes), [i * 65536 for i in range(10)])
+        self.assertNotEqual(writes, sorted(writes))
+        self.assertEqual(sum(1 for ln in lines if ln.endswith("sync 0 0")), 10)
+        # the same order every time (seed 42) and for every implementation
+        self.assertEqual(text, fio.iolog_text("/img", 10 * 65536 + 100, 65536, fsync=True))
+
+
+class StraceParsing(unittest.TestCase):
+    def test_costs_per_op_biggest_first(self):
+        costs = strace.syscall_costs(STRACE_LOG.splitlines(True), ops=2)
+        self.assertEqual([(c.call, c.role) for c in costs],
+                         [("fdatasync", "destination"), ("fdatasync", "SQLite WAL"),
+                          ("pread64", "source"), ("pwrite64", "destination")])
+        self.assertAlmostEqual(costs[0].calls_per_op, 1.0)
+        self.assertAlmostEqual(costs[0].us_per_op, 400.0)
+        self.assertEqual(str(costs[3]), "pwrite64(destination): 1.00 calls, 26 us per op")
+
+    def test_below_one_microsecond_left_out(self):
+        costs = strace.syscall_costs(STRACE_LOG.splitlines(True), ops=1000)
+        self.assertEqual(costs, [])
+
+
+class ProcParsing(unittest.TestCase):
+    def test_mount_points_unescaped(self):
+        text = ("/dev/vda1 / ext4 rw 0 0\n"
+                "clonefs /var/tmp/a\\040b/image fuse.clonefs rw 0 0\n")
+        self.assertEqual(proc.mount_points(text), {"/", "/var/tmp/a b/image"})
+
+    def test_status_field(self):
+        text = "Name:\tclonefs\nVmHWM:\t   16384 kB\nVmRSS:\t   14336 kB\n"
+        self.assertEqual(proc.status_field_kib(text, "VmRSS"), 14336)
+        self.assertEqual(proc.status_field_kib(text, "VmHWM"), 16384)
+        self.assertIsNone(proc.status_field_kib(text, "VmSwap"))
+
+    def test_du_of_sparse_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "f")
+            with open(p, "wb") as f:
+                f.truncate(1 << 30)
+            self.assertLess(proc.du_mib(p), 1)
+
+
+class Flags(unittest.TestCase):
+    def test_defaults(self):
+        o = cli.parse_args([])
+        self.assertEqual((o.quick, o.build, o.keep, o.out, o.only), (False, True, False, None, ""))
+        self.assertTrue(o.build_dir.endswith("/build-bench"))
+
+    def test_all_flags(self):
+        o = cli.parse_args(["--quick", "--no-build", "--keep", "--out", "r.md", "--only", "1 TiB",
+                            "--build-dir", "/tmp/b"])
+        self.assertEqual((o.quick, o.build, o.keep, o.out, o.only, o.build_dir),
+                         (True, False, True, "r.md", "1 TiB", "/tmp/b"))
+
+    def test_unknown_flag_exits_2(self):
+        with self.assertRaises(SystemExit) as e, open(os.devnull, "w") as null:
+            import contextlib
+            with contextlib.redirect_stderr(null):
+                cli.parse_args(["--fast"])
+        self.assertEqual(e.exception.code, 2)
+
+    def test_only_selects_by_substring(self):
+        from clonefs_bench.runner import selected
+        self.assertEqual([p.record for p in selected("1 TiB")], ["tera"])
+        self.assertEqual([p.record for p in selected("latency")], ["latency"])
+        self.assertEqual(len(selected("")), len(PHASES))
+
+    def test_quick_is_smaller(self):
+        self.assertLess(config.sizes(True).src_bytes, config.sizes(False).src_bytes)
+
+
+class Report(unittest.TestCase):
+    def test_fmt_and_ratio(self):
+        self.assertEqual(report.fmt(None), "—")
+        self.assertEqual(report.fmt(109075.4), "109,075")
+        self.assertEqual(report.fmt(304.4), "304")
+        self.assertEqual(report.fmt(14.04), "14.0")
+        self.assertEqual(report.fmt(1.6412), "1.64")
+        self.assertEqual(report.fmt(0.0054), "0.0054")
+        self.assertEqual(report.ratio(10, 4), "2.50x")
+        self.assertEqual(report.ratio(10, 0), "—")
+        self.assertEqual(report.ratio(None, 4), "—")
+
+    def test_every_phase_has_a_record(self):
+        r = Results()
+        for p in PHASES:
+            self.assertTrue(dataclasses.is_dataclass(getattr(r, p.record)), p.name)
+
+    def test_empty_results_render_dashes(self):
+        rows = report.build_rows(Results(), config.QUICK)
+        text = report.render_report(["## h"], 1.0, rows, ["phase 'x' FAILED"])
+        self.assertIn("| 1a | Seq read 1 MiB, never touched (fall-through), cold; peer = cor "
+                      "| MB/s | — | — | — | — | — | — | — |", text)
+        self.assertIn("| 1 TiB mount (cold) < 0.5 s | — | not measured |", text)
+        self.assertTrue(text.endswith("Notes:\n- phase 'x' FAILED\n"))
+
+    def test_full_results_fill_every_row(self):
+        rows = report.build_rows(full_results(), config.FULL)
+        keys = [r.key for r in rows]
+        self.assertEqual(len(keys), len(set(keys)))
+        self.assertIn("6g-64-16", keys)
+        for r in rows:
+            self.assertIsNotNone(r.clonefs if r.key not in ("2d", "5c", "5d") else r.raw, r.key)
+        table = report.render_table(rows)
+        self.assertEqual(len(table), 2 + len(rows) + 3)
+        body = [ln for ln in table if ln.startswith("| ")][1:]
+        firsts = [ln.split(" | ")[0][2:] for ln in body]
+        nums = [int(k[:len(k) - len(k.lstrip("0123456789"))]) for k in firsts]
+        self.assertEqual(nums, sorted(nums))  # by workload number
+        self.assertIn("(default), median of 3", "\n".join(table))
+
+    def test_targets(self):
+        rows = [report.Row("2a", "x", "MB/s", "hi", clonefs=1000, peer=800, pt=1100),
+                report.Row("2d", "x", "MB/s", "hi", raw=1600, peer=800),
+                report.Row("8a", "x", "s", "lo", clonefs=0.054)]
+        out = "\n".join(report.render_targets(rows))
+        self.assertIn("| hydrated seq read (cold) >= 0.8x passthrough | 0.91x | met (1.14x of the target) |", out)
+        self.assertIn("| hydrated seq read (cold) >= 5x peer | 1.25x | MISSED (0.25x of the target); "
+                      "ceiling (row 2d, 1,600) = 2.00x the peer: out of reach on this machine |", out)
+        self.assertIn("| 1 TiB mount (cold) < 0.5 s | 0.054 s | met (9.26x of the target) |", out)
+        self.assertIn("| 1 TiB daemon RSS after mount < 64 MiB | — | not measured |", out)
+
+    def test_latency_note(self):
+        r = Results()
+        r.latency.iops_paused, r.latency.iops_run, r.latency.hyd_rate = 6663.0, 7802.4, 2.61
+        row = [x for x in report.build_rows(r, config.FULL) if x.key == "9e"][0]
+        self.assertEqual(row.note, "running: 7802 IOPS, hydration 2.6 MB/s")
+
+
+class RegionSizes(unittest.TestCase):
+    def test_flags_and_line(self):
+        from clonefs_bench import region_sizes as rs
+        o = rs.parse_args(["--quick", "--no-build", "4K", "16K"])
+        self.assertEqual((o.quick, o.build, o.sizes), (True, False, ("4K", "16K")))
+        self.assertEqual(rs.parse_args([]).sizes, rs.DEFAULT_SIZES)
+        r = rs.RegionRecord("16K", iops=23745.2, amplification=3.81, hydrate_s=2.19, regions=67108864,
+                            meta_kib=8200, mount_s=0.2104, rss_mib=15.84)
+        self.assertEqual(rs.line(r), "| 16K | 23745 | 3.8 | 2.190 | 67108864 | 8200 KiB | 0.210 | 15.8 |")
+        self.assertEqual(len(rs.header(8192, 1024)), 2)
+
+
+class StatusParsing(unittest.TestCase):
+    def test_nul_terminated_json(self):
+        from clonefs_bench.clonefs import STATUS_IOCTL, compact, parse_status
+        buf = json.dumps({"pid": 12, "counters": {"commits": 3, "bytes_copied": 4}}).encode() + b"\0junk"
+        s = parse_status(buf)
+        self.assertEqual(s["pid"], 12)
+        self.assertEqual(compact(s["counters"]), '{"commits":3,"bytes_copied":4}')
+        self.assertEqual(STATUS_IOCTL, 0xBFFFCF01)
+
+
+if __name__ == "__main__":
+    unittest.main()
