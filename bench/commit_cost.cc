@@ -46,19 +46,27 @@ void BM_CommitChangedChunks(benchmark::State& state) {
     for (uint64_t c : chunks) images.push_back({c, f.bitmap->chunk_image(c)});
     if (!f.store->commit(images).is_ok()) state.SkipWithError("commit failed");
   }
-  state.counters["commits_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["commits_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_CommitChangedChunks)->Arg(1)->Arg(100)->Arg(10000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CommitChangedChunks)
+    ->Arg(1)
+    ->Arg(100)
+    ->Arg(10000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // The peer: rewrite every chunk of the bitmap on each commit.
 void BM_CommitWholeBitmap(benchmark::State& state) {
   Fixture f;
   std::vector<ChunkImage> images;
-  for (uint64_t c = 0; c < f.bitmap->chunk_count(); ++c) images.push_back({c, f.bitmap->chunk_image(c)});
+  for (uint64_t c = 0; c < f.bitmap->chunk_count(); ++c)
+    images.push_back({c, f.bitmap->chunk_image(c)});
   for (auto _ : state) {
     if (!f.store->commit(images).is_ok()) state.SkipWithError("commit failed");
   }
-  state.counters["commits_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["commits_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_CommitWholeBitmap)->UseRealTime()->Unit(benchmark::kMillisecond);
 

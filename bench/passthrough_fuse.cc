@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!usage_ok) {
-    std::fprintf(stderr, "usage: %s BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]\n",
+                 argv[0]);
     return 2;
   }
   backing_fd = ::open(argv[1], O_RDWR);

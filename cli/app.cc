@@ -29,7 +29,8 @@ int run(int argc, char** argv) {
       "which regions the destination holds. Attach IMAGE with losetup, mkfs, mount.",
       "clonefs"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", version_text(), "Print the version and the git commit it was built from");
+  app.set_version_flag("--version", version_text(),
+                       "Print the version and the git commit it was built from");
   app.footer("Run 'clonefs SUBCOMMAND --help' for a subcommand's options.");
   std::vector<Command> commands = {add_create_command(app),  add_mount_command(app),
                                    add_status_command(app),  add_unmount_command(app),

@@ -38,8 +38,9 @@ Command add_create_command(CLI::App& root) {
                           "Nothing is copied yet.");
   app->add_option("--source", args->source, "Read-only source image (regular file or block device)")
       ->required();
-  app->add_option("--dest", args->dest,
-                  "Destination raw image; created sparse if missing (one holding data needs --force)")
+  app->add_option(
+         "--dest", args->dest,
+         "Destination raw image; created sparse if missing (one holding data needs --force)")
       ->required();
   app->add_option("--metadata", args->metadata, "Metadata file to create (SQLite)")->required();
   app->add_option("--region-size", args->region_size,

@@ -52,8 +52,8 @@ int run_finalize(const FinalizeArgs& args) {
     if (missing > 0) {
       return fail(Status::error(
           EAGAIN, "cannot finalize " + args.metadata + ": " + std::to_string(missing) + " of " +
-                      std::to_string(geometry.region_count()) +
-                      " regions are still missing from " + record.destination_path +
+                      std::to_string(geometry.region_count()) + " regions are still missing from " +
+                      record.destination_path +
                       "; mount it and run 'clonefs hydrate IMAGE --wait' first"));
     }
     image_size = record.image_size;

@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "app.h"
-#include "hydration_flags.h"
-#include "control/control_protocol.h"
 #include "control/control_client.h"
+#include "control/control_protocol.h"
 #include "control/units.h"
+#include "hydration_flags.h"
 
 namespace clonefs::cli {
 namespace {
@@ -30,20 +30,19 @@ struct Progress {
   std::string mode, mode_reason;
 };
 
-Progress progress_of(const nlohmann::json& s) {
-  Progress p;
-  p.valid = s.value("regions_valid", uint64_t{0});
-  p.total = s.value("regions_total", uint64_t{0});
-  p.bytes_valid = s.value("bytes_valid", uint64_t{0});
-  p.image_size = s.value("image_size", uint64_t{0});
-  p.complete = s.value("complete", false);
-  p.mode = s.value("metadata_mode", std::string());
-  p.mode_reason = s.value("metadata_mode_reason", std::string());
-  if (const auto& h = s["hydration"]; h.is_object()) {
-    p.failed = h.value("failed_regions", uint64_t{0});
-    p.rate = h.value("rate_bytes_per_s", 0.0);
-    p.paused = h.value("paused", false);
-    if (h["eta_seconds"].is_number()) p.eta = h["eta_seconds"].get<double>();
+Progress progress_of(const CloneStatus& s) {
+  Progress p{.valid = s.regions_valid,
+             .total = s.regions_total,
+             .bytes_valid = s.bytes_valid,
+             .image_size = s.image_size,
+             .complete = s.complete,
+             .mode = s.metadata_mode,
+             .mode_reason = s.metadata_mode_reason};
+  if (s.hydration) {
+    p.failed = s.hydration->failed_regions;
+    p.rate = s.hydration->rate_bytes_per_s;
+    p.paused = s.hydration->controls.paused;
+    p.eta = s.hydration->eta_seconds.value_or(-1);  // format_duration's "unknown"
   }
   return p;
 }
@@ -86,8 +85,9 @@ Status commit_image(const std::string& image) {
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) return Status::error(err, "committing the hydrated regions of " + image + " failed: " +
-                                             std::strerror(err) + "; see 'clonefs status' and the log");
+  if (rc != 0)
+    return Status::error(err, "committing the hydrated regions of " + image + " failed: " +
+                                  std::strerror(err) + "; see 'clonefs status' and the log");
   return Status::ok();
 }
 
@@ -97,7 +97,8 @@ int wait_for_hydration(const std::string& image) {
   auto last_line = std::chrono::steady_clock::now() - std::chrono::hours(1);
   for (bool waiting = false;; waiting = true) {
     auto status = live_status_of(image);
-    if (!status && !waiting) return fail(status.status());  // never started: nothing to say of waiting
+    if (!status && !waiting)
+      return fail(status.status());  // never started: nothing to say of waiting
     if (!status) {
       if (tty) std::printf("\n");
       return fail(status.status().with_context("while waiting for hydration"));
@@ -149,11 +150,12 @@ int run_hydrate(const HydrateArgs& args) {
   if (args.wait) return wait_for_hydration(args.image);
   auto status = live_status_of(args.image);
   if (!status) return fail(status.status());
-  const nlohmann::json& h = (*status)["hydration"];
-  std::string settings = "paused=" + std::string(h.value("paused", false) ? "1" : "0") +
-                         " threshold=" + std::to_string(h.value("threshold", 0)) +
-                         " batch=" + std::to_string(h.value("batch", 0)) +
-                         " rate=" + std::to_string(h.value("rate_limit", uint64_t{0}));
+  // The hydrator's controls; a live status always has them (hydration_settings are the same).
+  const StatusControls& c =
+      status->hydration ? status->hydration->controls : status->hydration_settings;
+  std::string settings =
+      "paused=" + std::string(c.paused ? "1" : "0") + " threshold=" + std::to_string(c.threshold) +
+      " batch=" + std::to_string(c.batch) + " rate=" + std::to_string(c.rate_limit);
   std::printf("hydration of %s: %s\n", args.image.c_str(), settings.c_str());
   return 0;
 }

@@ -10,7 +10,8 @@ void add_hydration_flags(CLI::App* app, HydrationFlags& flags) {
                       std::to_string(kMaxHydrationThreshold) + ")")
       ->check(CLI::PositiveNumber);
   app->add_option("--batch", flags.batch,
-                  "Contiguous regions per copy (default 16, at most " + std::to_string(kMaxHydrationBatch) + ")")
+                  "Contiguous regions per copy (default 16, at most " +
+                      std::to_string(kMaxHydrationBatch) + ")")
       ->check(CLI::PositiveNumber);
   app->add_option("--rate", flags.rate,
                   "Copy bandwidth limit in bytes per second; units K, M, G (200M); 0 = unlimited");

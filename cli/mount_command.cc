@@ -12,8 +12,8 @@
 
 #include "app.h"
 #include "control/control_client.h"
-#include "hydration_flags.h"
 #include "fuse/serve.h"
+#include "hydration_flags.h"
 #include "io/paths.h"
 
 namespace clonefs::cli {
@@ -28,8 +28,8 @@ struct MountArgs {
   std::vector<std::string> fuse_options;
 };
 
-// Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in
-// /proc/self/mountinfo, where the kernel writes it that way.
+// Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in the
+// kernel's mount table (libmount), where the kernel writes it that way.
 std::string absolute(const std::string& path) {
   return std::filesystem::path(absolute_path(path)).lexically_normal().string();
 }
@@ -140,8 +140,8 @@ int run_daemon_child(const MountArgs& args, int report_fd) {
 void tell_saved_pause(const MountArgs& args) {
   if (args.no_hydration || args.hydration) return;
   auto status = live_status_of(args.image);
-  if (!status || !(*status)["hydration"].is_object()) return;
-  if ((*status)["hydration"].value("paused", false)) {
+  if (!status || !status->hydration) return;
+  if (status->hydration->controls.paused) {
     std::printf("hydration is paused, as it was saved ('clonefs hydrate %s --resume' starts it)\n",
                 args.image.c_str());
   }

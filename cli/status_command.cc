@@ -4,9 +4,10 @@
 #include <sys/xattr.h>
 
 #include "app.h"
+#include "control/control_client.h"
 #include "control/control_protocol.h"
 #include "control/status_report.h"
-#include "control/control_client.h"
+#include "control/status_table.h"
 
 namespace clonefs::cli {
 namespace {
@@ -24,7 +25,7 @@ std::optional<std::string> remembered_metadata(const std::string& image) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-Result<nlohmann::json> status_of(const std::string& target) {
+Result<CloneStatus> status_of(const std::string& target) {
   struct stat st {};
   if (::stat(target.c_str(), &st) != 0 && errno != ENOTCONN)
     return Status::from_errno(errno, target);
@@ -40,7 +41,7 @@ int run_status(const StatusArgs& args) {
   auto status = status_of(args.target);
   if (!status) return fail(status.status());
   if (args.json) {
-    std::printf("%s\n", status->dump(2).c_str());
+    std::printf("%s\n", nlohmann::json(*status).dump(2).c_str());
   } else {
     std::printf("%s", format_status_table(*status).c_str());
   }

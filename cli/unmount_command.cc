@@ -1,22 +1,23 @@
 // clonefs unmount: commit, unmount, and wait for the daemon to exit, so the metadata is final
 // when the command returns.
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <thread>
 
 #include "app.h"
 #include "control/control_client.h"
 #include "control/control_protocol.h"
 #include "io/file_holders.h"
+#include "io/unique_fd.h"
 
 extern char** environ;
 
@@ -34,8 +35,10 @@ struct UnmountArgs {
 Status busy_error(const std::string& image) {
   std::string holders = describe_holders(image);
   if (holders.empty()) {
-    return Status::error(EBUSY, image + " is busy, but no process or loop device holding it was found "
-                                        "(a process in another PID namespace, or a mount on top of it?)");
+    return Status::error(EBUSY,
+                         image +
+                             " is busy, but no process or loop device holding it was found "
+                             "(a process in another PID namespace, or a mount on top of it?)");
   }
   return Status::error(EBUSY, image + " is busy: " + holders + "; close or detach it first");
 }
@@ -68,16 +71,14 @@ Status unmount_path(const std::string& image, bool lazy) {
   return Status::ok();
 }
 
-bool hydration_paused(const nlohmann::json& status) {
-  auto hydration = status.find("hydration");
-  if (hydration == status.end() || !hydration->is_object()) return true;  // nothing to pause
-  return hydration->value("paused", false);
+bool hydration_paused(const CloneStatus& status) {
+  if (!status.hydration) return true;  // nothing to pause
+  return status.hydration->controls.paused;
 }
 
 // "metadata is ro: <reason>", from a live status.
-std::string mode_sentence(const nlohmann::json& status) {
-  return "metadata is " + status.value("metadata_mode", std::string("?")) + ": " +
-         status.value("metadata_mode_reason", std::string());
+std::string mode_sentence(const CloneStatus& status) {
+  return "metadata is " + status.metadata_mode + ": " + status.metadata_mode_reason;
 }
 
 // A killed daemon cannot remove the empty IMAGE file its mount created; the mark it left on the
@@ -87,34 +88,32 @@ void remove_created_image(const std::string& image) {
   char mark[8];
   if (::stat(image.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) return;
   if (::getxattr(image.c_str(), kCreatedImageXattr, mark, sizeof mark) <= 0) return;
-  if (::unlink(image.c_str()) == 0) std::printf("removed %s (the mount had created it)\n", image.c_str());
+  if (::unlink(image.c_str()) == 0)
+    std::printf("removed %s (the mount had created it)\n", image.c_str());
 }
 
-bool process_alive(int pid) {
-  if (::kill(pid, 0) != 0) return errno == EPERM;
-  // An exited daemon whose reaper is slow is a zombie: its final commit is done.
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  auto paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+// A descriptor of the daemon process, taken while it surely runs (before the unmount), so the
+// wait below cannot mistake a later process that reused its pid for it.
+Result<UniqueFd> open_daemon(int pid) {
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0)
+    return Status::from_errno(errno, "pidfd_open of the daemon (pid " + std::to_string(pid) + ")");
+  return UniqueFd(fd);
 }
 
-Status wait_for_exit(int pid, const std::string& image) {
-  auto start = std::chrono::steady_clock::now();
-  bool told = false;
-  while (process_alive(pid)) {
-    auto waited = std::chrono::steady_clock::now() - start;
-    if (waited > kExitWait) {
-      return Status::error(ETIMEDOUT, "the daemon for " + image + " (pid " + std::to_string(pid) +
-                                          ") has not exited after its unmount; see its log");
-    }
-    if (!told && waited > std::chrono::seconds(3)) {
-      warn("waiting for the daemon (pid " + std::to_string(pid) +
-           ") to finish its final commit...");
-      told = true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+// The pidfd polls readable once the daemon has exited (a zombie's final commit is done too).
+Status wait_for_exit(const UniqueFd& daemon, int pid, const std::string& image) {
+  pollfd exited{daemon.get(), POLLIN, 0};
+  int ready = ::poll(&exited, 1, 3000);
+  if (ready == 0) {
+    warn("waiting for the daemon (pid " + std::to_string(pid) + ") to finish its final commit...");
+    ready = ::poll(&exited, 1, static_cast<int>(std::chrono::milliseconds(kExitWait).count()));
+  }
+  if (ready < 0)
+    return Status::from_errno(errno, "wait for the daemon (pid " + std::to_string(pid) + ")");
+  if (ready == 0) {
+    return Status::error(ETIMEDOUT, "the daemon for " + image + " (pid " + std::to_string(pid) +
+                                        ") has not exited after its unmount; see its log");
   }
   return Status::ok();
 }
@@ -131,6 +130,8 @@ int run_unmount(const UnmountArgs& args) {
     remove_created_image(args.image);
     return 0;
   }
+  auto daemon = open_daemon(*pid);
+  if (!daemon) return fail(daemon.status());
   // Hydration is paused first, so that the commit below is the last one that has anything to
   // commit: its result, read here, is the final commit's (the daemon's own exit status reaches
   // nobody). If the unmount is refused, hydration is resumed as it was.
@@ -154,12 +155,13 @@ int run_unmount(const UnmountArgs& args) {
     if (!was_paused) (void)send_hydrate_command(args.image, "resume");
     return fail(unmounted);
   }
-  if (Status exited = wait_for_exit(*pid, args.image); !exited) return fail(exited);
+  if (Status exited = wait_for_exit(*daemon, *pid, args.image); !exited) return fail(exited);
   if (::access(args.image.c_str(), F_OK) != 0 && errno == ENOENT) {
     std::printf("removed %s (the mount had created it)\n", args.image.c_str());
   }
   if (rc != 0) {
-    warn("unmounted " + args.image + ", but writes acknowledged since the last good commit may be lost");
+    warn("unmounted " + args.image +
+         ", but writes acknowledged since the last good commit may be lost");
   }
   return rc;
 }

@@ -5,8 +5,8 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential cmake pkg-config ccache
-  libfuse3-dev libblkid-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  build-essential cmake pkg-config ccache clang-format git
+  libfuse3-dev libblkid-dev libmount-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   # run: fusermount3 (fuse3), losetup (mount), fstrim (util-linux), mkfs.ext4/e2fsck/chattr, cmp
   fuse3 mount util-linux e2fsprogs diffutils

@@ -7,6 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
+"$root/scripts/check-format.sh"
 
 if [ "${CLONEFS_SKIP_SANITIZERS:-0}" != 1 ]; then
   for sanitizer in TSAN ASAN; do
@@ -19,6 +20,7 @@ if [ "${CLONEFS_SKIP_SANITIZERS:-0}" != 1 ]; then
   done
 fi
 
-"$root/scripts/build.sh"
+# Warnings fail the build that runs every test (-Werror).
+"$root/scripts/build.sh" -DCLONEFS_WERROR=ON
 cd "${CLONEFS_BUILD_DIR:-$root/build}"
 ctest --output-on-failure --timeout 900 "$@"

@@ -49,27 +49,21 @@ Result<std::unique_ptr<UniqueFd>> open_control(const std::string& image) {
 
 }  // namespace
 
-Result<nlohmann::json> live_status_of(const std::string& image) {
+Result<CloneStatus> live_status_of(const std::string& image) {
   auto control = open_control(image);
   if (!control) return control.status();
   auto reply = std::make_unique<ControlText>();
-  if (::ioctl((*control)->get(), kStatusIoctl, reply.get()) != 0) return control_error(errno, image);
+  if (::ioctl((*control)->get(), kStatusIoctl, reply.get()) != 0)
+    return control_error(errno, image);
   reply->text[sizeof reply->text - 1] = '\0';
-  auto parsed = nlohmann::json::parse(reply->text, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
-    return Status::error(EIO, image + ": the daemon sent a status that is not JSON");
-  }
-  return parsed;
+  return parse_status(reply->text, image);
 }
 
 Result<int> daemon_pid(const std::string& image) {
   auto status = live_status_of(image);
   if (!status) return status.status();
-  auto pid = status->find("pid");
-  if (pid == status->end() || !pid->is_number_integer() || pid->get<int>() <= 0) {
-    return Status::error(EIO, image + ": the daemon's status names no pid");
-  }
-  return pid->get<int>();
+  if (!status->pid) return Status::error(EIO, image + ": the daemon's status names no pid");
+  return *status->pid;
 }
 
 Status send_hydrate_command(const std::string& image, const std::string& command) {
@@ -82,11 +76,13 @@ Status send_hydrate_command(const std::string& image, const std::string& command
   std::memcpy(request->text, command.data(), command.size());
   if (::ioctl((*control)->get(), kHydrateIoctl, request.get()) == 0) return Status::ok();
   int err = errno;
-  if (err == EINVAL) return Status::error(EINVAL, image + ": the daemon refused \"" + command + "\"");
+  if (err == EINVAL)
+    return Status::error(EINVAL, image + ": the daemon refused \"" + command + "\"");
   if (err == ENOTTY || err == ENOSYS || err == ENOTCONN || err == EACCES || err == EPERM) {
     return control_error(err, image);
   }
-  return Status::error(err, image + ": \"" + command + "\" is applied, but the daemon could not save it in " +
+  return Status::error(err, image + ": \"" + command +
+                                "\" is applied, but the daemon could not save it in " +
                                 "the metadata, so the next mount will not start with it (" +
                                 std::strerror(err) + "; see the daemon's log)");
 }

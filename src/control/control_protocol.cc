@@ -47,8 +47,9 @@ Result<HydrateCommand> parse_hydrate_command(std::string_view text) {
     }
     return HydrateCommand{kind, *value};
   }
-  return Status::error(EINVAL, "unknown hydration control \"" + std::string(text) +
-                                   "\" (expected pause, resume, hold, threshold=N, batch=N or rate=N)");
+  return Status::error(EINVAL,
+                       "unknown hydration control \"" + std::string(text) +
+                           "\" (expected pause, resume, hold, threshold=N, batch=N or rate=N)");
 }
 
 std::string format_hydrate_command(const HydrateCommand& command) {

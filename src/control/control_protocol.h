@@ -2,7 +2,7 @@
 // served by the FUSE adapter. FUSE forwards "restricted" ioctls, whose argument size is encoded in
 // the request number, so both carry one fixed-size text buffer.
 //
-//   kStatusIoctl   (_IOR) -> ControlText: the status JSON (status_report.h), NUL-terminated
+//   kStatusIoctl   (_IOR) -> ControlText: the status JSON (status.h), NUL-terminated
 //   kHydrateIoctl  (_IOW) <- ControlText: "pause" | "resume" | "threshold=N" | "batch=N" |
 //                            "rate=N" (N decimal; rate in bytes per second, 0 = unlimited) |
 //                            "hold" (a pause not saved for the next mount)

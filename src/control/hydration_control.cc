@@ -39,7 +39,8 @@ Result<HydrationSettings> settings_for_mount(HydrationSettingsStore& store,
   return settings;
 }
 
-Status steer_hydration(Hydrator& hydrator, HydrationSettingsStore& store, const HydrateCommand& command) {
+Status steer_hydration(Hydrator& hydrator, HydrationSettingsStore& store,
+                       const HydrateCommand& command) {
   // One request at a time from apply to save, so that two at once cannot save in the wrong
   // order and leave the metadata with a control the hydrator no longer has.
   static std::mutex one_at_a_time;

@@ -24,6 +24,7 @@ Result<HydrationSettings> settings_for_mount(HydrationSettingsStore& store,
 // mount starts with them. A hold (unmount's pause for its final commit) is not saved: it is not
 // the user's. An error means the command is applied but not saved (never EINVAL, which the
 // channel keeps for a refused request).
-Status steer_hydration(Hydrator& hydrator, HydrationSettingsStore& store, const HydrateCommand& command);
+Status steer_hydration(Hydrator& hydrator, HydrationSettingsStore& store,
+                       const HydrateCommand& command);
 
 }  // namespace clonefs

@@ -47,15 +47,18 @@ Status check_destination_size(const DestinationDevice& destination, const std::s
 
 Status check_source_identity(SourceDevice& source, const CloneRecord& record) {
   if (source.size() != record.source_size) {
-    return Status::error(EINVAL, "source " + source.name() + " is " + std::to_string(source.size()) +
-                                     " bytes but the clone was created from " + std::to_string(record.source_size) +
-                                     " bytes: it is not the same image");
+    return Status::error(
+        EINVAL, "source " + source.name() + " is " + std::to_string(source.size()) +
+                    " bytes but the clone was created from " + std::to_string(record.source_size) +
+                    " bytes: it is not the same image");
   }
   auto fingerprint = source_fingerprint(source);
   if (!fingerprint) return fingerprint.status();
   if (*fingerprint != record.source_fingerprint) {
-    return Status::error(EINVAL, "source " + source.name() + " has changed since the clone was created (fingerprint " +
-                                     *fingerprint + ", recorded " + record.source_fingerprint + ")");
+    return Status::error(EINVAL, "source " + source.name() +
+                                     " has changed since the clone was created (fingerprint " +
+                                     *fingerprint + ", recorded " + record.source_fingerprint +
+                                     ")");
   }
   return Status::ok();
 }
@@ -70,7 +73,8 @@ Status create_clone(const CreateOptions& options) {
       check_distinct_files(options.source_path, options.destination_path, options.metadata_path));
   struct stat st {};
   if (!options.force && ::stat(options.metadata_path.c_str(), &st) == 0) {
-    return Status::error(EEXIST, "metadata " + options.metadata_path + " already exists (pass --force to replace it)");
+    return Status::error(EEXIST, "metadata " + options.metadata_path +
+                                     " already exists (pass --force to replace it)");
   }
   if (!options.force) {
     CLONEFS_RETURN_IF_ERROR(check_destination_holds_nothing(options.destination_path));
@@ -91,7 +95,8 @@ Status create_clone(const CreateOptions& options) {
       return distinct;
     }
   }
-  CLONEFS_RETURN_IF_ERROR(check_destination_size(**destination, options.destination_path, image_size));
+  CLONEFS_RETURN_IF_ERROR(
+      check_destination_size(**destination, options.destination_path, image_size));
   CloneRecord record;
   record.image_size = image_size;
   record.region_size = options.region_size;
@@ -114,7 +119,8 @@ Status Clone::check_image_storage(const std::string& image_path) const {
                                    {"metadata", metadata_->path()}});
 }
 
-Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path, const OpenOptions& options) {
+Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path,
+                                           const OpenOptions& options) {
   std::unique_ptr<Clone> clone(new Clone());
   auto metadata = MetadataStore::open(metadata_path, options.metadata);
   if (!metadata) return metadata.status();
@@ -126,16 +132,19 @@ Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path, con
 
   auto source = open_source(record.source_path);
   if (!source) return source.status();
-  clone->source_ = options.wrappers.source ? options.wrappers.source(std::move(*source)) : std::move(*source);
+  clone->source_ =
+      options.wrappers.source ? options.wrappers.source(std::move(*source)) : std::move(*source);
   CLONEFS_RETURN_IF_ERROR(check_source_identity(*clone->source_, record));
 
   auto destination = open_destination(record.destination_path, std::nullopt);
   if (!destination) return destination.status();
-  CLONEFS_RETURN_IF_ERROR(check_destination_size(**destination, record.destination_path, record.image_size));
-  clone->destination_ = options.wrappers.destination ? options.wrappers.destination(std::move(*destination))
-                                                     : std::move(*destination);
-  auto engine = CloneEngine::start(clone->metadata_->geometry(), *clone->source_, *clone->destination_, *clone->metadata_,
-                                   options.engine);
+  CLONEFS_RETURN_IF_ERROR(
+      check_destination_size(**destination, record.destination_path, record.image_size));
+  clone->destination_ = options.wrappers.destination
+                            ? options.wrappers.destination(std::move(*destination))
+                            : std::move(*destination);
+  auto engine = CloneEngine::start(clone->metadata_->geometry(), *clone->source_,
+                                   *clone->destination_, *clone->metadata_, options.engine);
   if (!engine) return engine.status();
   clone->engine_ = std::move(*engine);
   return clone;

@@ -44,7 +44,8 @@ class Clone {
   // Opens the metadata, then the source and destination it names, and refuses every mismatch
   // (files that are each other under another name, source size or fingerprint, destination too
   // small) before anything is written.
-  static Result<std::unique_ptr<Clone>> open(const std::string& metadata_path, const OpenOptions& options);
+  static Result<std::unique_ptr<Clone>> open(const std::string& metadata_path,
+                                             const OpenOptions& options);
   ~Clone();
   Clone(const Clone&) = delete;
   Clone& operator=(const Clone&) = delete;

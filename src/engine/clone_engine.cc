@@ -9,15 +9,18 @@ namespace clonefs {
 
 const char* to_string(MetadataMode mode) {
   switch (mode) {
-    case MetadataMode::kReadWrite: return "rw";
-    case MetadataMode::kReadOnly: return "ro";
-    case MetadataMode::kFail: return "fail";
+    case MetadataMode::kReadWrite:
+      return "rw";
+    case MetadataMode::kReadOnly:
+      return "ro";
+    case MetadataMode::kFail:
+      return "fail";
   }
   return "?";
 }
 
-CloneEngine::CloneEngine(const Geometry& geometry, SourceDevice& source, DestinationDevice& destination,
-                         RegionStore& store, EngineOptions options)
+CloneEngine::CloneEngine(const Geometry& geometry, SourceDevice& source,
+                         DestinationDevice& destination, RegionStore& store, EngineOptions options)
     : geometry_(geometry),
       source_(source),
       destination_(destination),
@@ -26,10 +29,12 @@ CloneEngine::CloneEngine(const Geometry& geometry, SourceDevice& source, Destina
       bitmap_(geometry.region_count()),
       chunk_in_transaction_(bitmap_.chunk_count(), false) {}
 
-Result<std::unique_ptr<CloneEngine>> CloneEngine::start(const Geometry& geometry, SourceDevice& source,
-                                                        DestinationDevice& destination, RegionStore& store,
-                                                        EngineOptions options) {
-  std::unique_ptr<CloneEngine> engine(new CloneEngine(geometry, source, destination, store, options));
+Result<std::unique_ptr<CloneEngine>> CloneEngine::start(const Geometry& geometry,
+                                                        SourceDevice& source,
+                                                        DestinationDevice& destination,
+                                                        RegionStore& store, EngineOptions options) {
+  std::unique_ptr<CloneEngine> engine(
+      new CloneEngine(geometry, source, destination, store, options));
   CLONEFS_RETURN_IF_ERROR(store.load(engine->bitmap_));
   if (options.commit_period.count() > 0) {
     engine->committer_ = std::thread([e = engine.get()] { e->committer_loop(); });
@@ -48,8 +53,9 @@ CloneEngine::~CloneEngine() {
 
 Status CloneEngine::check_range(uint64_t offset, uint64_t length, const char* op) const {
   if (offset > geometry_.image_size() || length > geometry_.image_size() - offset) {
-    return Status::error(EINVAL, std::string(op) + " of " + std::to_string(length) + " bytes at offset " +
-                                     std::to_string(offset) + " is past the end of the image (" +
+    return Status::error(EINVAL, std::string(op) + " of " + std::to_string(length) +
+                                     " bytes at offset " + std::to_string(offset) +
+                                     " is past the end of the image (" +
                                      std::to_string(geometry_.image_size()) + " bytes)");
   }
   return usable();
@@ -58,7 +64,8 @@ Status CloneEngine::check_range(uint64_t offset, uint64_t length, const char* op
 Status CloneEngine::usable() const {
   std::lock_guard lock(mu_);
   if (closed_) return Status::error(EIO, "clone is closed");
-  if (mode_ == MetadataMode::kFail) return Status::error(EIO, "clone is in fail mode: " + mode_reason_);
+  if (mode_ == MetadataMode::kFail)
+    return Status::error(EIO, "clone is in fail mode: " + mode_reason_);
   return Status::ok();
 }
 
@@ -98,7 +105,8 @@ void CloneEngine::mark_valid_range_locked(uint64_t first, uint64_t count) {
   // leave regions valid in memory that no transaction holds (never committed). Geometric
   // growth, so marking one region at a time stays amortised O(1).
   if (transaction_chunks_.capacity() - transaction_chunks_.size() < chunks) {
-    transaction_chunks_.reserve(std::max(transaction_chunks_.size() + chunks, 2 * transaction_chunks_.capacity()));
+    transaction_chunks_.reserve(
+        std::max(transaction_chunks_.size() + chunks, 2 * transaction_chunks_.capacity()));
   }
   for (uint64_t chunk = first_chunk; chunk < first_chunk + chunks; ++chunk) {
     const uint64_t begin = std::max(first, chunk * kRegionsPerChunk);
@@ -116,8 +124,8 @@ void CloneEngine::mark_valid_range_locked(uint64_t first, uint64_t count) {
 // Piece by piece, each at most kMaxCopyBytes: source read, overlay, destination write. Safe
 // because the region is held and not yet valid: nothing reads its destination bytes until
 // mark_valid, and a crash in between leaves it invalid (reading the source).
-Status CloneEngine::merge_region_locked(uint64_t region, uint64_t offset, std::span<const std::byte> data,
-                                        uint64_t zero_length) {
+Status CloneEngine::merge_region_locked(uint64_t region, uint64_t offset,
+                                        std::span<const std::byte> data, uint64_t zero_length) {
   CLONEFS_RETURN_IF_ERROR(writable());
   const Extent extent = geometry_.region_extent(region);
   const Extent overlay{offset, offset + (data.empty() ? zero_length : data.size())};
@@ -126,14 +134,17 @@ Status CloneEngine::merge_region_locked(uint64_t region, uint64_t offset, std::s
   for (uint64_t pos = extent.begin; pos < extent.end;) {
     const Extent piece{pos, std::min(extent.end, pos + kMaxCopyBytes)};
     std::span<std::byte> buf = lease.span().first(piece.length());
-    const uint64_t from = std::max(piece.begin, overlay.begin), to = std::min(piece.end, overlay.end);
+    const uint64_t from = std::max(piece.begin, overlay.begin),
+                   to = std::min(piece.end, overlay.end);
     // A piece the overlay covers whole needs nothing from the source.
-    if (!(from == piece.begin && to == piece.end)) CLONEFS_RETURN_IF_ERROR(source_.read_at(piece.begin, buf));
+    if (!(from == piece.begin && to == piece.end))
+      CLONEFS_RETURN_IF_ERROR(source_.read_at(piece.begin, buf));
     if (from < to) {
       if (data.empty()) {
         std::memset(buf.data() + (from - piece.begin), 0, to - from);
       } else {
-        std::memcpy(buf.data() + (from - piece.begin), data.data() + (from - overlay.begin), to - from);
+        std::memcpy(buf.data() + (from - piece.begin), data.data() + (from - overlay.begin),
+                    to - from);
       }
     }
     CLONEFS_RETURN_IF_ERROR(destination_.write_at(piece.begin, buf));
@@ -152,11 +163,13 @@ Status CloneEngine::read_invalid_run(uint64_t offset, std::span<std::byte> buf) 
   if (!options_.copy_on_read) {
     // Wait out copies in progress, then read the whole run from the source in one call if it
     // is still invalid throughout (the common case: a fall-through read).
-    for (uint64_t r = geometry_.region_of(offset); r <= geometry_.region_of(offset + buf.size() - 1); ++r) {
+    for (uint64_t r = geometry_.region_of(offset);
+         r <= geometry_.region_of(offset + buf.size() - 1); ++r) {
       locks_.wait_idle(r);
     }
     bool still_invalid = true;
-    for (uint64_t r = geometry_.region_of(offset); r <= geometry_.region_of(offset + buf.size() - 1); ++r) {
+    for (uint64_t r = geometry_.region_of(offset);
+         r <= geometry_.region_of(offset + buf.size() - 1); ++r) {
       still_invalid = still_invalid && !bitmap_.test(r);
     }
     if (still_invalid) return source_.read_at(offset, buf);
@@ -273,7 +286,8 @@ Status CloneEngine::discard(uint64_t offset, uint64_t length) {
     return Status::ok();
   }
   if (whole_first != head) {
-    CLONEFS_RETURN_IF_ERROR(discard_partial(head, offset, geometry_.region_extent(head).end - offset));
+    CLONEFS_RETURN_IF_ERROR(
+        discard_partial(head, offset, geometry_.region_extent(head).end - offset));
   }
   CLONEFS_RETURN_IF_ERROR(discard_whole(whole_first, whole_end - whole_first));
   if (whole_end == tail) {
@@ -298,7 +312,8 @@ Status CloneEngine::discard_whole(uint64_t first, uint64_t count) {
   const uint64_t invalid = count - bitmap_.count_valid(first, count);
   // Checked before the punch, so read-only mode leaves invalid regions' bytes alone.
   if (invalid > 0) CLONEFS_RETURN_IF_ERROR(writable());
-  const Extent range{geometry_.region_extent(first).begin, geometry_.region_extent(first + count - 1).end};
+  const Extent range{geometry_.region_extent(first).begin,
+                     geometry_.region_extent(first + count - 1).end};
   CLONEFS_RETURN_IF_ERROR(destination_.punch(range.begin, range.length()));
   if (invalid == 0) return Status::ok();
   // The skip-hydration hint: the regions are zeros now, valid without a copy. Counters before

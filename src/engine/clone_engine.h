@@ -44,8 +44,8 @@ struct EngineOptions {
 struct EngineCounters {
   std::atomic<uint64_t> destination_syncs{0};
   std::atomic<uint64_t> metadata_commits{0};
-  std::atomic<uint64_t> regions_copied{0};       // read from the source and written whole
-  std::atomic<uint64_t> regions_skipped{0};      // made valid without copying (holes, zeros)
+  std::atomic<uint64_t> regions_copied{0};   // read from the source and written whole
+  std::atomic<uint64_t> regions_skipped{0};  // made valid without copying (holes, zeros)
   std::atomic<uint64_t> bytes_copied{0};
 };
 
@@ -68,8 +68,8 @@ inline constexpr uint64_t kMaxCopyBytes = 4 << 20;
 
 // How one hydration step went.
 struct HydrateStep {
-  uint64_t first = 0;       // first region looked at
-  uint64_t hydrated = 0;    // regions made valid by this step (copied or skipped)
+  uint64_t first = 0;     // first region looked at
+  uint64_t hydrated = 0;  // regions made valid by this step (copied or skipped)
   uint64_t copied_bytes = 0;
 };
 
@@ -77,8 +77,8 @@ class CloneEngine {
  public:
   // Loads the committed bitmap from `store` and starts the periodic committer.
   static Result<std::unique_ptr<CloneEngine>> start(const Geometry& geometry, SourceDevice& source,
-                                                    DestinationDevice& destination, RegionStore& store,
-                                                    EngineOptions options);
+                                                    DestinationDevice& destination,
+                                                    RegionStore& store, EngineOptions options);
   ~CloneEngine();  // stops the committer; does not commit (call close() for that)
   CloneEngine(const CloneEngine&) = delete;
   CloneEngine& operator=(const CloneEngine&) = delete;
@@ -98,13 +98,15 @@ class CloneEngine {
   // punched, not copied). Regions in flight or already valid end the batch early. Returns the
   // regions done; a source read error leaves them invalid. Once `*cancel` is true it stops
   // before the next piece with ECANCELED, leaving the batch invalid.
-  Result<HydrateStep> hydrate(uint64_t first, uint64_t max_regions, const std::atomic<bool>* cancel = nullptr);
+  Result<HydrateStep> hydrate(uint64_t first, uint64_t max_regions,
+                              const std::atomic<bool>* cancel = nullptr);
 
   const Geometry& geometry() const { return geometry_; }
   const RegionBitmap& bitmap() const { return bitmap_; }
   const EngineCounters& counters() const { return counters_; }
   EngineStatus status() const;
-  // Nanoseconds (steady clock) of the last user read/write/discard/flush; the hydrator yields to it.
+  // Nanoseconds (steady clock) of the last user read/write/discard/flush; the hydrator yields to
+  // it.
   int64_t last_user_io_ns() const { return last_user_io_ns_.load(std::memory_order_relaxed); }
 
  private:
@@ -136,7 +138,8 @@ class CloneEngine {
   Status refusal_locked() const;
   // Rolls back to the committed bitmap and switches to read-only (or fail) mode.
   void fail_commit(const Status& cause, std::span<const ChunkImage> frozen);
-  // With mu_ held: ends the open transaction, returning its chunks (unsorted) and starting a new one.
+  // With mu_ held: ends the open transaction, returning its chunks (unsorted) and starting a new
+  // one.
   std::vector<uint64_t> take_transaction_locked();
   void committer_loop();
 

@@ -65,9 +65,11 @@ Status CloneEngine::commit_serialized() {
 }
 
 Status CloneEngine::refusal_locked() const {
-  if (mode_ == MetadataMode::kFail) return Status::error(EIO, "clone is in fail mode: " + mode_reason_);
-  return Status::error(EIO, "metadata is read-only since " + mode_reason_ +
-                                "; writes since the last good commit may be lost (remount the clone)");
+  if (mode_ == MetadataMode::kFail)
+    return Status::error(EIO, "clone is in fail mode: " + mode_reason_);
+  return Status::error(EIO,
+                       "metadata is read-only since " + mode_reason_ +
+                           "; writes since the last good commit may be lost (remount the clone)");
 }
 
 // Rolls back to the last commit: every chunk of the failed transaction and of the one opened
@@ -88,8 +90,10 @@ void CloneEngine::fail_commit(const Status& cause, std::span<const ChunkImage> f
   Status reloaded = Status::ok();
   for (uint64_t chunk : chunks) {
     auto committed = store_.load_chunk(chunk);
-    if (committed) reloaded = bitmap_.assign_chunk(chunk, *committed);
-    else reloaded = committed.status();
+    if (committed)
+      reloaded = bitmap_.assign_chunk(chunk, *committed);
+    else
+      reloaded = committed.status();
     if (!reloaded.is_ok()) break;
   }
   lock.lock();

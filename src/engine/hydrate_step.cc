@@ -48,7 +48,8 @@ class HeldRegions {
 // A piece is kept in the thread's buffer between steps, never allocated (see kMaxCopyBytes).
 static_assert(kMaxCopyBytes <= KeptBuffer::kKeptBytes);
 
-Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions, const std::atomic<bool>* cancel) {
+Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions,
+                                         const std::atomic<bool>* cancel) {
   CLONEFS_RETURN_IF_ERROR(writable());
   HydrateStep step{first, 0, 0};
   HeldRegions held(locks_);
@@ -85,7 +86,9 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions, c
   KeptBuffer::Lease lease = piece_buffer.lease(std::min<uint64_t>(span.length(), kMaxCopyBytes));
   uint64_t zeros_begin = span.begin, zeros_end = span.begin;  // the zero run not yet punched
   auto punch_zeros = [&]() -> Status {
-    Status punched = zeros_end > zeros_begin ? destination_.punch(zeros_begin, zeros_end - zeros_begin) : Status::ok();
+    Status punched = zeros_end > zeros_begin
+                         ? destination_.punch(zeros_begin, zeros_end - zeros_begin)
+                         : Status::ok();
     zeros_begin = zeros_end;
     return punched;
   };
@@ -95,16 +98,19 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions, c
     // Stopping the hydrator must not wait for a whole batch of huge regions to be copied.
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
       return Status::error(ECANCELED, "hydration of regions " + std::to_string(held.first()) + "-" +
-                                          std::to_string(held.first() + held.count() - 1) + " cancelled");
+                                          std::to_string(held.first() + held.count() - 1) +
+                                          " cancelled");
     }
     const Extent piece{pos, std::min(span.end, pos + kMaxCopyBytes)};
     const std::span<std::byte> buf = lease.span().first(piece.length());
     CLONEFS_RETURN_IF_ERROR(source_.read_at(piece.begin, buf));
-    uint64_t data_begin = piece.begin;  // the data run of this piece not yet written: [data_begin, u)
+    uint64_t data_begin =
+        piece.begin;  // the data run of this piece not yet written: [data_begin, u)
     auto write_data = [&](uint64_t data_end) -> Status {
       if (data_end == data_begin) return Status::ok();
       step.copied_bytes += data_end - data_begin;
-      return destination_.write_at(data_begin, buf.subspan(data_begin - piece.begin, data_end - data_begin));
+      return destination_.write_at(data_begin,
+                                   buf.subspan(data_begin - piece.begin, data_end - data_begin));
     };
     for (uint64_t u = piece.begin; u < piece.end;) {
       const uint64_t u_end = std::min(piece.end, u + unit);

@@ -26,23 +26,32 @@ HydrationSettings clamped(HydrationSettings settings) {
 }
 
 int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
 
 const char* to_string(HydrationState state) {
   switch (state) {
-    case HydrationState::kRunning: return "running";
-    case HydrationState::kPaused: return "paused";
-    case HydrationState::kComplete: return "complete";
-    case HydrationState::kIdle: return "idle";
+    case HydrationState::kRunning:
+      return "running";
+    case HydrationState::kPaused:
+      return "paused";
+    case HydrationState::kComplete:
+      return "complete";
+    case HydrationState::kIdle:
+      return "idle";
   }
   return "?";
 }
 
-Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max_workers, unsigned max_retries)
-    : engine_(engine), max_workers_(std::max(1u, max_workers)), max_retries_(max_retries), settings_(clamped(settings)) {
+Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max_workers,
+                   unsigned max_retries)
+    : engine_(engine),
+      max_workers_(std::max(1u, max_workers)),
+      max_retries_(max_retries),
+      settings_(clamped(settings)) {
   std::lock_guard lock(mu_);
   rate_window_start_ = budget_start_ = Clock::now();
   add_workers();
@@ -127,7 +136,8 @@ void Hydrator::worker_loop() {
     }
     auto since_user = std::chrono::nanoseconds(now_ns() - engine_.last_user_io_ns());
     // The trickle is shared: one batch at a time and one per interval, however many workers.
-    if (since_user < kUserQuiet && (active_copies_ > 0 || Clock::now() - last_start_ < kTrickleInterval)) {
+    if (since_user < kUserQuiet &&
+        (active_copies_ > 0 || Clock::now() - last_start_ < kTrickleInterval)) {
       changed_.wait_for(lock, std::chrono::milliseconds(5));
       continue;
     }
@@ -171,7 +181,8 @@ void Hydrator::worker_loop() {
   }
 }
 
-Hydrator::BatchResult Hydrator::copy_batch(uint64_t start, uint64_t batch, std::vector<uint64_t>& newly_failed) {
+Hydrator::BatchResult Hydrator::copy_batch(uint64_t start, uint64_t batch,
+                                           std::vector<uint64_t>& newly_failed) {
   BatchResult result;
   auto step = engine_.hydrate(start, batch, &cancel_);
   if (step) {
@@ -224,7 +235,8 @@ void Hydrator::throttle(uint64_t bytes, std::unique_lock<std::mutex>& lock) {
   }
   budget_used_ += bytes;
   double allowed_at = static_cast<double>(budget_used_) / static_cast<double>(settings_.rate);
-  auto wake = budget_start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(allowed_at));
+  auto wake = budget_start_ + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(allowed_at));
   uint64_t rate = settings_.rate;
   changed_.wait_until(lock, wake, [&] { return stopping_ || settings_.rate != rate; });
 }
@@ -259,7 +271,8 @@ HydrationStatus Hydrator::status() const {
     s.state_reason = "stopped (the image is being unmounted)";
   } else if (engine.mode != MetadataMode::kReadWrite) {
     s.state = HydrationState::kIdle;
-    s.state_reason = std::string("metadata is ") + to_string(engine.mode) + ": " + engine.mode_reason;
+    s.state_reason =
+        std::string("metadata is ") + to_string(engine.mode) + ": " + engine.mode_reason;
   } else if (settings_.paused) {
     s.state = HydrationState::kPaused;
   } else if (failed_.size() >= remaining) {
@@ -272,7 +285,8 @@ HydrationStatus Hydrator::status() const {
   if (s.complete) {
     s.eta_seconds = 0;
   } else if (s.rate_bytes_per_s > 0 && s.state == HydrationState::kRunning) {
-    s.eta_seconds = static_cast<double>(remaining * engine_.geometry().region_size()) / s.rate_bytes_per_s;
+    s.eta_seconds =
+        static_cast<double>(remaining * engine_.geometry().region_size()) / s.rate_bytes_per_s;
   }
   return s;
 }

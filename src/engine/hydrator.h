@@ -31,8 +31,8 @@ struct HydrationStatus {
   HydrationSettings settings;
   HydrationState state = HydrationState::kRunning;
   std::string state_reason;  // why kIdle ("" otherwise)
-  bool running = false;   // the worker threads exist (not stopped)
-  bool complete = false;  // every region is valid
+  bool running = false;      // the worker threads exist (not stopped)
+  bool complete = false;     // every region is valid
   uint64_t failed_regions = 0;
   std::vector<uint64_t> failed_sample;  // the first few failed regions
   double rate_bytes_per_s = 0;          // copy rate over the last few seconds
@@ -54,8 +54,8 @@ class Hydrator {
   // Copies up to threshold / batch batches at once, one worker thread per batch in flight, at most
   // `max_workers` threads, started as the settings come to need them. Source read errors are
   // retried `max_retries` times with backoff, then the region is reported failed and skipped.
-  Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max_workers = kMaxHydrationWorkers,
-           unsigned max_retries = 3);
+  Hydrator(CloneEngine& engine, HydrationSettings settings,
+           unsigned max_workers = kMaxHydrationWorkers, unsigned max_retries = 3);
   ~Hydrator();  // stops
   Hydrator(const Hydrator&) = delete;
   Hydrator& operator=(const Hydrator&) = delete;
@@ -94,20 +94,20 @@ class Hydrator {
 
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
-  HydrationSettings settings_;          // guarded by mu_
-  bool stopping_ = false;               // guarded by mu_
-  std::atomic<bool> cancel_{false};     // stopping_, for a copy in progress to see without mu_
-  uint64_t cursor_ = 0;                 // guarded by mu_: where the next batch search starts
-  uint64_t active_copies_ = 0;          // guarded by mu_
+  HydrationSettings settings_;       // guarded by mu_
+  bool stopping_ = false;            // guarded by mu_
+  std::atomic<bool> cancel_{false};  // stopping_, for a copy in progress to see without mu_
+  uint64_t cursor_ = 0;              // guarded by mu_: where the next batch search starts
+  uint64_t active_copies_ = 0;       // guarded by mu_
   std::chrono::steady_clock::time_point last_start_;  // guarded by mu_: the last batch claimed
-  std::set<uint64_t> failed_;           // guarded by mu_
+  std::set<uint64_t> failed_;                         // guarded by mu_
   std::chrono::steady_clock::time_point rate_window_start_;  // guarded by mu_
-  uint64_t rate_window_bytes_ = 0;      // guarded by mu_
-  double recent_rate_ = 0;              // guarded by mu_
-  std::chrono::steady_clock::time_point last_copy_;  // guarded by mu_: the last bytes hydrated
+  uint64_t rate_window_bytes_ = 0;                           // guarded by mu_
+  double recent_rate_ = 0;                                   // guarded by mu_
+  std::chrono::steady_clock::time_point last_copy_;     // guarded by mu_: the last bytes hydrated
   std::chrono::steady_clock::time_point budget_start_;  // guarded by mu_ (rate limit)
-  uint64_t budget_used_ = 0;            // guarded by mu_
-  std::vector<std::thread> workers_;    // grows under mu_ while !stopping_; joined by stop()
+  uint64_t budget_used_ = 0;                            // guarded by mu_
+  std::vector<std::thread> workers_;  // grows under mu_ while !stopping_; joined by stop()
 };
 
 }  // namespace clonefs

@@ -38,15 +38,17 @@ class RegionLocks {
 
   mutable std::mutex mu_;
   std::condition_variable released_;
-  std::map<uint64_t, uint64_t> held_;              // guarded by mu_: first -> end, disjoint
-  std::vector<std::pair<uint64_t, uint64_t>> waiting_;  // guarded by mu_: [first, end) of blocked lock()s
-  uint64_t held_regions_ = 0;                      // guarded by mu_
+  std::map<uint64_t, uint64_t> held_;  // guarded by mu_: first -> end, disjoint
+  std::vector<std::pair<uint64_t, uint64_t>>
+      waiting_;                // guarded by mu_: [first, end) of blocked lock()s
+  uint64_t held_regions_ = 0;  // guarded by mu_
 };
 
 // Holds a run of regions (one by default) in flight for a scope.
 class RegionLock {
  public:
-  RegionLock(RegionLocks& locks, uint64_t first, uint64_t count = 1) : locks_(locks), first_(first) {
+  RegionLock(RegionLocks& locks, uint64_t first, uint64_t count = 1)
+      : locks_(locks), first_(first) {
     locks_.lock(first, count);
   }
   ~RegionLock() { locks_.unlock(first_); }

@@ -91,7 +91,7 @@ AttributeChange attribute_change(const struct stat& attr, int to_set) {
   if (to_set & FUSE_SET_ATTR_UID) change.uid = attr.st_uid;
   if (to_set & FUSE_SET_ATTR_GID) change.gid = attr.st_gid;
   if (to_set & FUSE_SET_ATTR_SIZE) change.size = static_cast<uint64_t>(attr.st_size);
-  const struct timespec now {0, UTIME_NOW};
+  const struct timespec now { 0, UTIME_NOW };
   if (to_set & FUSE_SET_ATTR_ATIME) {
     change.atime = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? now : attr.st_atim;
   }
@@ -183,8 +183,9 @@ void image_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_
     if (cmd == kStatusIoctl) {
       std::string json = s.status_json();
       if (json.size() + 1 > out_bufsz) {
-        return reply_error(req, "status", Status::error(EOVERFLOW, "status of " + std::to_string(json.size()) +
-                                                                       " bytes does not fit the reply"));
+        return reply_error(req, "status",
+                           Status::error(EOVERFLOW, "status of " + std::to_string(json.size()) +
+                                                        " bytes does not fit the reply"));
       }
       return void(fuse_reply_ioctl(req, 0, json.c_str(), json.size() + 1));
     }

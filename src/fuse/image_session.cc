@@ -20,9 +20,10 @@ ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spd
       image_(clone.engine(), image_path_, attributes) {}
 
 std::string ImageSession::status_json() const {
-  return live_status(
-             {image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_, pid_})
-      .dump();
+  // Serialised here, once, by the one to_json (control/status.h).
+  CloneStatus status =
+      live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_, pid_});
+  return nlohmann::json(status).dump();
 }
 
 }  // namespace clonefs

@@ -1,13 +1,13 @@
 #include "fuse/serve.h"
 
 #include <fcntl.h>
+#include <libmount/libmount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -22,31 +22,15 @@
 namespace clonefs {
 namespace {
 
-// /proc/self/mountinfo escapes spaces and the like as \ooo.
-std::string unescape_mount_path(const std::string& field) {
-  std::string out;
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size()) {
-      out.push_back(static_cast<char>(std::stoi(field.substr(i + 1, 3), nullptr, 8)));
-      i += 3;
-    } else {
-      out.push_back(field[i]);
-    }
-  }
-  return out;
-}
-
+// Whether something is mounted at `path`, as the kernel lists it: libmount reads
+// /proc/self/mountinfo and undoes its octal escaping of spaces and the like.
 bool is_mount_point(const std::string& path) {
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mountinfo, line)) {
-    // Fields: id parent major:minor root mount-point ...
-    std::istringstream fields(line);
-    std::string id, parent, device, root, mount_point;
-    fields >> id >> parent >> device >> root >> mount_point;
-    if (unescape_mount_path(mount_point) == path) return true;
-  }
-  return false;
+  libmnt_table* table = mnt_new_table();
+  if (table == nullptr) return false;
+  bool found = mnt_table_parse_mtab(table, nullptr) == 0 &&
+               mnt_table_find_target(table, path.c_str(), MNT_ITER_BACKWARD) != nullptr;
+  mnt_unref_table(table);
+  return found;
 }
 
 // An empty file a mount created and left behind (its daemon was killed) is still clonefs's to
@@ -123,8 +107,9 @@ unsigned max_read_option(const std::vector<std::string>& fuse_options) {
 Status probe_mount(const std::string& image_path, uint64_t image_size) {
   struct stat st {};
   if (::stat(image_path.c_str(), &st) != 0) {
-    return Status::from_errno(errno, "the FUSE session for " + image_path +
-                                         " failed while starting (see the log for libfuse's reason)");
+    return Status::from_errno(errno,
+                              "the FUSE session for " + image_path +
+                                  " failed while starting (see the log for libfuse's reason)");
   }
   if (static_cast<uint64_t>(st.st_size) != image_size) {
     return Status::error(EIO, "the FUSE session for " + image_path +
@@ -232,7 +217,8 @@ int serve_image(const ServeOptions& options) {
   OpenOptions open_options;
   open_options.engine.copy_on_read = options.copy_on_read;
   open_options.engine.on_commit_failure = [&log](const Status& failed) {
-    log.error("periodic commit failed, metadata is read-only until remounted: {}", failed.message());
+    log.error("periodic commit failed, metadata is read-only until remounted: {}",
+              failed.message());
   };
   auto clone = Clone::open(options.metadata_path, open_options);
   if (!clone) {
@@ -278,11 +264,12 @@ int serve_image(const ServeOptions& options) {
       ready = probe_mount(options.image_path, state.image_size());
       if (ready) {
         hydrator.set_paused(settings->paused);
-        log.info("serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
-                 "copy-on-read {})",
-                 options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
-                 settings->threshold, settings->batch, settings->rate,
-                 options.copy_on_read ? "on" : "off");
+        log.info(
+            "serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
+            "copy-on-read {})",
+            options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
+            settings->threshold, settings->batch, settings->rate,
+            options.copy_on_read ? "on" : "off");
       }
       options.report(ready);
     });
@@ -298,7 +285,8 @@ int serve_image(const ServeOptions& options) {
     if (::unlink(options.image_path.c_str()) == 0) {
       log.info("removed {} (the mount had created it)", options.image_path);
     } else {
-      log.warn("cannot remove {}, which the mount had created: {}", options.image_path, std::strerror(errno));
+      log.warn("cannot remove {}, which the mount had created: {}", options.image_path,
+               std::strerror(errno));
     }
   }
   return loop_rc < 0 || !ready ? 1 : rc;

@@ -20,10 +20,9 @@ Status may_change_ownership(const std::string& path, const ImageAttributes& curr
                             const AttributeChange& change) {
   if (caller == 0 || !(change.mode || change.uid || change.gid)) return Status::ok();
   if (caller != current.uid) {
-    return Status::error(EPERM, "uid " + std::to_string(caller) +
-                                    " may not change the mode or owner of " + path +
-                                    ": only its owner (uid " + std::to_string(current.uid) +
-                                    ") or root may");
+    return Status::error(
+        EPERM, "uid " + std::to_string(caller) + " may not change the mode or owner of " + path +
+                   ": only its owner (uid " + std::to_string(current.uid) + ") or root may");
   }
   if (change.uid && *change.uid != current.uid) {
     return Status::error(EPERM, "only root may give " + path + " to another user (uid " +
@@ -42,7 +41,9 @@ ImageFile::ImageFile(CloneEngine& engine, std::string path, ImageAttributes attr
       clock_(clock ? std::move(clock) : Clock(realtime_now)),
       attributes_(attributes) {}
 
-struct timespec ImageFile::now() const { return clock_(); }
+struct timespec ImageFile::now() const {
+  return clock_();
+}
 
 struct stat ImageFile::stat() const {
   ImageAttributes a = attributes();
@@ -130,12 +131,12 @@ Status ImageFile::fallocate(int mode, int64_t offset, int64_t length) {
   const uint64_t end = begin + static_cast<uint64_t>(length);
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-    return Status::error(EOPNOTSUPP, "fallocate mode " + std::to_string(mode) +
-                                         " is not supported on " + path_);
+    return Status::error(
+        EOPNOTSUPP, "fallocate mode " + std::to_string(mode) + " is not supported on " + path_);
   }
   if (end > size_ && !keep_size) {
-    return Status::error(EFBIG, "fallocate past the end of " + path_ +
-                                    " would grow it (its size is fixed)");
+    return Status::error(
+        EFBIG, "fallocate past the end of " + path_ + " would grow it (its size is fixed)");
   }
   // Preallocation (every byte of the image is already there), or a punch wholly past the end
   // with KEEP_SIZE: nothing to do.

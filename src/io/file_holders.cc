@@ -25,7 +25,8 @@ std::string kernel_name(const std::string& path) {
 // A file unlinked while open is shown with this suffix.
 std::string without_deleted(std::string name) {
   constexpr std::string_view kDeleted = " (deleted)";
-  if (name.size() > kDeleted.size() && name.ends_with(kDeleted)) name.resize(name.size() - kDeleted.size());
+  if (name.size() > kDeleted.size() && name.ends_with(kDeleted))
+    name.resize(name.size() - kDeleted.size());
   return name;
 }
 
@@ -70,9 +71,11 @@ std::vector<FileHolder> processes_holding(const std::string& path) {
     char* end = nullptr;
     long pid = std::strtol(entry->d_name, &end, 10);
     if (pid <= 0 || *end != '\0' || pid == self) continue;
-    if (holds(static_cast<pid_t>(pid), name)) holders.push_back({static_cast<pid_t>(pid), command_of(static_cast<pid_t>(pid))});
+    if (holds(static_cast<pid_t>(pid), name))
+      holders.push_back({static_cast<pid_t>(pid), command_of(static_cast<pid_t>(pid))});
   }
-  std::sort(holders.begin(), holders.end(), [](const FileHolder& a, const FileHolder& b) { return a.pid < b.pid; });
+  std::sort(holders.begin(), holders.end(),
+            [](const FileHolder& a, const FileHolder& b) { return a.pid < b.pid; });
   return holders;
 }
 
@@ -86,7 +89,8 @@ std::vector<std::string> loop_devices_backed_by(const std::string& path) {
     if (!device.starts_with("loop")) continue;
     std::ifstream backing("/sys/block/" + device + "/loop/backing_file");
     std::string file;
-    if (std::getline(backing, file) && without_deleted(file) == name) devices.push_back("/dev/" + device);
+    if (std::getline(backing, file) && without_deleted(file) == name)
+      devices.push_back("/dev/" + device);
   }
   std::sort(devices.begin(), devices.end());
   return devices;
@@ -96,7 +100,8 @@ std::string describe_holders(const std::string& path) {
   std::string text;
   std::vector<FileHolder> processes = processes_holding(path);
   for (size_t i = 0; i < processes.size(); ++i) {
-    text += (i == 0 ? "held open by " : ", ") + std::string("pid ") + std::to_string(processes[i].pid);
+    text +=
+        (i == 0 ? "held open by " : ", ") + std::string("pid ") + std::to_string(processes[i].pid);
     if (!processes[i].command.empty()) text += " (" + processes[i].command + ")";
   }
   std::vector<std::string> loops = loop_devices_backed_by(path);

@@ -3,8 +3,9 @@
 // refused unmount can name them instead of guessing.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 #include <vector>
 
 namespace clonefs {

@@ -24,21 +24,25 @@ std::string at(const std::string& path, uint64_t offset) {
 Status pread_full(int fd, const std::string& path, uint64_t offset, std::span<std::byte> buf) {
   size_t done = 0;
   while (done < buf.size()) {
-    ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::from_errno(errno, "read " + at(path, offset + done));
     }
-    if (n == 0) return Status::error(EIO, "read " + at(path, offset + done) + ": unexpected end of file");
+    if (n == 0)
+      return Status::error(EIO, "read " + at(path, offset + done) + ": unexpected end of file");
     done += static_cast<size_t>(n);
   }
   return Status::ok();
 }
 
-Status pwrite_full(int fd, const std::string& path, uint64_t offset, std::span<const std::byte> buf) {
+Status pwrite_full(int fd, const std::string& path, uint64_t offset,
+                   std::span<const std::byte> buf) {
   size_t done = 0;
   while (done < buf.size()) {
-    ssize_t n = ::pwrite(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pwrite(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::from_errno(errno, "write " + at(path, offset + done));
@@ -64,11 +68,13 @@ class PosixSource final : public SourceDevice {
     off_t data = ::lseek(fd_.get(), static_cast<off_t>(offset), SEEK_DATA);
     if (data < 0) {
       if (errno == ENXIO) return std::optional<Extent>();  // only a hole remains
-      if (errno == EINVAL || errno == EOPNOTSUPP) return std::optional<Extent>(Extent{offset, size_});
+      if (errno == EINVAL || errno == EOPNOTSUPP)
+        return std::optional<Extent>(Extent{offset, size_});
       return Status::from_errno(errno, "SEEK_DATA on " + at(path_, offset));
     }
     off_t hole = ::lseek(fd_.get(), data, SEEK_HOLE);
-    if (hole < 0) return Status::from_errno(errno, "SEEK_HOLE on " + at(path_, static_cast<uint64_t>(data)));
+    if (hole < 0)
+      return Status::from_errno(errno, "SEEK_HOLE on " + at(path_, static_cast<uint64_t>(data)));
     uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size_);
     return std::optional<Extent>(Extent{static_cast<uint64_t>(data), end});
   }
@@ -129,8 +135,8 @@ class PosixDestination final : public DestinationDevice {
   }
 
   Status punch_file(uint64_t offset, uint64_t length) {
-    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-                    static_cast<off_t>(length)) == 0)
+    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(offset), static_cast<off_t>(length)) == 0)
       return Status::ok();
     // A filesystem without hole punching (or refusing this range) still has to read zeros.
     if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL) {
@@ -143,8 +149,8 @@ class PosixDestination final : public DestinationDevice {
   // unmapping where it can (PUNCH_HOLE only succeeds if the zeroing is offloaded), else
   // BLKZEROOUT, which writes zero pages itself when the device has no offload.
   Status zero_blocks(uint64_t offset, uint64_t length) {
-    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-                    static_cast<off_t>(length)) == 0)
+    if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(offset), static_cast<off_t>(length)) == 0)
       return Status::ok();
     if (errno != EOPNOTSUPP && errno != ENOTTY) {
       return Status::from_errno(errno, "punch hole in block device " + range(offset, length));
@@ -181,10 +187,12 @@ Result<uint64_t> descriptor_size(int fd, const std::string& path) {
   if (S_ISREG(st.st_mode)) return static_cast<uint64_t>(st.st_size);
   if (S_ISBLK(st.st_mode)) {
     uint64_t bytes = 0;
-    if (::ioctl(fd, BLKGETSIZE64, &bytes) != 0) return Status::from_errno(errno, "BLKGETSIZE64 on " + path);
+    if (::ioctl(fd, BLKGETSIZE64, &bytes) != 0)
+      return Status::from_errno(errno, "BLKGETSIZE64 on " + path);
     return bytes;
   }
-  if (S_ISDIR(st.st_mode)) return Status::error(EISDIR, path + " is a directory, not an image file or block device");
+  if (S_ISDIR(st.st_mode))
+    return Status::error(EISDIR, path + " is a directory, not an image file or block device");
   return Status::error(EINVAL, path + " is neither a regular file nor a block device");
 }
 
@@ -206,7 +214,8 @@ Result<std::unique_ptr<SourceDevice>> open_source(const std::string& path) {
   if (*size == 0) return Status::error(EINVAL, "source " + path + " is empty (size 0)");
   struct stat st {};
   ::fstat(fd, &st);
-  return std::unique_ptr<SourceDevice>(new PosixSource(guard.release(), path, *size, S_ISREG(st.st_mode)));
+  return std::unique_ptr<SourceDevice>(
+      new PosixSource(guard.release(), path, *size, S_ISREG(st.st_mode)));
 }
 
 Result<std::unique_ptr<DestinationDevice>> open_destination(const std::string& path,
@@ -218,7 +227,8 @@ Result<std::unique_ptr<DestinationDevice>> open_destination(const std::string& p
     if (fd < 0) return Status::from_errno(errno, "create destination " + path);
     created = true;
     if (::ftruncate(fd, static_cast<off_t>(*create_size)) != 0) {
-      Status st = Status::from_errno(errno, "size destination " + path + " to " + std::to_string(*create_size) + " bytes");
+      Status st = Status::from_errno(
+          errno, "size destination " + path + " to " + std::to_string(*create_size) + " bytes");
       ::close(fd);
       ::unlink(path.c_str());
       return st;

@@ -7,8 +7,7 @@
 namespace clonefs {
 namespace {
 
-Status remove_with_suffixes(const std::string& path,
-                            std::initializer_list<const char*> suffixes) {
+Status remove_with_suffixes(const std::string& path, std::initializer_list<const char*> suffixes) {
   for (const char* suffix : suffixes) {
     std::string file = path + suffix;
     if (::unlink(file.c_str()) != 0 && errno != ENOENT) {

@@ -8,12 +8,13 @@ namespace clonefs {
 Result<Geometry> Geometry::make(uint64_t image_size, uint64_t region_size) {
   if (image_size == 0) return Status::error(EINVAL, "image size is 0");
   if (!std::has_single_bit(region_size)) {
-    return Status::error(EINVAL, "region size " + std::to_string(region_size) + " is not a power of two");
+    return Status::error(EINVAL,
+                         "region size " + std::to_string(region_size) + " is not a power of two");
   }
   unsigned shift = static_cast<unsigned>(std::countr_zero(region_size));
   if (shift < kMinRegionShift || shift > kMaxRegionShift) {
-    return Status::error(EINVAL, "region size " + std::to_string(region_size) +
-                                     " is out of range (4 KiB to 1 GiB)");
+    return Status::error(
+        EINVAL, "region size " + std::to_string(region_size) + " is out of range (4 KiB to 1 GiB)");
   }
   return Geometry(image_size, shift);
 }

@@ -27,8 +27,9 @@ Result<MetadataLock> MetadataLock::acquire(const std::string& path) {
     std::getline(comm, command, '\0');
   }
   if (!command.empty()) holder += " (" + command + ")";
-  return Status::error(EBUSY, "metadata " + path + " is in use by " + holder +
-                                  ": a clone is held by one clonefs process at a time (unmount it first)");
+  return Status::error(EBUSY,
+                       "metadata " + path + " is in use by " + holder +
+                           ": a clone is held by one clonefs process at a time (unmount it first)");
 }
 
 int metadata_holder_pid(const std::string& path) {

@@ -33,7 +33,9 @@ CREATE TABLE region_chunk (
 
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
   ~Statement() { sqlite3_finalize(stmt_); }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -54,14 +56,20 @@ std::string utc_now() {
 
 int errno_for(int sqlite_code) {
   switch (sqlite_code & 0xff) {
-    case SQLITE_FULL: return ENOSPC;
-    case SQLITE_READONLY: return EROFS;
+    case SQLITE_FULL:
+      return ENOSPC;
+    case SQLITE_READONLY:
+      return EROFS;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return EBUSY;
-    case SQLITE_CANTOPEN: return ENOENT;
+    case SQLITE_LOCKED:
+      return EBUSY;
+    case SQLITE_CANTOPEN:
+      return ENOENT;
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return EINVAL;
-    default: return EIO;
+    case SQLITE_NOTADB:
+      return EINVAL;
+    default:
+      return EIO;
   }
 }
 
@@ -73,7 +81,8 @@ MetadataStore::~MetadataStore() {
 
 Status MetadataStore::sqlite_error(const std::string& what) {
   int code = sqlite3_extended_errcode(db_);
-  return Status::error(errno_for(code), "metadata " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+  return Status::error(errno_for(code),
+                       "metadata " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
 }
 
 Status MetadataStore::exec(const char* sql) {
@@ -86,7 +95,9 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
   struct stat st {};
   std::optional<MetadataLock> replaced;  // held until the new file has taken its place
   if (::stat(path.c_str(), &st) == 0) {
-    if (!force) return Status::error(EEXIST, "metadata " + path + " already exists (pass --force to replace it)");
+    if (!force)
+      return Status::error(EEXIST,
+                           "metadata " + path + " already exists (pass --force to replace it)");
     auto lock = MetadataLock::acquire(path);
     if (!lock) return lock.status().with_context("cannot replace it");
     replaced.emplace(std::move(*lock));
@@ -95,7 +106,8 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
   static_cast<void>(remove_database_files(temp));  // a stale one: SQLite would open it
 
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(temp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.vfs);
+  int rc =
+      sqlite3_open_v2(temp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options.vfs);
   std::unique_ptr<MetadataStore> store(new MetadataStore(db, temp, std::nullopt));
   if (rc != SQLITE_OK) return store->sqlite_error("create");
   Status written = [&]() -> Status {
@@ -103,8 +115,7 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
     CLONEFS_RETURN_IF_ERROR(store->exec("PRAGMA synchronous=FULL"));
     CLONEFS_RETURN_IF_ERROR(store->exec("BEGIN"));
     CLONEFS_RETURN_IF_ERROR(store->exec(kSchema));
-    Statement insert(db,
-                     "INSERT INTO clone VALUES (1, ?, ?, ?, ?, ?, ?, ?)");
+    Statement insert(db, "INSERT INTO clone VALUES (1, ?, ?, ?, ?, ?, ?, ?)");
     if (!insert.prepared()) return store->sqlite_error("prepare clone record");
     sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(record.image_size));
     sqlite3_bind_int64(insert.get(), 2, static_cast<sqlite3_int64>(record.region_size));
@@ -115,8 +126,10 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
     std::string now = utc_now();
     sqlite3_bind_text(insert.get(), 7, now.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(insert.get()) != SQLITE_DONE) return store->sqlite_error("write clone record");
-    CLONEFS_RETURN_IF_ERROR(store->exec(("PRAGMA application_id=" + std::to_string(kMetadataApplicationId)).c_str()));
-    CLONEFS_RETURN_IF_ERROR(store->exec(("PRAGMA user_version=" + std::to_string(kMetadataFormatVersion)).c_str()));
+    CLONEFS_RETURN_IF_ERROR(
+        store->exec(("PRAGMA application_id=" + std::to_string(kMetadataApplicationId)).c_str()));
+    CLONEFS_RETURN_IF_ERROR(
+        store->exec(("PRAGMA user_version=" + std::to_string(kMetadataFormatVersion)).c_str()));
     return store->exec("COMMIT");
   }();
   store.reset();  // closing checkpoints the WAL into the file and removes it
@@ -137,8 +150,10 @@ Result<std::unique_ptr<MetadataStore>> MetadataStore::open(const std::string& pa
                                                            const MetadataOpenOptions& options) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::from_errno(errno, "metadata " + path);
-  if (!S_ISREG(st.st_mode)) return Status::error(EINVAL, "metadata " + path + " is not a regular file");
-  if (st.st_size == 0) return Status::error(EINVAL, "metadata " + path + " is empty, not clonefs metadata");
+  if (!S_ISREG(st.st_mode))
+    return Status::error(EINVAL, "metadata " + path + " is not a regular file");
+  if (st.st_size == 0)
+    return Status::error(EINVAL, "metadata " + path + " is empty, not clonefs metadata");
 
   // One writer per metadata file: a second daemon would commit a bitmap the first does not know.
   std::optional<MetadataLock> lock;
@@ -174,7 +189,9 @@ Status MetadataStore::check_identity() {
     if (!q.prepared() || sqlite3_step(q.get()) != SQLITE_ROW) {
       int code = sqlite3_extended_errcode(db_) & 0xff;
       if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
-        return Status::error(EINVAL, "metadata " + path_ + " is not a clonefs metadata file (not a SQLite database, or corrupt)");
+        return Status::error(
+            EINVAL, "metadata " + path_ +
+                        " is not a clonefs metadata file (not a SQLite database, or corrupt)");
       }
       return sqlite_error(sql);
     }
@@ -184,20 +201,25 @@ Status MetadataStore::check_identity() {
   int64_t app_id = 0, version = 0;
   CLONEFS_RETURN_IF_ERROR(pragma_int("PRAGMA application_id", app_id));
   if (app_id != kMetadataApplicationId) {
-    return Status::error(EINVAL, "metadata " + path_ + " is a SQLite database of another program (application_id " +
+    return Status::error(EINVAL, "metadata " + path_ +
+                                     " is a SQLite database of another program (application_id " +
                                      std::to_string(app_id) + "), not clonefs metadata");
   }
   CLONEFS_RETURN_IF_ERROR(pragma_int("PRAGMA user_version", version));
   if (version > kMetadataFormatVersion) {
-    return Status::error(EINVAL, "metadata " + path_ + " has format version " + std::to_string(version) +
-                                     "; this clonefs reads version " + std::to_string(kMetadataFormatVersion) +
-                                     " (upgrade clonefs)");
+    return Status::error(EINVAL, "metadata " + path_ + " has format version " +
+                                     std::to_string(version) + "; this clonefs reads version " +
+                                     std::to_string(kMetadataFormatVersion) + " (upgrade clonefs)");
   }
-  if (version < 1) return Status::error(EINVAL, "metadata " + path_ + " has no format version: not clonefs metadata");
+  if (version < 1)
+    return Status::error(EINVAL,
+                         "metadata " + path_ + " has no format version: not clonefs metadata");
   Statement check(db_, "PRAGMA quick_check");
-  if (!check.prepared() || sqlite3_step(check.get()) != SQLITE_ROW) return sqlite_error("quick_check");
+  if (!check.prepared() || sqlite3_step(check.get()) != SQLITE_ROW)
+    return sqlite_error("quick_check");
   std::string verdict = reinterpret_cast<const char*>(sqlite3_column_text(check.get(), 0));
-  if (verdict != "ok") return Status::error(EINVAL, "metadata " + path_ + " is corrupt: " + verdict);
+  if (verdict != "ok")
+    return Status::error(EINVAL, "metadata " + path_ + " is corrupt: " + verdict);
   return Status::ok();
 }
 
@@ -205,9 +227,13 @@ Status MetadataStore::read_record() {
   Statement q(db_,
               "SELECT image_size, region_size, source_path, source_size, source_fingerprint, "
               "destination_path FROM clone WHERE id = 1");
-  if (!q.prepared()) return Status::error(EINVAL, "metadata " + path_ + " is corrupt: no clone table");
-  if (sqlite3_step(q.get()) != SQLITE_ROW) return Status::error(EINVAL, "metadata " + path_ + " is corrupt: no clone record");
-  auto text = [&](int col) { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(q.get(), col))); };
+  if (!q.prepared())
+    return Status::error(EINVAL, "metadata " + path_ + " is corrupt: no clone table");
+  if (sqlite3_step(q.get()) != SQLITE_ROW)
+    return Status::error(EINVAL, "metadata " + path_ + " is corrupt: no clone record");
+  auto text = [&](int col) {
+    return std::string(reinterpret_cast<const char*>(sqlite3_column_text(q.get(), col)));
+  };
   record_.image_size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));
   record_.region_size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 1));
   record_.source_path = text(2);
@@ -230,7 +256,8 @@ Status MetadataStore::load(RegionBitmap& into) {
     auto chunk = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));
     auto* data = static_cast<const std::byte*>(sqlite3_column_blob(q.get(), 1));
     auto size = static_cast<size_t>(sqlite3_column_bytes(q.get(), 1));
-    CLONEFS_RETURN_IF_ERROR(into.load_chunk(chunk, std::span(data, size)).with_context("metadata " + path_ + " is corrupt"));
+    CLONEFS_RETURN_IF_ERROR(into.load_chunk(chunk, std::span(data, size))
+                                .with_context("metadata " + path_ + " is corrupt"));
   }
   if (rc != SQLITE_DONE) return sqlite_error("read region bitmap");
   return Status::ok();
@@ -245,7 +272,8 @@ Status MetadataStore::commit(std::span<const ChunkImage> chunks) {
     if (!upsert.prepared()) return sqlite_error("prepare bitmap write");
     for (const ChunkImage& chunk : chunks) {
       sqlite3_bind_int64(upsert.get(), 1, static_cast<sqlite3_int64>(chunk.index));
-      sqlite3_bind_blob(upsert.get(), 2, chunk.bytes.data(), static_cast<int>(chunk.bytes.size()), SQLITE_STATIC);
+      sqlite3_bind_blob(upsert.get(), 2, chunk.bytes.data(), static_cast<int>(chunk.bytes.size()),
+                        SQLITE_STATIC);
       if (sqlite3_step(upsert.get()) != SQLITE_DONE) return sqlite_error("write region bitmap");
       sqlite3_reset(upsert.get());
     }
@@ -272,7 +300,8 @@ Result<std::vector<std::byte>> MetadataStore::load_chunk(uint64_t chunk) {
 // and opens as it always did (the defaults apply), and needs no format version bump.
 Result<std::optional<HydrationSettings>> MetadataStore::load_hydration_settings() {
   std::lock_guard lock(mu_);
-  Statement exists(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hydration_settings'");
+  Statement exists(
+      db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hydration_settings'");
   if (!exists.prepared()) return sqlite_error("read hydration controls");
   int rc = sqlite3_step(exists.get());
   if (rc == SQLITE_DONE) return std::optional<HydrationSettings>();
@@ -294,10 +323,11 @@ Status MetadataStore::save_hydration_settings(const HydrationSettings& settings)
   std::lock_guard lock(mu_);
   CLONEFS_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
   Status written = [&]() -> Status {
-    CLONEFS_RETURN_IF_ERROR(exec(
-        "CREATE TABLE IF NOT EXISTS hydration_settings ("
-        "id INTEGER PRIMARY KEY CHECK (id = 1), paused INTEGER NOT NULL, threshold INTEGER NOT NULL, "
-        "batch INTEGER NOT NULL, rate INTEGER NOT NULL, saved_at TEXT NOT NULL)"));
+    CLONEFS_RETURN_IF_ERROR(
+        exec("CREATE TABLE IF NOT EXISTS hydration_settings ("
+             "id INTEGER PRIMARY KEY CHECK (id = 1), paused INTEGER NOT NULL, threshold INTEGER "
+             "NOT NULL, "
+             "batch INTEGER NOT NULL, rate INTEGER NOT NULL, saved_at TEXT NOT NULL)"));
     Statement upsert(db_, "INSERT OR REPLACE INTO hydration_settings VALUES (1, ?, ?, ?, ?, ?)");
     if (!upsert.prepared()) return sqlite_error("prepare hydration controls write");
     sqlite3_bind_int64(upsert.get(), 1, settings.paused ? 1 : 0);

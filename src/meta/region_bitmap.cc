@@ -48,7 +48,8 @@ uint64_t RegionBitmap::count_valid(uint64_t first, uint64_t count) const {
   const uint64_t end = first + count;
   uint64_t valid = 0;
   for (uint64_t w = first / 64; w <= (end - 1) / 64; ++w) {
-    valid += static_cast<uint64_t>(std::popcount(words_[w].load(std::memory_order_acquire) & word_mask(w, first, end)));
+    valid += static_cast<uint64_t>(
+        std::popcount(words_[w].load(std::memory_order_acquire) & word_mask(w, first, end)));
   }
   return valid;
 }
@@ -94,7 +95,8 @@ void RegionBitmap::assign_from(const RegionBitmap& other) {
 
 Status RegionBitmap::assign_chunk(uint64_t chunk, std::span<const std::byte> bytes) {
   if (chunk >= chunk_count()) {
-    return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " is past the last region");
+    return Status::error(EINVAL,
+                         "region chunk " + std::to_string(chunk) + " is past the last region");
   }
   std::vector<std::byte> image(chunk_bytes(chunk));
   if (!bytes.empty()) {
@@ -112,21 +114,25 @@ Status RegionBitmap::assign_chunk(uint64_t chunk, std::span<const std::byte> byt
     words[i / 8] |= uint64_t{std::to_integer<uint8_t>(image[i])} << ((i % 8) * 8);
   }
   if (regions % 64 != 0 && (words.back() >> (regions % 64)) != 0) {
-    return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " marks regions past the last region");
+    return Status::error(
+        EINVAL, "region chunk " + std::to_string(chunk) + " marks regions past the last region");
   }
   const uint64_t first_word = first_region / 64;
   for (size_t i = 0; i < words.size(); ++i) {
     uint64_t old = words_[first_word + i].exchange(words[i], std::memory_order_acq_rel);
     int delta = std::popcount(words[i]) - std::popcount(old);
-    if (delta >= 0) valid_.fetch_add(static_cast<uint64_t>(delta), std::memory_order_acq_rel);
-    else valid_.fetch_sub(static_cast<uint64_t>(-delta), std::memory_order_acq_rel);
+    if (delta >= 0)
+      valid_.fetch_add(static_cast<uint64_t>(delta), std::memory_order_acq_rel);
+    else
+      valid_.fetch_sub(static_cast<uint64_t>(-delta), std::memory_order_acq_rel);
   }
   return Status::ok();
 }
 
 Status RegionBitmap::load_chunk(uint64_t chunk, std::span<const std::byte> bytes) {
   if (chunk >= chunk_count()) {
-    return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " is past the last region");
+    return Status::error(EINVAL,
+                         "region chunk " + std::to_string(chunk) + " is past the last region");
   }
   if (bytes.size() != chunk_bytes(chunk)) {
     return Status::error(EINVAL, "region chunk " + std::to_string(chunk) + " has " +

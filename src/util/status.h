@@ -14,7 +14,9 @@ class [[nodiscard]] Status {
   Status() = default;  // OK
   static Status ok() { return Status(); }
   // `code` is an errno value (never 0); `message` names what failed and where.
-  static Status error(int code, std::string message) { return Status(code == 0 ? EIO : code, std::move(message)); }
+  static Status error(int code, std::string message) {
+    return Status(code == 0 ? EIO : code, std::move(message));
+  }
   // The one place a failed syscall becomes a Status: "<context>: <strerror(err)>".
   static Status from_errno(int err, const std::string& context);
 
@@ -34,8 +36,8 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}                      // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {}              // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) {}  // NOLINT: implicit by design
   bool is_ok() const { return value_.has_value(); }
   explicit operator bool() const { return is_ok(); }
   const Status& status() const { return status_; }
@@ -53,8 +55,8 @@ class [[nodiscard]] Result {
 
 }  // namespace clonefs
 
-#define CLONEFS_RETURN_IF_ERROR(expr)             \
-  do {                                            \
-    ::clonefs::Status clonefs_status_ = (expr);   \
+#define CLONEFS_RETURN_IF_ERROR(expr)                     \
+  do {                                                    \
+    ::clonefs::Status clonefs_status_ = (expr);           \
     if (!clonefs_status_.is_ok()) return clonefs_status_; \
   } while (0)

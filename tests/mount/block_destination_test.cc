@@ -2,9 +2,8 @@
 // ranges that are not aligned to the logical block size — a partial discard, and the last region
 // of a source whose size is not a multiple of 512 — and still read zeros there afterwards.
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "engine/clone.h"
 #include "io/posix_devices.h"
@@ -18,7 +17,8 @@ constexpr uint64_t kKiB = 1024, kMiB = 1024 * kKiB;
 
 std::string loop_environment_problem() {
   if (::geteuid() != 0) return "not running as root (loop devices need it)";
-  if (run("command -v losetup && losetup -f").exit_code != 0) return "no free loop device (losetup -f failed)";
+  if (run("command -v losetup && losetup -f").exit_code != 0)
+    return "no free loop device (losetup -f failed)";
   return "";
 }
 
@@ -42,7 +42,8 @@ class BlockDestination : public ::testing::Test {
     std::vector<std::byte> out(length);
     int fd = ::open(loop_->device().c_str(), O_RDONLY | O_CLOEXEC);
     EXPECT_GE(fd, 0) << loop_->device();
-    EXPECT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)), static_cast<ssize_t>(length));
+    EXPECT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)),
+              static_cast<ssize_t>(length));
     ::close(fd);
     return out;
   }
@@ -58,7 +59,8 @@ TEST_F(BlockDestination, UnalignedPunchesReadZerosAndKeepTheirNeighbours) {
   ASSERT_TRUE((*dest)->write_at(0, model).is_ok());
   ASSERT_TRUE((*dest)->sync().is_ok());
   // Inside one 512-byte block; across blocks with unaligned ends; aligned; one byte at the end.
-  const std::pair<uint64_t, uint64_t> punches[] = {{100, 200}, {1000, 3000}, {5000, 20000}, {32768, 8192}, {64 * kKiB - 1, 1}};
+  const std::pair<uint64_t, uint64_t> punches[] = {
+      {100, 200}, {1000, 3000}, {5000, 20000}, {32768, 8192}, {64 * kKiB - 1, 1}};
   for (auto [offset, length] : punches) {
     Status st = (*dest)->punch(offset, length);
     ASSERT_TRUE(st.is_ok()) << "punch " << offset << "+" << length << ": " << st.message();
@@ -69,7 +71,8 @@ TEST_F(BlockDestination, UnalignedPunchesReadZerosAndKeepTheirNeighbours) {
   ASSERT_TRUE((*dest)->read_at(0, through_engine_view).is_ok());
   EXPECT_TRUE(through_engine_view == model) << "the destination's own reads differ";
   dest->reset();
-  EXPECT_TRUE(read_device(0, model.size()) == model) << "a fresh open of the device reads other bytes";
+  EXPECT_TRUE(read_device(0, model.size()) == model)
+      << "a fresh open of the device reads other bytes";
 }
 
 // 1 MiB + 777 bytes: the last region is 777 bytes, its punch or copy ends mid-block.
@@ -82,7 +85,8 @@ TEST_P(OddSizedSource, HydratesCompletelyAndMatchesTheSourceByteForByte) {
   if (!last_region_has_data) std::fill(source.begin() + kMiB, source.end(), std::byte{0});
   std::fill_n(source.begin() + 40 * kRegion, 3 * kRegion, std::byte{0});  // zero regions mid-image
   write_file(dir_.file("source.img"), source);
-  Status created = create_clone({dir_.file("source.img"), loop_->device(), dir_.file("meta.db"), kRegion, false});
+  Status created = create_clone(
+      {dir_.file("source.img"), loop_->device(), dir_.file("meta.db"), kRegion, false});
   ASSERT_TRUE(created.is_ok()) << created.message();
   auto clone = Clone::open(dir_.file("meta.db"), {});
   ASSERT_TRUE(clone.is_ok()) << clone.status().message();
@@ -98,7 +102,8 @@ TEST_P(OddSizedSource, HydratesCompletelyAndMatchesTheSourceByteForByte) {
   std::fill_n(source.begin() + 5000, 100, std::byte{0});
   ASSERT_TRUE(engine.close().is_ok());
   clone->reset();
-  EXPECT_TRUE(read_device(0, kSize) == source) << "the destination is not the source over the image size";
+  EXPECT_TRUE(read_device(0, kSize) == source)
+      << "the destination is not the source over the image size";
 }
 
 INSTANTIATE_TEST_SUITE_P(LastRegion, OddSizedSource, ::testing::Values(false, true),

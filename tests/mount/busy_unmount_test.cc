@@ -22,9 +22,11 @@ TEST_F(BusyUnmount, NamesTheProcessHoldingTheImageOpen) {
   ASSERT_TRUE(sleeper.holding(image()));
   CommandResult busy = run(clonefs("unmount " + shell_quote(image())));
   EXPECT_NE(busy.exit_code, 0) << busy.output;
-  EXPECT_NE(busy.output.find("pid " + std::to_string(sleeper.pid()) + " (sleep)"), std::string::npos)
+  EXPECT_NE(busy.output.find("pid " + std::to_string(sleeper.pid()) + " (sleep)"),
+            std::string::npos)
       << busy.output;
-  EXPECT_EQ(busy.output.find("losetup"), std::string::npos) << "blames a loop device:\n" << busy.output;
+  EXPECT_EQ(busy.output.find("losetup"), std::string::npos) << "blames a loop device:\n"
+                                                            << busy.output;
   sleeper.stop();
   unmount();
 }

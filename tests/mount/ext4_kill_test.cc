@@ -23,7 +23,8 @@ int ext4_kill_rounds() {
 bool write_and_fsync(const std::string& path, const std::vector<std::byte>& bytes) {
   int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
   if (fd < 0) return false;
-  bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) && ::fsync(fd) == 0;
+  bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) &&
+            ::fsync(fd) == 0;
   ::close(fd);
   return ok;
 }
@@ -44,7 +45,8 @@ TEST_F(MountTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
     auto fs = std::make_unique<FilesystemMount>(loop->device(), mnt);
     ASSERT_TRUE(fs->ok()) << "round " << round << ": ext4 does not mount after the kill";
     for (const auto& [name, bytes] : acknowledged) {
-      ASSERT_TRUE(read_file(mnt + "/" + name) == bytes) << "round " << round << ": fsynced " << name << " lost";
+      ASSERT_TRUE(read_file(mnt + "/" + name) == bytes)
+          << "round " << round << ": fsynced " << name << " lost";
     }
     if (round == ext4_kill_rounds()) {
       fs->unmount();
@@ -70,7 +72,8 @@ TEST_F(MountTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
     mounted_->kill_daemon();
     mounted_.reset();
   }
-  std::printf("ext4 SIGKILLs survived: %d, fsynced files checked: %zu\n", ext4_kill_rounds(), acknowledged.size());
+  std::printf("ext4 SIGKILLs survived: %d, fsynced files checked: %zu\n", ext4_kill_rounds(),
+              acknowledged.size());
 }
 
 }  // namespace

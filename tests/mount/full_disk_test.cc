@@ -1,6 +1,6 @@
 // Real full disks (small tmpfs mounts) under the destination and under the metadata: the error
-// reaches the caller, the clone ends in the mode docs/SEMANTICS.md names, nothing acknowledged is lost
-// and the metadata never claims a region that is not durable.
+// reaches the caller, the clone ends in the mode docs/SEMANTICS.md names, nothing acknowledged is
+// lost and the metadata never claims a region that is not durable.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -27,10 +27,13 @@ TEST_F(FullDisk, DestinationRunsOutOfSpace) {
   SmallDisk disk(dir_.file("small"), "4m");
   ASSERT_TRUE(disk.ok());
   write_file(dir_.file("source.img"), random_bytes(16 * kMiB, 1));
-  ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("small/dest.img"), dir_.file("meta.db"), kRegion, false}).is_ok());
+  ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("small/dest.img"),
+                            dir_.file("meta.db"), kRegion, false})
+                  .is_ok());
   std::vector<std::vector<std::byte>> written;
   {
-    auto clone = Clone::open(dir_.file("meta.db"), {.engine = {.commit_period = std::chrono::milliseconds(0)}});
+    auto clone = Clone::open(dir_.file("meta.db"),
+                             {.engine = {.commit_period = std::chrono::milliseconds(0)}});
     ASSERT_TRUE(clone.is_ok()) << clone.status().message();
     CloneEngine& engine = (*clone)->engine();
     Status st;
@@ -57,7 +60,8 @@ TEST_F(FullDisk, DestinationRunsOutOfSpace) {
     if (r < written.size()) {
       EXPECT_TRUE(got == written[r]) << "acknowledged region " << r << " lost";
     } else {
-      EXPECT_TRUE(std::equal(got.begin(), got.end(), source.begin() + static_cast<long>(r * kRegion)))
+      EXPECT_TRUE(
+          std::equal(got.begin(), got.end(), source.begin() + static_cast<long>(r * kRegion)))
           << "the region whose write failed must read the source";
     }
   }
@@ -68,8 +72,11 @@ TEST_F(FullDisk, MetadataCannotCommit) {
   ASSERT_TRUE(disk.ok());
   write_file(dir_.file("source.img"), random_bytes(64 * kMiB, 2));
   // 4 KiB regions: 16,384 regions, so a commit of many scattered ones needs many WAL pages.
-  ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("small/meta.db"), 4096, false}).is_ok());
-  auto clone = Clone::open(dir_.file("small/meta.db"), {.engine = {.commit_period = std::chrono::milliseconds(0)}});
+  ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"),
+                            dir_.file("small/meta.db"), 4096, false})
+                  .is_ok());
+  auto clone = Clone::open(dir_.file("small/meta.db"),
+                           {.engine = {.commit_period = std::chrono::milliseconds(0)}});
   ASSERT_TRUE(clone.is_ok()) << clone.status().message();
   // Then leave no room next to the metadata (opened first: the -shm needs its space).
   run("head -c 10M /dev/zero > " + shell_quote(dir_.file("small/filler")));
@@ -99,8 +106,8 @@ TEST_F(FullDisk, AFailedPeriodicCommitFailsTheNextFsyncAndTheUnmount) {
   ASSERT_TRUE(disk.ok());
   write_file(dir_.file("source.img"), random_bytes(4 * kMiB, 4));
   std::string clonefs = shell_quote(clonefs_binary());
-  CommandResult created = run(clonefs + " create --source " + shell_quote(dir_.file("source.img")) + " --dest " +
-                              shell_quote(dir_.file("dest.img")) + " --metadata " +
+  CommandResult created = run(clonefs + " create --source " + shell_quote(dir_.file("source.img")) +
+                              " --dest " + shell_quote(dir_.file("dest.img")) + " --metadata " +
                               shell_quote(dir_.file("small/meta.db")) + " --region-size 4K");
   ASSERT_EQ(created.exit_code, 0) << created.output;
   MountedImage mounted(dir_.file("small/meta.db"), dir_.file("image"), "--no-hydration");

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
@@ -17,14 +16,8 @@ constexpr uint64_t kMiB = 1 << 20;
 
 class HydrationMount : public MountTest {
  protected:
-  nlohmann::json status(const std::string& target) {
-    CommandResult r = run(clonefs("status --json " + shell_quote(target)));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    auto parsed = nlohmann::json::parse(r.output, nullptr, false);
-    EXPECT_FALSE(parsed.is_discarded()) << r.output;
-    return parsed;
-  }
-  uint64_t valid(const std::string& target) { return status(target).value("regions_valid", uint64_t{0}); }
+  CloneStatus status(const std::string& target) { return status_json(target); }
+  uint64_t valid(const std::string& target) { return status(target).regions_valid; }
   void hydrate(const std::string& flags) {
     CommandResult r = run(clonefs("hydrate " + shell_quote(image()) + " " + flags));
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -54,16 +47,17 @@ TEST_F(HydrationMount, HydratesFullyWhileAWriterChangesRegions) {
   writer.join();
   CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   ASSERT_EQ(wait.exit_code, 0) << wait.output;
-  EXPECT_TRUE(status(image()).value("complete", false));
+  EXPECT_TRUE(status(image()).complete);
   // META of a running mount: the committed state, in use by the daemon...
-  auto offline = status(meta());
-  EXPECT_EQ(offline.value("metadata_mode", ""), "in-use") << offline.dump();
-  EXPECT_EQ(offline.value("pid", 0), status(image()).value("pid", -1)) << offline.dump();
+  CloneStatus offline = status(meta());
+  EXPECT_EQ(offline.metadata_mode, "in-use") << offline.metadata_mode_reason;
+  EXPECT_TRUE(offline.pid.has_value());
+  EXPECT_EQ(offline.pid, status(image()).pid);
   unmount();
   // ...and once unmounted, not in use (status's own shared lock is not a mount).
   offline = status(meta());
-  EXPECT_EQ(offline.value("metadata_mode", ""), "unmounted") << offline.dump();
-  EXPECT_FALSE(offline.value("mounted", true)) << offline.dump();
+  EXPECT_EQ(offline.metadata_mode, "unmounted") << offline.metadata_mode_reason;
+  EXPECT_FALSE(offline.mounted);
   // The destination alone is now the image; the source never changed.
   CommandResult finalize = run(clonefs("finalize --metadata " + shell_quote(meta())));
   EXPECT_EQ(finalize.exit_code, 0) << finalize.output;
@@ -79,10 +73,12 @@ TEST_F(HydrationMount, SparseSourceStaysSparseInTheDestination) {
   ASSERT_EQ(::ftruncate(fd, 1024 * kMiB), 0);
   for (int i = 0; i < 8; ++i) {
     auto data = random_bytes(kMiB, static_cast<uint64_t>(i));
-    ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(i * 100 * kMiB)), static_cast<ssize_t>(kMiB));
-    std::vector<std::byte> zeros(kMiB);
-    ASSERT_EQ(::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(i * 100 * kMiB + 50 * kMiB)),
+    ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(i * 100 * kMiB)),
               static_cast<ssize_t>(kMiB));
+    std::vector<std::byte> zeros(kMiB);
+    ASSERT_EQ(
+        ::pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(i * 100 * kMiB + 50 * kMiB)),
+        static_cast<ssize_t>(kMiB));
   }
   ::fsync(fd);
   ::close(fd);
@@ -119,12 +115,14 @@ TEST_F(HydrationMount, PauseResumeAndRateLimitChangeWhatHappens) {
   uint64_t v2 = valid(image());
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   EXPECT_EQ(valid(image()), v2) << "progress while paused";
-  auto s = status(image());
-  EXPECT_TRUE(s["hydration"].value("paused", false));
+  CloneStatus s = status(image());
+  ASSERT_TRUE(s.hydration);
+  EXPECT_TRUE(s.hydration->controls.paused);
   hydrate("--threshold 8 --batch 4 --rate 0 --resume");
   s = status(image());
-  EXPECT_EQ(s["hydration"].value("threshold", 0), 8);
-  EXPECT_EQ(s["hydration"].value("batch", 0), 4);
+  ASSERT_TRUE(s.hydration);
+  EXPECT_EQ(s.hydration->controls.threshold, 8u);
+  EXPECT_EQ(s.hydration->controls.batch, 4u);
   CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   EXPECT_EQ(wait.exit_code, 0) << wait.output;
 }
@@ -143,8 +141,9 @@ TEST_F(HydrationMount, KilledDaemonResumesWithoutRecopyingCommittedRegions) {
   mount();
   CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   ASSERT_EQ(wait.exit_code, 0) << wait.output;
-  auto counters = status(image())["counters"];
-  uint64_t done = counters.value("regions_copied", uint64_t{0}) + counters.value("regions_skipped", uint64_t{0});
+  auto counters = status(image()).counters;
+  ASSERT_TRUE(counters) << "a live status without counters";
+  uint64_t done = counters->regions_copied + counters->regions_skipped;
   EXPECT_EQ(done, 1024u - committed) << "committed regions were copied again";
   EXPECT_EQ(run("cmp " + shell_quote(image()) + " " + shell_quote(source())).exit_code, 0);
 }

@@ -1,6 +1,5 @@
 // Issue #18: a clone whose copy has ended must not report a copy going on. Minutes after
 // hydration completed, status said "hydration running" at the last rate it had measured.
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "mount/mount_fixture.h"
@@ -19,12 +18,10 @@ TEST_F(IdleStatus, ACompletedCloneLeftIdleReportsRateZeroAndComplete) {
   CommandResult wait = run(clonefs("hydrate --wait " + shell_quote(image())));
   ASSERT_EQ(wait.exit_code, 0) << wait.output;
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  CommandResult json = run(clonefs("status --json " + shell_quote(image())));
-  ASSERT_EQ(json.exit_code, 0) << json.output;
-  auto status = nlohmann::json::parse(json.output, nullptr, false);
-  ASSERT_TRUE(status["hydration"].is_object()) << json.output;
-  EXPECT_EQ(status["hydration"].value("rate_bytes_per_s", -1.0), 0.0) << json.output;
-  EXPECT_EQ(status["hydration"].value("state", std::string()), "complete") << json.output;
+  CloneStatus status = status_json(image());
+  ASSERT_TRUE(status.hydration) << "a live status without hydration";
+  EXPECT_EQ(status.hydration->rate_bytes_per_s, 0.0);
+  EXPECT_EQ(status.hydration->state, "complete");
   CommandResult table = run(clonefs("status " + shell_quote(image())));
   ASSERT_EQ(table.exit_code, 0) << table.output;
   EXPECT_EQ(table.output.find("running"), std::string::npos) << table.output;

@@ -69,8 +69,10 @@ TEST_F(MountTest, SigkillUnderLoadLosesNoFsyncedWrite) {
     auto image_bytes = read_file(image());
     ASSERT_EQ(image_bytes.size(), kImageSize);
     for (uint64_t b = 0; b < kImageSize / kBlock; ++b) {
-      Block got(image_bytes.begin() + static_cast<long>(b * kBlock), image_bytes.begin() + static_cast<long>((b + 1) * kBlock));
-      ASSERT_TRUE(model.settle(b, got)) << "round " << round << ": block " << b << " reads data nobody wrote or lost an fsynced write";
+      Block got(image_bytes.begin() + static_cast<long>(b * kBlock),
+                image_bytes.begin() + static_cast<long>((b + 1) * kBlock));
+      ASSERT_TRUE(model.settle(b, got)) << "round " << round << ": block " << b
+                                        << " reads data nobody wrote or lost an fsynced write";
     }
     model.pending.clear();
     if (round == kill_rounds()) break;
@@ -88,7 +90,9 @@ TEST_F(MountTest, SigkillUnderLoadLosesNoFsyncedWrite) {
       uint64_t block = rng() % (kImageSize / kBlock);
       Block bytes = random_bytes(kBlock, rng());
       model.written(block, bytes);  // before the write: it may land even if the call fails
-      if (::pwrite(fd, bytes.data(), kBlock, static_cast<off_t>(block * kBlock)) != static_cast<ssize_t>(kBlock)) break;
+      if (::pwrite(fd, bytes.data(), kBlock, static_cast<off_t>(block * kBlock)) !=
+          static_cast<ssize_t>(kBlock))
+        break;
       if (i % 8 == 7) {
         if (::fsync(fd) != 0) break;
         model.flushed();

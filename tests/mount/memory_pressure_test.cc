@@ -82,7 +82,8 @@ TEST_F(MountTest, Ext4OnTheImageFinishesUnderMemoryPressure) {
   mounted_ = std::make_unique<MountedImage>(meta(), image(), "", daemon_group.join());
   ASSERT_TRUE(mounted_->ok()) << mounted_->result().output;
   const int daemon = mounted_->daemon_pid();
-  ASSERT_TRUE(daemon_group.holds(daemon)) << "the daemon (pid " << daemon << ") is not in its memory cgroup";
+  ASSERT_TRUE(daemon_group.holds(daemon))
+      << "the daemon (pid " << daemon << ") is not in its memory cgroup";
   LoopDevice loop(image());
   ASSERT_TRUE(loop.ok());
   const std::string mnt = dir_.file("mnt");
@@ -91,16 +92,22 @@ TEST_F(MountTest, Ext4OnTheImageFinishesUnderMemoryPressure) {
 
   // 4 writers x 512 MiB, an fsync every 32 MiB, then every byte read back and checked.
   auto started = std::chrono::steady_clock::now();
-  CommandResult fio = run("timeout 900 sh -c " +
-                          shell_quote(writer_group.join() + "exec fio --name=pressure --directory=" + shell_quote(mnt) +
-                                      " --rw=write --bs=1M --size=512M --numjobs=4 --fsync=32 --end_fsync=1"
-                                      " --verify=crc32c --do_verify=1 --verify_state_save=0 --output-format=terse"));
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  EXPECT_EQ(fio.exit_code, 0) << (fio.exit_code == 124 ? "hung: fio did not finish in 900 s\n" : "") << fio.output;
-  std::printf("memory pressure: 2 GiB written, fsynced and verified in %.1f s; daemon cgroup peak %s bytes "
-              "(limit hits %s), writer cgroup peak %s bytes (limit hits %s)\n",
-              seconds, daemon_group.read("memory.max_usage_in_bytes").c_str(), daemon_group.read("memory.failcnt").c_str(),
-              writer_group.read("memory.max_usage_in_bytes").c_str(), writer_group.read("memory.failcnt").c_str());
+  CommandResult fio = run(
+      "timeout 900 sh -c " +
+      shell_quote(writer_group.join() + "exec fio --name=pressure --directory=" + shell_quote(mnt) +
+                  " --rw=write --bs=1M --size=512M --numjobs=4 --fsync=32 --end_fsync=1"
+                  " --verify=crc32c --do_verify=1 --verify_state_save=0 --output-format=terse"));
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(fio.exit_code, 0) << (fio.exit_code == 124 ? "hung: fio did not finish in 900 s\n" : "")
+                              << fio.output;
+  std::printf(
+      "memory pressure: 2 GiB written, fsynced and verified in %.1f s; daemon cgroup peak %s bytes "
+      "(limit hits %s), writer cgroup peak %s bytes (limit hits %s)\n",
+      seconds, daemon_group.read("memory.max_usage_in_bytes").c_str(),
+      daemon_group.read("memory.failcnt").c_str(),
+      writer_group.read("memory.max_usage_in_bytes").c_str(),
+      writer_group.read("memory.failcnt").c_str());
   fs.unmount();
   CommandResult fsck = run("e2fsck -fn " + shell_quote(loop.device()));
   EXPECT_EQ(fsck.exit_code, 0) << fsck.output;

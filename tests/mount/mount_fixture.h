@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "control/status.h"
 #include "support/system.h"
 #include "support/temp_dir.h"
 
@@ -18,12 +19,15 @@ class MountTest : public ::testing::Test {
   std::string dest() const { return dir_.file("dest.img"); }
   std::string meta() const { return dir_.file("meta.db"); }
   std::string image() const { return dir_.file("image"); }
-  std::string clonefs(const std::string& args) const { return shell_quote(clonefs_binary()) + " " + args; }
+  std::string clonefs(const std::string& args) const {
+    return shell_quote(clonefs_binary()) + " " + args;
+  }
 
   // `clonefs create` over the current source.
   void create(const std::string& extra = "") {
-    CommandResult r = run(clonefs("create --source " + shell_quote(source()) + " --dest " + shell_quote(dest()) +
-                                  " --metadata " + shell_quote(meta()) + " " + extra));
+    CommandResult r =
+        run(clonefs("create --source " + shell_quote(source()) + " --dest " + shell_quote(dest()) +
+                    " --metadata " + shell_quote(meta()) + " " + extra));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   void mount(const std::string& flags = "") {
@@ -35,6 +39,15 @@ class MountTest : public ::testing::Test {
     CommandResult r = mounted_->unmount();
     ASSERT_EQ(r.exit_code, 0) << r.output;
     mounted_.reset();
+  }
+  // `clonefs status --json TARGET`, read by the CLI's own reader (control/status.h): a missing or
+  // mistyped field fails the test instead of reading as zero.
+  CloneStatus status_json(const std::string& target) {
+    CommandResult r = run(clonefs("status --json " + shell_quote(target)));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    auto parsed = parse_status(r.output, "clonefs status --json " + target);
+    EXPECT_TRUE(parsed.is_ok()) << parsed.status().message() << "\n" << r.output;
+    return parsed.is_ok() ? std::move(*parsed) : CloneStatus{};
   }
 
   TempDir dir_;

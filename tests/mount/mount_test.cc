@@ -16,7 +16,8 @@ std::vector<std::byte> pread_file(const std::string& path, uint64_t offset, size
   std::vector<std::byte> out(length);
   int fd = ::open(path.c_str(), O_RDONLY);
   EXPECT_GE(fd, 0) << path;
-  EXPECT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)), static_cast<ssize_t>(length));
+  EXPECT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)),
+            static_cast<ssize_t>(length));
   ::close(fd);
   return out;
 }
@@ -44,12 +45,14 @@ TEST_F(MountTest, ImageReadsAsTheSourceAndWritesNeverReachTheSource) {
   }
   ASSERT_EQ(::fsync(fd), 0);
   ::close(fd);
-  for (const auto& p : patterns) EXPECT_TRUE(pread_file(image(), p.offset, p.bytes.size()) == p.bytes);
+  for (const auto& p : patterns)
+    EXPECT_TRUE(pread_file(image(), p.offset, p.bytes.size()) == p.bytes);
   EXPECT_EQ(file_digest(source()), source_digest);
 
   unmount();
   mount("--no-hydration");
-  for (const auto& p : patterns) EXPECT_TRUE(pread_file(image(), p.offset, p.bytes.size()) == p.bytes) << p.offset;
+  for (const auto& p : patterns)
+    EXPECT_TRUE(pread_file(image(), p.offset, p.bytes.size()) == p.bytes) << p.offset;
   EXPECT_EQ(file_digest(source()), source_digest);
 }
 
@@ -58,8 +61,11 @@ TEST_F(MountTest, Ext4OnALoopDeviceSurvivesFstrimAndChecksClean) {
   run("mkdir -p " + shell_quote(dir_.file("tree/sub")));
   write_file(dir_.file("tree/a.bin"), random_bytes(3 * kMiB, 5));
   write_file(dir_.file("tree/sub/b.bin"), random_bytes(700000, 6));
-  ASSERT_EQ(run("cd " + shell_quote(dir_.file("tree")) + " && sha256sum a.bin sub/b.bin > ../sums").exit_code, 0);
-  CommandResult mkfs = run("mkfs.ext4 -q -F -d " + shell_quote(dir_.file("tree")) + " " + shell_quote(source()) + " 64M");
+  ASSERT_EQ(run("cd " + shell_quote(dir_.file("tree")) + " && sha256sum a.bin sub/b.bin > ../sums")
+                .exit_code,
+            0);
+  CommandResult mkfs = run("mkfs.ext4 -q -F -d " + shell_quote(dir_.file("tree")) + " " +
+                           shell_quote(source()) + " 64M");
   ASSERT_EQ(mkfs.exit_code, 0) << mkfs.output;
   const std::string source_digest = file_digest(source());
   create();
@@ -69,7 +75,8 @@ TEST_F(MountTest, Ext4OnALoopDeviceSurvivesFstrimAndChecksClean) {
     ASSERT_TRUE(loop.ok());
     FilesystemMount fs(loop.device(), dir_.file("mnt"));
     ASSERT_TRUE(fs.ok());
-    const std::string check = "cd " + shell_quote(dir_.file("mnt")) + " && sha256sum -c --quiet ../sums";
+    const std::string check =
+        "cd " + shell_quote(dir_.file("mnt")) + " && sha256sum -c --quiet ../sums";
     EXPECT_EQ(run(check).exit_code, 0);
     CommandResult trim = run("fstrim -v " + shell_quote(dir_.file("mnt")));
     EXPECT_EQ(trim.exit_code, 0) << trim.output;
@@ -96,14 +103,17 @@ TEST_P(FioThroughLoop, VerifiedRandomWritesOfMixedSizes) {
   mount();
   LoopDevice loop(image(), GetParam() ? "--direct-io=on" : "");
   ASSERT_TRUE(loop.ok());
-  CommandResult fio = run("fio --name=verify --filename=" + loop.device() +
-                          " --rw=randwrite --bsrange=512-256k --size=48M --io_size=32M --ioengine=psync" +
-                          " --direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 --randseed=7 --output-format=terse");
+  CommandResult fio =
+      run("fio --name=verify --filename=" + loop.device() +
+          " --rw=randwrite --bsrange=512-256k --size=48M --io_size=32M --ioengine=psync" +
+          " --direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 --randseed=7 "
+          "--output-format=terse");
   EXPECT_EQ(fio.exit_code, 0) << fio.output;
 }
 
-INSTANTIATE_TEST_SUITE_P(DirectIo, FioThroughLoop, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "direct_io_on" : "direct_io_off"; });
+INSTANTIATE_TEST_SUITE_P(DirectIo, FioThroughLoop, ::testing::Bool(), [](const auto& info) {
+  return info.param ? "direct_io_on" : "direct_io_off";
+});
 
 }  // namespace
 }  // namespace clonefs::testing
@@ -137,7 +147,8 @@ TEST_F(MountTest, OSyncWritesAreDurableAndCostOneFlushEach) {
   mounted_.reset();
   mount("--no-hydration");
   for (size_t i = 0; i < written.size(); ++i) {
-    EXPECT_TRUE(pread_file(image(), i * 65536, 65536) == written[i]) << "O_SYNC write " << i << " lost";
+    EXPECT_TRUE(pread_file(image(), i * 65536, 65536) == written[i])
+        << "O_SYNC write " << i << " lost";
   }
 }
 

@@ -43,7 +43,9 @@ class MountGuard {
   explicit MountGuard(std::string image) : image_(std::move(image)) {}
   ~MountGuard() {
     auto pid = clonefs::daemon_pid(image_);
-    if (pid && run(shell_quote(clonefs_binary()) + " unmount " + shell_quote(image_)).exit_code == 0) return;
+    if (pid &&
+        run(shell_quote(clonefs_binary()) + " unmount " + shell_quote(image_)).exit_code == 0)
+      return;
     if (pid) ::kill(*pid, SIGKILL);
     run("fusermount3 -u -z " + shell_quote(image_) + " 2>/dev/null");
   }
@@ -76,7 +78,8 @@ class ReadmeVm : public MountTest {
       if (auto at = line.find(from); at != std::string::npos) line.replace(at, from.size(), to);
     }
     std::string bin = std::filesystem::path(clonefs_binary()).parent_path().string();
-    CommandResult r = run("export HOME=" + shell_quote(dir_.path()) + " PATH=" + shell_quote(bin) + ":\"$PATH\"; " + line + "\n");  // a line may end in a comment
+    CommandResult r = run("export HOME=" + shell_quote(dir_.path()) + " PATH=" + shell_quote(bin) +
+                          ":\"$PATH\"; " + line + "\n");  // a line may end in a comment
     ASSERT_EQ(r.exit_code, 0) << r.output;
     outputs_ += r.output;
   }
@@ -95,14 +98,16 @@ class ReadmeVm : public MountTest {
     file = dir_.path() + file.substr(5);
     if (!guest_wrote_) {
       write_file(dir_.file("guest.bin"), random_bytes(kMiB, 82));
-      CommandResult w = run("dd if=" + shell_quote(dir_.file("guest.bin")) + " of=" + shell_quote(file) +
-                            " bs=1M seek=4 count=1 oflag=direct conv=notrunc,fsync status=none");
+      CommandResult w =
+          run("dd if=" + shell_quote(dir_.file("guest.bin")) + " of=" + shell_quote(file) +
+              " bs=1M seek=4 count=1 oflag=direct conv=notrunc,fsync status=none");
       ASSERT_EQ(w.exit_code, 0) << w.output;
       guest_wrote_ = true;
     }
     CommandResult mine = run("cmp -n 1048576 -i 0:" + std::to_string(kGuestOffset) + " " +
                              shell_quote(dir_.file("guest.bin")) + " " + shell_quote(file));
-    EXPECT_EQ(mine.exit_code, 0) << "the guest's fsynced write is not in " << file << ": " << mine.output;
+    EXPECT_EQ(mine.exit_code, 0) << "the guest's fsynced write is not in " << file << ": "
+                                 << mine.output;
     CommandResult golden = run("cmp -n 4194304 " + shell_quote(source()) + " " + shell_quote(file));
     EXPECT_EQ(golden.exit_code, 0) << file << " does not start with the source: " << golden.output;
   }
@@ -129,16 +134,19 @@ TEST_F(ReadmeVm, QemuAsAnotherUserReadsAndWritesThroughAllowOther) {
   run_line(blocks_[0][0]);  // create
   run_block(1);
   const std::string as_qemu = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
-  CommandResult read = run(as_qemu + "dd if=" + shell_quote(vms("dev.img")) + " of=/dev/null bs=64K count=16 status=none");
+  CommandResult read = run(as_qemu + "dd if=" + shell_quote(vms("dev.img")) +
+                           " of=/dev/null bs=64K count=16 status=none");
   EXPECT_EQ(read.exit_code, 0) << read.output;
   CommandResult write = run(as_qemu + "dd if=/dev/zero of=" + shell_quote(vms("dev.img")) +
                             " bs=64K count=1 conv=notrunc,fsync status=none");
   EXPECT_EQ(write.exit_code, 0) << write.output;
-  CommandResult other = run("setpriv --reuid=65533 --regid=65533 --clear-groups dd if=" + shell_quote(vms("dev.img")) +
-                            " of=/dev/null bs=4K count=1 status=none");
+  CommandResult other = run(
+      "setpriv --reuid=65533 --regid=65533 --clear-groups dd if=" + shell_quote(vms("dev.img")) +
+      " of=/dev/null bs=4K count=1 status=none");
   EXPECT_NE(other.exit_code, 0) << "mode 0660 let a third user read the image";
   run_line("clonefs unmount ~/vms/dev.img");
-  EXPECT_TRUE(std::filesystem::exists(vms("dev.img"))) << "the file the user made for QEMU was removed";
+  EXPECT_TRUE(std::filesystem::exists(vms("dev.img")))
+      << "the file the user made for QEMU was removed";
 }
 
 TEST_F(ReadmeVm, AfterTheDaemonDiesTheRecoveryStepsBringBackWhatWasFsynced) {
@@ -149,8 +157,10 @@ TEST_F(ReadmeVm, AfterTheDaemonDiesTheRecoveryStepsBringBackWhatWasFsynced) {
   auto pid = clonefs::daemon_pid(vms("dev.img"));
   ASSERT_TRUE(pid.is_ok()) << pid.status().message();
   ASSERT_EQ(::kill(*pid, SIGKILL), 0);
-  for (int i = 0; i < 500 && ::kill(*pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  CommandResult dead = run("dd if=" + shell_quote(vms("dev.img")) + " of=/dev/null bs=4K count=1 status=none");
+  for (int i = 0; i < 500 && ::kill(*pid, 0) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CommandResult dead =
+      run("dd if=" + shell_quote(vms("dev.img")) + " of=/dev/null bs=4K count=1 status=none");
   EXPECT_NE(dead.exit_code, 0) << "I/O on a dead mount succeeded";
   run_block(2);  // unmount, mount, restart the guest: its write is there
 }

@@ -23,12 +23,14 @@ class EngineFixture : public ::testing::Test {
     source_bytes_ = random_bytes(kImageSize, 42);
     write_file(dir_.file("source.img"), source_bytes_);
     model_ = source_bytes_;
-    CreateOptions create{dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"), kRegion, false};
+    CreateOptions create{dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"),
+                         kRegion, false};
     ASSERT_TRUE(create_clone(create).is_ok());
     open_engine();
   }
 
-  void open_engine(EngineOptions options = {.copy_on_read = false, .commit_period = std::chrono::milliseconds(0)}) {
+  void open_engine(EngineOptions options = {.copy_on_read = false,
+                                            .commit_period = std::chrono::milliseconds(0)}) {
     engine_.reset();
     store_.reset();
     meta_.reset();  // releases the metadata lock before it is taken again
@@ -58,7 +60,8 @@ class EngineFixture : public ::testing::Test {
 
   Status write(uint64_t offset, const std::vector<std::byte>& bytes) {
     Status st = engine_->write(offset, bytes);
-    if (st.is_ok()) std::copy(bytes.begin(), bytes.end(), model_.begin() + static_cast<long>(offset));
+    if (st.is_ok())
+      std::copy(bytes.begin(), bytes.end(), model_.begin() + static_cast<long>(offset));
     return st;
   }
 
@@ -70,7 +73,8 @@ class EngineFixture : public ::testing::Test {
   }
 
   std::vector<std::byte> model(uint64_t offset, uint64_t length) const {
-    return {model_.begin() + static_cast<long>(offset), model_.begin() + static_cast<long>(offset + length)};
+    return {model_.begin() + static_cast<long>(offset),
+            model_.begin() + static_cast<long>(offset + length)};
   }
 
   void expect_image_matches_model() {

@@ -15,10 +15,10 @@ class FaultyDestination : public ForwardingDestination {
  public:
   using ForwardingDestination::ForwardingDestination;
   std::atomic<int> syncs{0};
-  std::atomic<int> writes{0};       // write_at() calls, failed or not
-  std::atomic<int> fail_sync{0};    // errno to fail sync() with, 0: pass
-  std::atomic<int> fail_write{0};   // errno to fail write_at() and punch() with
-  std::atomic<int> injected{0};     // calls failed on purpose
+  std::atomic<int> writes{0};         // write_at() calls, failed or not
+  std::atomic<int> fail_sync{0};      // errno to fail sync() with, 0: pass
+  std::atomic<int> fail_write{0};     // errno to fail write_at() and punch() with
+  std::atomic<int> injected{0};       // calls failed on purpose
   std::function<void()> before_sync;  // runs inside sync(), before the real one
 
   Status sync() override {
@@ -62,7 +62,8 @@ class FaultySource : public ForwardingSource {
       return Status::from_errno(err, "read " + name() + " (injected)");
     }
     int now = ++reading_;
-    for (int most = most_reading.load(); now > most && !most_reading.compare_exchange_weak(most, now);) {
+    for (int most = most_reading.load();
+         now > most && !most_reading.compare_exchange_weak(most, now);) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(read_delay_ms.load()));
     Status status = ForwardingSource::read_at(offset, buf);

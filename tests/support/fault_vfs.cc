@@ -44,7 +44,9 @@ int x_sync(sqlite3_file* f, int flags) {
   if (int code = injected_failure()) return code == SQLITE_FULL ? SQLITE_IOERR_FSYNC : code;
   return real(f)->pMethods->xSync(real(f), flags);
 }
-int x_file_size(sqlite3_file* f, sqlite3_int64* size) { return real(f)->pMethods->xFileSize(real(f), size); }
+int x_file_size(sqlite3_file* f, sqlite3_int64* size) {
+  return real(f)->pMethods->xFileSize(real(f), size);
+}
 int x_lock(sqlite3_file* f, int level) { return real(f)->pMethods->xLock(real(f), level); }
 int x_unlock(sqlite3_file* f, int level) { return real(f)->pMethods->xUnlock(real(f), level); }
 int x_check_reserved_lock(sqlite3_file* f, int* out) {
@@ -54,7 +56,9 @@ int x_file_control(sqlite3_file* f, int op, void* arg) {
   return real(f)->pMethods->xFileControl(real(f), op, arg);
 }
 int x_sector_size(sqlite3_file* f) { return real(f)->pMethods->xSectorSize(real(f)); }
-int x_device_characteristics(sqlite3_file* f) { return real(f)->pMethods->xDeviceCharacteristics(real(f)); }
+int x_device_characteristics(sqlite3_file* f) {
+  return real(f)->pMethods->xDeviceCharacteristics(real(f));
+}
 int x_shm_map(sqlite3_file* f, int page, int size, int extend, void volatile** out) {
   return real(f)->pMethods->xShmMap(real(f), page, size, extend, out);
 }
@@ -62,7 +66,9 @@ int x_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
   return real(f)->pMethods->xShmLock(real(f), offset, n, flags);
 }
 void x_shm_barrier(sqlite3_file* f) { real(f)->pMethods->xShmBarrier(real(f)); }
-int x_shm_unmap(sqlite3_file* f, int delete_flag) { return real(f)->pMethods->xShmUnmap(real(f), delete_flag); }
+int x_shm_unmap(sqlite3_file* f, int delete_flag) {
+  return real(f)->pMethods->xShmUnmap(real(f), delete_flag);
+}
 int x_fetch(sqlite3_file* f, sqlite3_int64 offset, int amount, void** out) {
   return real(f)->pMethods->xFetch(real(f), offset, amount, out);
 }
@@ -71,10 +77,25 @@ int x_unfetch(sqlite3_file* f, sqlite3_int64 offset, void* page) {
 }
 
 const sqlite3_io_methods kIoMethods = {
-    3,           x_close,      x_read,       x_write,           x_truncate,
-    x_sync,      x_file_size,  x_lock,       x_unlock,          x_check_reserved_lock,
-    x_file_control, x_sector_size, x_device_characteristics, x_shm_map, x_shm_lock,
-    x_shm_barrier, x_shm_unmap, x_fetch,     x_unfetch,
+    3,
+    x_close,
+    x_read,
+    x_write,
+    x_truncate,
+    x_sync,
+    x_file_size,
+    x_lock,
+    x_unlock,
+    x_check_reserved_lock,
+    x_file_control,
+    x_sector_size,
+    x_device_characteristics,
+    x_shm_map,
+    x_shm_lock,
+    x_shm_barrier,
+    x_shm_unmap,
+    x_fetch,
+    x_unfetch,
 };
 
 int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
@@ -85,7 +106,9 @@ int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int*
   f->pMethods = file->real->pMethods ? &kIoMethods : nullptr;
   return rc;
 }
-int x_delete(sqlite3_vfs*, const char* name, int sync_dir) { return g_real->xDelete(g_real, name, sync_dir); }
+int x_delete(sqlite3_vfs*, const char* name, int sync_dir) {
+  return g_real->xDelete(g_real, name, sync_dir);
+}
 int x_access(sqlite3_vfs*, const char* name, int flags, int* out) {
   return g_real->xAccess(g_real, name, flags, out);
 }
@@ -98,11 +121,17 @@ void (*x_dl_sym(sqlite3_vfs*, void* handle, const char* symbol))(void) {
   return g_real->xDlSym(g_real, handle, symbol);
 }
 void x_dl_close(sqlite3_vfs*, void* handle) { g_real->xDlClose(g_real, handle); }
-int x_randomness(sqlite3_vfs*, int size, char* out) { return g_real->xRandomness(g_real, size, out); }
+int x_randomness(sqlite3_vfs*, int size, char* out) {
+  return g_real->xRandomness(g_real, size, out);
+}
 int x_sleep(sqlite3_vfs*, int micros) { return g_real->xSleep(g_real, micros); }
 int x_current_time(sqlite3_vfs*, double* out) { return g_real->xCurrentTime(g_real, out); }
-int x_get_last_error(sqlite3_vfs*, int size, char* out) { return g_real->xGetLastError(g_real, size, out); }
-int x_current_time_int64(sqlite3_vfs*, sqlite3_int64* out) { return g_real->xCurrentTimeInt64(g_real, out); }
+int x_get_last_error(sqlite3_vfs*, int size, char* out) {
+  return g_real->xGetLastError(g_real, size, out);
+}
+int x_current_time_int64(sqlite3_vfs*, sqlite3_int64* out) {
+  return g_real->xCurrentTimeInt64(g_real, out);
+}
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <fstream>
 #include <string>
 
 namespace clonefs::testing {
@@ -18,15 +19,21 @@ class HoldingProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 3, path.c_str(), O_RDONLY, 0);
     const char* argv[] = {"sleep", "300", nullptr};
-    if (::posix_spawnp(&pid_, "sleep", &actions, nullptr, const_cast<char**>(argv), environ) != 0) pid_ = -1;
+    if (::posix_spawnp(&pid_, "sleep", &actions, nullptr, const_cast<char**>(argv), environ) != 0)
+      pid_ = -1;
     posix_spawn_file_actions_destroy(&actions);
   }
   ~HoldingProcess() { stop(); }
   HoldingProcess(const HoldingProcess&) = delete;
   HoldingProcess& operator=(const HoldingProcess&) = delete;
   pid_t pid() const { return pid_; }
-  // True once the child has the file open (it may still be between fork and exec).
+  // True once the child runs `sleep` with the file open: between spawn and exec its fd 3 is
+  // already open but its command line is still the test's.
   bool holding(const std::string& path) const {
+    std::ifstream cmdline("/proc/" + std::to_string(pid_) + "/cmdline");
+    std::string argv0;
+    std::getline(cmdline, argv0, '\0');
+    if (argv0 != "sleep") return false;
     char buf[4096];
     std::string link = "/proc/" + std::to_string(pid_) + "/fd/3";
     ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);

@@ -32,7 +32,8 @@ class ProbeSource : private std::unique_ptr<SourceDevice>, public ForwardingSour
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
     ++reads;
     record_max(largest_read, buf.size());
-    if (int delay = read_delay_ms.load()) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    if (int delay = read_delay_ms.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     for (int left = throw_bad_alloc.load(); left > 0;) {
       if (throw_bad_alloc.compare_exchange_weak(left, left - 1)) {
         ++thrown;

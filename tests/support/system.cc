@@ -45,16 +45,18 @@ bool running_in_ci() {
 std::string mount_environment_problem() {
   if (::geteuid() != 0) return "not running as root (loop devices and mounts need it)";
   if (::access("/dev/fuse", R_OK | W_OK) != 0) return "/dev/fuse is missing or not accessible";
-  if (run("command -v fusermount3").exit_code != 0) return "fusermount3 is not installed (package fuse3)";
-  if (run("command -v losetup && losetup -f").exit_code != 0) return "no free loop device (losetup -f failed)";
+  if (run("command -v fusermount3").exit_code != 0)
+    return "fusermount3 is not installed (package fuse3)";
+  if (run("command -v losetup && losetup -f").exit_code != 0)
+    return "no free loop device (losetup -f failed)";
   return "";
 }
 
 MountedImage::MountedImage(std::string metadata, std::string image, const std::string& extra_flags,
                            const std::string& launcher)
     : metadata_(std::move(metadata)), image_(std::move(image)) {
-  result_ = run(launcher + shell_quote(clonefs_binary()) + " mount --metadata " + shell_quote(metadata_) + " " + shell_quote(image_) + " " +
-                extra_flags);
+  result_ = run(launcher + shell_quote(clonefs_binary()) + " mount --metadata " +
+                shell_quote(metadata_) + " " + shell_quote(image_) + " " + extra_flags);
   mounted_ = result_.exit_code == 0;
 }
 
@@ -78,7 +80,8 @@ void MountedImage::kill_daemon() {
   int pid = daemon_pid();
   if (pid > 0) {
     ::kill(pid, SIGKILL);
-    for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   run("fusermount3 -u -z " + shell_quote(image_));
   mounted_ = false;
@@ -101,7 +104,8 @@ void LoopDevice::detach() {
 
 SmallDisk::SmallDisk(std::string path, const std::string& size) : path_(std::move(path)) {
   run("mkdir -p " + shell_quote(path_));
-  mounted_ = run("mount -t tmpfs -o size=" + size + " clonefs-test " + shell_quote(path_)).exit_code == 0;
+  mounted_ =
+      run("mount -t tmpfs -o size=" + size + " clonefs-test " + shell_quote(path_)).exit_code == 0;
 }
 
 SmallDisk::~SmallDisk() {
@@ -118,7 +122,8 @@ FilesystemMount::~FilesystemMount() { unmount(); }
 
 void FilesystemMount::unmount() {
   if (!mounted_) return;
-  if (run("umount " + shell_quote(mountpoint_)).exit_code != 0) run("umount -l " + shell_quote(mountpoint_));
+  if (run("umount " + shell_quote(mountpoint_)).exit_code != 0)
+    run("umount -l " + shell_quote(mountpoint_));
   mounted_ = false;
 }
 

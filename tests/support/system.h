@@ -96,11 +96,11 @@ class FilesystemMount {
 }  // namespace clonefs::testing
 
 // Skips outside CI when the machine cannot mount (saying why); fails in CI.
-#define CLONEFS_REQUIRE_MOUNT_ENVIRONMENT()                                               \
-  do {                                                                                    \
-    std::string problem_ = ::clonefs::testing::mount_environment_problem();               \
-    if (!problem_.empty()) {                                                              \
+#define CLONEFS_REQUIRE_MOUNT_ENVIRONMENT()                                                       \
+  do {                                                                                            \
+    std::string problem_ = ::clonefs::testing::mount_environment_problem();                       \
+    if (!problem_.empty()) {                                                                      \
       if (::clonefs::testing::running_in_ci()) FAIL() << "CI must run mount tests: " << problem_; \
-      GTEST_SKIP() << "needs real mounts: " << problem_;                                  \
-    }                                                                                     \
+      GTEST_SKIP() << "needs real mounts: " << problem_;                                          \
+    }                                                                                             \
   } while (0)

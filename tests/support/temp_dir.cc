@@ -30,14 +30,16 @@ std::vector<std::byte> random_bytes(size_t size, uint64_t seed) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
-    for (size_t b = 0; b < 8 && i + b < size; ++b) out[i + b] = static_cast<std::byte>(z >> (8 * b));
+    for (size_t b = 0; b < 8 && i + b < size; ++b)
+      out[i + b] = static_cast<std::byte>(z >> (8 * b));
   }
   return out;
 }
 
 void write_file(const std::string& path, const std::vector<std::byte>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("write " + path);
 }
 

@@ -101,7 +101,8 @@ TEST_F(OpeningChecks, MetadataInUseByAnotherMount) {
   ASSERT_TRUE(first.is_ok());
   auto second = Clone::open(meta(), {});
   ASSERT_FALSE(second.is_ok());
-  EXPECT_NE(second.status().message().find("in use"), std::string::npos) << second.status().message();
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos)
+      << second.status().message();
 }
 
 TEST(CreateChecks, RefusesBadInputAndLeavesNothingBehind) {
@@ -113,7 +114,8 @@ TEST(CreateChecks, RefusesBadInputAndLeavesNothingBehind) {
     CreateOptions options;
     std::string needle;
   };
-  const std::string src = dir.file("source.img"), dst = dir.file("dest.img"), md = dir.file("meta.db");
+  const std::string src = dir.file("source.img"), dst = dir.file("dest.img"),
+                    md = dir.file("meta.db");
   std::vector<Case> cases = {
       {{dir.file("missing.img"), dst, md, 4096, false}, "No such file"},
       {{dir.file("adir"), dst, md, 4096, false}, "is a directory"},
@@ -135,7 +137,8 @@ TEST(CreateChecks, RefusesBadInputAndLeavesNothingBehind) {
 TEST(CreateChecks, ExistingMetadataNeedsForceAndTheDestinationIsSparse) {
   TempDir dir;
   write_file(dir.file("source.img"), random_bytes(1 << 20, 1));
-  CreateOptions options{dir.file("source.img"), dir.file("dest.img"), dir.file("meta.db"), 65536, false};
+  CreateOptions options{dir.file("source.img"), dir.file("dest.img"), dir.file("meta.db"), 65536,
+                        false};
   ASSERT_TRUE(create_clone(options).is_ok());
   struct stat st {};
   ASSERT_EQ(::stat(options.destination_path.c_str(), &st), 0);

@@ -70,7 +70,8 @@ TEST_F(CommitRules, RegionValidAfterTheFreezeBelongsToTheNextTransaction) {
   std::atomic<bool> once{false};
   dest_->before_sync = [&] {
     if (once.exchange(true)) return;
-    std::thread writer([&] { ASSERT_TRUE(engine_->write(6 * kRegion, random_bytes(kRegion, 6)).is_ok()); });
+    std::thread writer(
+        [&] { ASSERT_TRUE(engine_->write(6 * kRegion, random_bytes(kRegion, 6)).is_ok()); });
     writer.join();
   };
   ASSERT_TRUE(write(0, random_bytes(kRegion, 1)).is_ok());
@@ -88,14 +89,15 @@ TEST_F(CommitRules, PeriodicCommitRunsWhenTheTransactionIsNotEmpty) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(store_->commits.load(), 0);  // nothing to commit: no periodic commit
   ASSERT_TRUE(engine_->write(0, random_bytes(kRegion, 1)).is_ok());
-  for (int i = 0; i < 200 && store_->commits.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && store_->commits.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(store_->commits.load(), 1);
   EXPECT_GE(dest_->syncs.load(), 1);
 }
 
 TEST_F(CommitRules, FailedCommitRollsBackToReadOnlyMetadataMode) {
   ASSERT_TRUE(write(0, random_bytes(kRegion, 1)).is_ok());
-  ASSERT_TRUE(engine_->flush().is_ok());                            // region 0 committed
+  ASSERT_TRUE(engine_->flush().is_ok());                                   // region 0 committed
   ASSERT_TRUE(engine_->write(kRegion, random_bytes(kRegion, 2)).is_ok());  // region 1 not
   store_->fail_commit = ENOSPC;
   Status st = engine_->flush();
@@ -141,7 +143,8 @@ TEST_F(CommitRules, FailedDestinationSyncCommitsNothingAndStaysFailed) {
 TEST_F(CommitRules, FailedPeriodicCommitFailsEveryLaterFlush) {
   open_engine({.copy_on_read = false, .commit_period = std::chrono::milliseconds(10)});
   store_->fail_commit = ENOSPC;
-  ASSERT_TRUE(engine_->write(3 * kRegion, random_bytes(kRegion, 7)).is_ok());  // never-touched region
+  ASSERT_TRUE(
+      engine_->write(3 * kRegion, random_bytes(kRegion, 7)).is_ok());  // never-touched region
   for (int i = 0; i < 500 && engine_->status().mode == MetadataMode::kReadWrite; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -182,7 +185,7 @@ TEST_F(CommitRules, ReadOnlyModeRefusesNewRegionsBeforeWritingTheDestination) {
   int writes = dest_->writes.load();
   EXPECT_EQ(engine_->write(4 * kRegion + 100, random_bytes(100, 2)).code(), EIO);  // partial
   EXPECT_EQ(engine_->write(5 * kRegion, random_bytes(kRegion, 3)).code(), EIO);    // whole
-  EXPECT_EQ(engine_->discard(6 * kRegion + 10, 100).code(), EIO);                 // partial discard
+  EXPECT_EQ(engine_->discard(6 * kRegion + 10, 100).code(), EIO);  // partial discard
   EXPECT_FALSE(engine_->hydrate(7, 4).is_ok());
   EXPECT_EQ(dest_->writes.load(), writes) << "the destination was written in read-only mode";
   expect_image_matches_model();

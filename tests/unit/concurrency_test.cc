@@ -47,7 +47,8 @@ TEST_F(Concurrency, OverlappingReadsWritesDiscardsAndFlushesWhileHydrating) {
           case 3: {
             std::vector<std::byte> got(kStripe);
             if (!engine_->read(begin, got).is_ok()) ++failures;
-            if (!std::equal(got.begin(), got.end(), model.begin() + static_cast<long>(begin))) ++failures;
+            if (!std::equal(got.begin(), got.end(), model.begin() + static_cast<long>(begin)))
+              ++failures;
             break;
           }
           default:

@@ -21,7 +21,9 @@ std::vector<std::byte> read_range(const std::string& path, uint64_t offset, uint
   std::vector<std::byte> out(length);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   EXPECT_GE(fd, 0) << path;
-  EXPECT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)), static_cast<ssize_t>(length)) << path;
+  EXPECT_EQ(::pread(fd, out.data(), length, static_cast<off_t>(offset)),
+            static_cast<ssize_t>(length))
+      << path;
   ::close(fd);
   return out;
 }
@@ -29,7 +31,8 @@ std::vector<std::byte> read_range(const std::string& path, uint64_t offset, uint
 void write_range(const std::string& path, uint64_t offset, const std::vector<std::byte>& bytes) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0) << path;
-  ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(bytes.size()));
+  ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)),
+            static_cast<ssize_t>(bytes.size()));
   ::close(fd);
 }
 
@@ -55,7 +58,8 @@ class CopyBounds : public ::testing::Test {
   void expect_destination(uint64_t begin, uint64_t end, Expected expected) {
     for (uint64_t pos = begin; pos < end; pos += 8 * kMiB) {
       uint64_t n = std::min(8 * kMiB, end - pos);
-      ASSERT_TRUE(read_range(dest(), pos, n) == expected(pos, n)) << "destination differs in [" << pos << ", " << pos + n << ")";
+      ASSERT_TRUE(read_range(dest(), pos, n) == expected(pos, n))
+          << "destination differs in [" << pos << ", " << pos + n << ")";
     }
   }
 
@@ -93,7 +97,8 @@ TEST_F(HugeRegions, HydrationReadsAndWritesAtMostTheCapAtOnce) {
   EXPECT_LE(probes_.destination->largest_write.load(), kMaxCopyBytes);
   EXPECT_EQ(engine().counters().regions_skipped.load(), 1u) << "region 2 is all zeros";
   EXPECT_EQ(engine().counters().regions_copied.load(), 3u);
-  expect_destination(0, kSize, [&](uint64_t pos, uint64_t n) { return read_range(source(), pos, n); });
+  expect_destination(0, kSize,
+                     [&](uint64_t pos, uint64_t n) { return read_range(source(), pos, n); });
 }
 
 TEST_F(HugeRegions, PartialWriteAndDiscardIntoInvalidRegionsCopyThemInPieces) {
@@ -134,7 +139,8 @@ TEST_F(HugeRegions, StopDoesNotWaitForABatchOfHugeRegionsToBeCopied) {
   ASSERT_GE(probes_.source->reads.load(), 2) << "the copy never started";
   auto asked = std::chrono::steady_clock::now();
   hydrator.stop();
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - asked);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - asked);
   EXPECT_LT(took.count(), 2000) << "stop() took " << took.count() << " ms";
   EXPECT_EQ(engine().bitmap().valid_count(), 0u) << "a cancelled batch stays invalid";
   EXPECT_EQ(hydrator.status().failed_regions, 0u) << "cancelled is not failed";
@@ -152,7 +158,8 @@ TEST_F(SmallRegions, AWorkerWhoseCopyThrowsBadAllocLivesOnAndTheRegionIsHydrated
   Hydrator hydrator(engine(), {.threshold = 8, .batch = 4}, 2);
   EXPECT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
   EXPECT_EQ(probes_.source->thrown.load(), 1);
-  EXPECT_EQ(hydrator.status().failed_regions, 0u) << "an allocation failure is not the source's fault";
+  EXPECT_EQ(hydrator.status().failed_regions, 0u)
+      << "an allocation failure is not the source's fault";
   hydrator.stop();
   ASSERT_TRUE(engine().flush().is_ok());
   EXPECT_TRUE(read_file(dest()) == read_file(source()));

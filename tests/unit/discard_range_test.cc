@@ -18,7 +18,9 @@ class DiscardRange : public ::testing::Test {
   void SetUp() override {
     model_ = random_bytes(kSize, 21);
     write_file(dir_.file("source.img"), model_);
-    ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"), kRegion, false}).is_ok());
+    ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"),
+                              kRegion, false})
+                    .is_ok());
     OpenOptions options;
     options.engine.commit_period = std::chrono::milliseconds(0);
     options.wrappers = probe_wrappers(probes_);
@@ -35,7 +37,8 @@ class DiscardRange : public ::testing::Test {
   void expect_image_matches_model() {
     std::vector<std::byte> image(kSize);
     ASSERT_TRUE(engine().read(0, image).is_ok());
-    EXPECT_TRUE(image == model_) << "image differs from the source with the discarded ranges zeroed";
+    EXPECT_TRUE(image == model_)
+        << "image differs from the source with the discarded ranges zeroed";
   }
 
   TempDir dir_;

@@ -118,7 +118,8 @@ TEST_F(IoRules, ConcurrentOverlappingWritesOnFewRegionsMatchTheModel) {
   // Rebuild the model in the same per-thread order (threads never overlap each other).
   for (int t = 0; t < kThreads; ++t) {
     for (int i = 0; i < 200; ++i) {
-      uint64_t offset = static_cast<uint64_t>(i % 4) * kRegion + static_cast<uint64_t>(t) * 64 + (i % 7);
+      uint64_t offset =
+          static_cast<uint64_t>(i % 4) * kRegion + static_cast<uint64_t>(t) * 64 + (i % 7);
       auto bytes = random_bytes(16, static_cast<uint64_t>(t * 1000 + i));
       std::copy(bytes.begin(), bytes.end(), model_.begin() + static_cast<long>(offset));
     }

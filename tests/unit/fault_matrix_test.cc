@@ -17,27 +17,44 @@
 namespace clonefs::testing {
 namespace {
 
-enum class Fault { kDestinationWrite, kDestinationSync, kMetadataIoError, kMetadataFull, kSourceRead };
+enum class Fault {
+  kDestinationWrite,
+  kDestinationSync,
+  kMetadataIoError,
+  kMetadataFull,
+  kSourceRead
+};
 enum class Moment { kUserWrite, kPeriodicCommit, kUserFsync, kHydration, kDiscard, kUnmount };
 
 const char* name(Fault f) {
   switch (f) {
-    case Fault::kDestinationWrite: return "DestinationWrite";
-    case Fault::kDestinationSync: return "DestinationSync";
-    case Fault::kMetadataIoError: return "MetadataIoError";
-    case Fault::kMetadataFull: return "MetadataFull";
-    case Fault::kSourceRead: return "SourceRead";
+    case Fault::kDestinationWrite:
+      return "DestinationWrite";
+    case Fault::kDestinationSync:
+      return "DestinationSync";
+    case Fault::kMetadataIoError:
+      return "MetadataIoError";
+    case Fault::kMetadataFull:
+      return "MetadataFull";
+    case Fault::kSourceRead:
+      return "SourceRead";
   }
   return "?";
 }
 const char* name(Moment m) {
   switch (m) {
-    case Moment::kUserWrite: return "UserWrite";
-    case Moment::kPeriodicCommit: return "PeriodicCommit";
-    case Moment::kUserFsync: return "UserFsync";
-    case Moment::kHydration: return "Hydration";
-    case Moment::kDiscard: return "Discard";
-    case Moment::kUnmount: return "Unmount";
+    case Moment::kUserWrite:
+      return "UserWrite";
+    case Moment::kPeriodicCommit:
+      return "PeriodicCommit";
+    case Moment::kUserFsync:
+      return "UserFsync";
+    case Moment::kHydration:
+      return "Hydration";
+    case Moment::kDiscard:
+      return "Discard";
+    case Moment::kUnmount:
+      return "Unmount";
   }
   return "?";
 }
@@ -53,10 +70,13 @@ bool commit_fails(Fault f, Moment m) {
 bool call_fails(Fault f, Moment m) {
   switch (m) {
     case Moment::kUserWrite:
-    case Moment::kDiscard: return f == Fault::kDestinationWrite || f == Fault::kSourceRead;
+    case Moment::kDiscard:
+      return f == Fault::kDestinationWrite || f == Fault::kSourceRead;
     case Moment::kUserFsync:
-    case Moment::kUnmount: return hits_commit(f);
-    default: return false;
+    case Moment::kUnmount:
+      return hits_commit(f);
+    default:
+      return false;
   }
 }
 
@@ -65,14 +85,16 @@ template <typename Device, typename Faulty>
 struct Owning {
   std::unique_ptr<Device> owned;
 };
-class OwnedFaultyDestination : private Owning<DestinationDevice, FaultyDestination>, public FaultyDestination {
+class OwnedFaultyDestination : private Owning<DestinationDevice, FaultyDestination>,
+                               public FaultyDestination {
  public:
   explicit OwnedFaultyDestination(std::unique_ptr<DestinationDevice> d)
       : Owning{std::move(d)}, FaultyDestination(*owned) {}
 };
 class OwnedFaultySource : private Owning<SourceDevice, FaultySource>, public FaultySource {
  public:
-  explicit OwnedFaultySource(std::unique_ptr<SourceDevice> s) : Owning{std::move(s)}, FaultySource(*owned) {}
+  explicit OwnedFaultySource(std::unique_ptr<SourceDevice> s)
+      : Owning{std::move(s)}, FaultySource(*owned) {}
 };
 
 uint64_t g_cells_run = 0;
@@ -88,7 +110,9 @@ class FaultMatrix : public ::testing::TestWithParam<std::tuple<Fault, Moment>> {
     FaultVfs::install();
     source_bytes_ = random_bytes(kSize, 5);
     write_file(dir_.file("source.img"), source_bytes_);
-    ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"), kRegion, false}).is_ok());
+    ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"),
+                              kRegion, false})
+                    .is_ok());
     acknowledged_ = source_bytes_;
     attempted_ = source_bytes_;
   }
@@ -132,11 +156,21 @@ class FaultMatrix : public ::testing::TestWithParam<std::tuple<Fault, Moment>> {
   void disarm(Fault f) { set(f, false); }
   void set(Fault f, bool on) {
     switch (f) {
-      case Fault::kDestinationWrite: dest_->fail_write = on ? EIO : 0; break;
-      case Fault::kDestinationSync: dest_->fail_sync = on ? EIO : 0; break;
-      case Fault::kMetadataIoError: FaultVfs::fail_with(on ? SQLITE_IOERR_WRITE : 0); break;
-      case Fault::kMetadataFull: FaultVfs::fail_with(on ? SQLITE_FULL : 0); break;
-      case Fault::kSourceRead: source_->fail_read = on ? EIO : 0; break;
+      case Fault::kDestinationWrite:
+        dest_->fail_write = on ? EIO : 0;
+        break;
+      case Fault::kDestinationSync:
+        dest_->fail_sync = on ? EIO : 0;
+        break;
+      case Fault::kMetadataIoError:
+        FaultVfs::fail_with(on ? SQLITE_IOERR_WRITE : 0);
+        break;
+      case Fault::kMetadataFull:
+        FaultVfs::fail_with(on ? SQLITE_FULL : 0);
+        break;
+      case Fault::kSourceRead:
+        source_->fail_read = on ? EIO : 0;
+        break;
     }
   }
 
@@ -144,12 +178,14 @@ class FaultMatrix : public ::testing::TestWithParam<std::tuple<Fault, Moment>> {
   // no effect: the injected faults fail a call before it changes anything.
   Status attempt_write(uint64_t offset, const std::vector<std::byte>& bytes) {
     Status st = engine().write(offset, bytes);
-    if (st.is_ok()) std::copy(bytes.begin(), bytes.end(), attempted_.begin() + static_cast<long>(offset));
+    if (st.is_ok())
+      std::copy(bytes.begin(), bytes.end(), attempted_.begin() + static_cast<long>(offset));
     return st;
   }
   Status attempt_discard(uint64_t offset, uint64_t length) {
     Status st = engine().discard(offset, length);
-    if (st.is_ok()) std::fill_n(attempted_.begin() + static_cast<long>(offset), length, std::byte{0});
+    if (st.is_ok())
+      std::fill_n(attempted_.begin() + static_cast<long>(offset), length, std::byte{0});
     return st;
   }
 
@@ -159,9 +195,11 @@ class FaultMatrix : public ::testing::TestWithParam<std::tuple<Fault, Moment>> {
     Status st = engine().read(0, got);
     ASSERT_TRUE(st.is_ok()) << when << ": " << st.message();
     for (uint64_t i = 0; i < kSize; ++i) {
-      bool ok = got[i] == acknowledged_[i] || got[i] == attempted_[i] || (!pinned_[i] && got[i] == source_bytes_[i]);
+      bool ok = got[i] == acknowledged_[i] || got[i] == attempted_[i] ||
+                (!pinned_[i] && got[i] == source_bytes_[i]);
       if (!ok) {
-        ADD_FAILURE() << when << ": byte " << i << " (region " << i / kRegion << ") reads neither what an fsync "
+        ADD_FAILURE() << when << ": byte " << i << " (region " << i / kRegion
+                      << ") reads neither what an fsync "
                       << "acknowledged nor the source nor data written";
         return;
       }
@@ -215,7 +253,8 @@ TEST_P(FaultMatrix, ModeFlushesStatusUnmountAndData) {
       if (moment == Moment::kPeriodicCommit) {  // until the periodic commit has ended, either way
         const uint64_t commits = engine().counters().metadata_commits.load();
         for (int i = 0; i < 400 && engine().status().mode == MetadataMode::kReadWrite &&
-                        engine().counters().metadata_commits.load() == commits; ++i) {
+                        engine().counters().metadata_commits.load() == commits;
+             ++i) {
           std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
       }
@@ -228,7 +267,9 @@ TEST_P(FaultMatrix, ModeFlushesStatusUnmountAndData) {
         Hydrator hydrator(engine(), {.batch = 4}, 2, /*max_retries=*/1);
         for (int i = 0; i < 400; ++i) {
           HydrationStatus h = hydrator.status();
-          if (h.complete || h.failed_regions > 0 || engine().status().mode != MetadataMode::kReadWrite) break;
+          if (h.complete || h.failed_regions > 0 ||
+              engine().status().mode != MetadataMode::kReadWrite)
+            break;
           std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
         if (hits_commit(fault)) {  // the periodic commit must have met the fault by now
@@ -258,11 +299,13 @@ TEST_P(FaultMatrix, ModeFlushesStatusUnmountAndData) {
   EngineStatus status = engine().status();
   if (commit_fails(fault, moment)) {
     EXPECT_NE(status.mode, MetadataMode::kReadWrite) << cell;
-    EXPECT_NE(status.mode_reason.find("commit failed"), std::string::npos) << cell << ": " << status.mode_reason;
+    EXPECT_NE(status.mode_reason.find("commit failed"), std::string::npos)
+        << cell << ": " << status.mode_reason;
     if (moment != Moment::kUnmount) {
       for (int i = 0; i < 2; ++i) {
         Status later = engine().flush();
-        EXPECT_EQ(later.code(), EIO) << cell << ": a flush after the failed commit said " << later.message();
+        EXPECT_EQ(later.code(), EIO)
+            << cell << ": a flush after the failed commit said " << later.message();
       }
       Status closed = engine().close();
       EXPECT_EQ(closed.code(), EIO) << cell << ": unmount must fail after a failed commit";
@@ -293,10 +336,12 @@ std::string cell_name(const ::testing::TestParamInfo<std::tuple<Fault, Moment>>&
 
 INSTANTIATE_TEST_SUITE_P(
     EveryCell, FaultMatrix,
-    ::testing::Combine(::testing::Values(Fault::kDestinationWrite, Fault::kDestinationSync, Fault::kMetadataIoError,
-                                         Fault::kMetadataFull, Fault::kSourceRead),
-                       ::testing::Values(Moment::kUserWrite, Moment::kPeriodicCommit, Moment::kUserFsync,
-                                         Moment::kHydration, Moment::kDiscard, Moment::kUnmount)),
+    ::testing::Combine(::testing::Values(Fault::kDestinationWrite, Fault::kDestinationSync,
+                                         Fault::kMetadataIoError, Fault::kMetadataFull,
+                                         Fault::kSourceRead),
+                       ::testing::Values(Moment::kUserWrite, Moment::kPeriodicCommit,
+                                         Moment::kUserFsync, Moment::kHydration, Moment::kDiscard,
+                                         Moment::kUnmount)),
     cell_name);
 
 // Reports what the matrix did, for the CI log.
@@ -305,7 +350,8 @@ class MatrixReport : public ::testing::Environment {
   void TearDown() override {
     if (g_cells_run == 0) return;
     std::printf("fault matrix: %llu cells, %llu device faults and %llu metadata faults injected\n",
-                static_cast<unsigned long long>(g_cells_run), static_cast<unsigned long long>(g_device_faults),
+                static_cast<unsigned long long>(g_cells_run),
+                static_cast<unsigned long long>(g_device_faults),
                 static_cast<unsigned long long>(FaultVfs::injected()));
   }
 };

@@ -39,7 +39,9 @@ class FaultStress : public ::testing::Test {
     FaultVfs::install();
     source_ = random_bytes(kSize, 77);
     write_file(dir_.file("source.img"), source_);
-    ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"), kRegion, false}).is_ok());
+    ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"),
+                              kRegion, false})
+                    .is_ok());
     current_ = acked_ = source_;
   }
   void TearDown() override {
@@ -50,7 +52,8 @@ class FaultStress : public ::testing::Test {
 
   void mount() {
     OpenOptions options;
-    options.engine.commit_period = std::chrono::milliseconds(0);  // commits only where the model sees them
+    options.engine.commit_period =
+        std::chrono::milliseconds(0);  // commits only where the model sees them
     options.metadata.vfs = FaultVfs::kName;
     options.wrappers.source = [this](std::unique_ptr<SourceDevice> s) {
       auto owned = std::make_unique<OwnedSource>(std::move(s));
@@ -65,7 +68,8 @@ class FaultStress : public ::testing::Test {
     auto clone = Clone::open(dir_.file("meta.db"), options);
     ASSERT_TRUE(clone.is_ok()) << clone.status().message();
     clone_ = std::move(*clone);
-    hydrator_ = std::make_unique<Hydrator>(clone_->engine(), HydrationSettings{.batch = 2}, 2, /*max_retries=*/1);
+    hydrator_ = std::make_unique<Hydrator>(clone_->engine(), HydrationSettings{.batch = 2}, 2,
+                                           /*max_retries=*/1);
     check_every_region("after mounting");
   }
   void unmount() {
@@ -88,11 +92,13 @@ class FaultStress : public ::testing::Test {
     return got;
   }
   static bool same(const std::vector<std::byte>& a, const std::vector<std::byte>& b, uint64_t r) {
-    return std::equal(a.begin() + static_cast<long>(r * kRegion), a.begin() + static_cast<long>((r + 1) * kRegion),
+    return std::equal(a.begin() + static_cast<long>(r * kRegion),
+                      a.begin() + static_cast<long>((r + 1) * kRegion),
                       b.begin() + static_cast<long>(r * kRegion));
   }
   void copy_region(std::vector<std::byte>& to, const std::vector<std::byte>& from, uint64_t r) {
-    std::copy_n(from.begin() + static_cast<long>(r * kRegion), kRegion, to.begin() + static_cast<long>(r * kRegion));
+    std::copy_n(from.begin() + static_cast<long>(r * kRegion), kRegion,
+                to.begin() + static_cast<long>(r * kRegion));
   }
 
   // Invalid regions read the source, and none of them holds anything an fsync acknowledged;
@@ -109,11 +115,18 @@ class FaultStress : public ::testing::Test {
     auto got = read_all();
     for (uint64_t r = 0; r < kRegions; ++r) {
       if (valid[r]) {
-        ASSERT_TRUE(same(got, current_, r)) << when << ": valid region " << r << " does not read what was written"
-                                            << " (it reads " << (same(got, source_, r) ? "the source" : same(got, acked_, r) ? "the last acknowledged data" : "something else") << ")";
+        ASSERT_TRUE(same(got, current_, r))
+            << when << ": valid region " << r << " does not read what was written"
+            << " (it reads "
+            << (same(got, source_, r)  ? "the source"
+                : same(got, acked_, r) ? "the last acknowledged data"
+                                       : "something else")
+            << ")";
       } else {
-        ASSERT_TRUE(same(got, source_, r)) << when << ": invalid region " << r << " does not read the source";
-        ASSERT_TRUE(same(acked_, source_, r)) << when << ": region " << r << " lost data an fsync acknowledged";
+        ASSERT_TRUE(same(got, source_, r))
+            << when << ": invalid region " << r << " does not read the source";
+        ASSERT_TRUE(same(acked_, source_, r))
+            << when << ": region " << r << " lost data an fsync acknowledged";
         copy_region(current_, source_, r);
       }
     }
@@ -121,23 +134,37 @@ class FaultStress : public ::testing::Test {
 
   // After a failed call over [offset, offset+length): each region it touched reads either its old
   // or its new content (a call that fails part-way may have done the regions before the failure).
-  void settle_failed(uint64_t offset, uint64_t length, const std::vector<std::byte>& wanted, const std::string& op) {
+  void settle_failed(uint64_t offset, uint64_t length, const std::vector<std::byte>& wanted,
+                     const std::string& op) {
     auto valid = valid_regions();
     auto got = read_all();
     for (uint64_t r = offset / kRegion; r <= (offset + length - 1) / kRegion; ++r) {
       bool old_content = same(got, current_, r) || (!valid[r] && same(got, source_, r));
-      ASSERT_TRUE(old_content || same(got, wanted, r)) << op << " failed and left region " << r << " neither old nor new";
+      ASSERT_TRUE(old_content || same(got, wanted, r))
+          << op << " failed and left region " << r << " neither old nor new";
       copy_region(current_, got, r);
     }
   }
 
   void toggle_fault(std::mt19937_64& rng) {
     switch (rng() % 8) {  // 5 faults; all off 3 times in 8, so commits also succeed between faults
-      case 0: dst_->fail_write = dst_->fail_write ? 0 : EIO; break;
-      case 1: dst_->fail_sync = dst_->fail_sync ? 0 : EIO; break;
-      case 2: src_->fail_read = src_->fail_read ? 0 : EIO; break;
-      case 3: FaultVfs::fail_with(faults_ ? 0 : SQLITE_FULL); faults_ = !faults_; break;
-      case 4: FaultVfs::fail_with(faults_ ? 0 : SQLITE_IOERR_WRITE); faults_ = !faults_; break;
+      case 0:
+        dst_->fail_write = dst_->fail_write ? 0 : EIO;
+        break;
+      case 1:
+        dst_->fail_sync = dst_->fail_sync ? 0 : EIO;
+        break;
+      case 2:
+        src_->fail_read = src_->fail_read ? 0 : EIO;
+        break;
+      case 3:
+        FaultVfs::fail_with(faults_ ? 0 : SQLITE_FULL);
+        faults_ = !faults_;
+        break;
+      case 4:
+        FaultVfs::fail_with(faults_ ? 0 : SQLITE_IOERR_WRITE);
+        faults_ = !faults_;
+        break;
       default:  // all off
         dst_->fail_write = 0;
         dst_->fail_sync = 0;
@@ -161,22 +188,28 @@ class FaultStress : public ::testing::Test {
           auto bytes = random_bytes(length, rng());
           std::vector<std::byte> wanted = current_;
           std::copy(bytes.begin(), bytes.end(), wanted.begin() + static_cast<long>(offset));
-          if (engine().write(offset, bytes).is_ok()) current_ = std::move(wanted);
-          else settle_failed(offset, length, wanted, at + " write");
+          if (engine().write(offset, bytes).is_ok())
+            current_ = std::move(wanted);
+          else
+            settle_failed(offset, length, wanted, at + " write");
           break;
         }
         case 3: {
           std::vector<std::byte> wanted = current_;
           std::fill_n(wanted.begin() + static_cast<long>(offset), length, std::byte{0});
-          if (engine().discard(offset, length).is_ok()) current_ = std::move(wanted);
-          else settle_failed(offset, length, wanted, at + " discard");
+          if (engine().discard(offset, length).is_ok())
+            current_ = std::move(wanted);
+          else
+            settle_failed(offset, length, wanted, at + " discard");
           break;
         }
         case 4: {
           std::vector<std::byte> got(length);
           if (engine().read(offset, got).is_ok()) {
-            ASSERT_TRUE(std::equal(got.begin(), got.end(), current_.begin() + static_cast<long>(offset)))
-                << at << ": read of " << length << " bytes at " << offset << " differs from the model";
+            ASSERT_TRUE(
+                std::equal(got.begin(), got.end(), current_.begin() + static_cast<long>(offset)))
+                << at << ": read of " << length << " bytes at " << offset
+                << " differs from the model";
           }
           break;
         }
@@ -185,18 +218,22 @@ class FaultStress : public ::testing::Test {
           Status flushed = engine().flush();
           ++flushes_;
           if (flushed.is_ok()) {
-            ASSERT_EQ(engine().status().mode, MetadataMode::kReadWrite) << at << ": a flush succeeded in " << to_string(engine().status().mode) << " mode";
+            ASSERT_EQ(engine().status().mode, MetadataMode::kReadWrite)
+                << at << ": a flush succeeded in " << to_string(engine().status().mode) << " mode";
             acked_ = current_;
           } else {
             ++failed_flushes_;
             if (engine().status().mode == MetadataMode::kFail) break;
-            ASSERT_EQ(engine().status().mode, MetadataMode::kReadOnly) << at << ": flush failed but mode is rw: " << flushed.message();
+            ASSERT_EQ(engine().status().mode, MetadataMode::kReadOnly)
+                << at << ": flush failed but mode is rw: " << flushed.message();
             check_every_region(at + ", after a failed flush");
           }
           break;
         }
         case 7:
-        case 8: toggle_fault(rng); break;
+        case 8:
+          toggle_fault(rng);
+          break;
         default:
           unmount();
           ++remounts_;
@@ -221,7 +258,8 @@ class FaultStress : public ::testing::Test {
 
 TEST_F(FaultStress, AcknowledgedWritesSurviveFaultsRollbacksAndRemounts) {
   uint64_t seed = std::random_device{}();
-  if (const char* fixed = std::getenv("CLONEFS_STRESS_SEED")) seed = std::strtoull(fixed, nullptr, 10);
+  if (const char* fixed = std::getenv("CLONEFS_STRESS_SEED"))
+    seed = std::strtoull(fixed, nullptr, 10);
   SCOPED_TRACE("CLONEFS_STRESS_SEED=" + std::to_string(seed));
   run(seed, 3000);
   std::printf("fault stress: seed %llu, %d flushes (%d failed), %d remounts\n",

@@ -1,10 +1,11 @@
 // Naming what keeps a file busy (issue #18: a refused unmount blamed a loop device while QEMU
 // held the image).
+#include "io/file_holders.h"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "io/file_holders.h"
 #include "support/holding_process.h"
 #include "support/temp_dir.h"
 
@@ -24,7 +25,8 @@ TEST(FileHolders, NamesAProcessHoldingTheFileOpenWithItsCommand) {
   EXPECT_EQ(holders[0].pid, sleeper.pid());
   EXPECT_EQ(holders[0].command, "sleep");
   std::string text = describe_holders(dir.file("image"));
-  EXPECT_NE(text.find("pid " + std::to_string(sleeper.pid()) + " (sleep)"), std::string::npos) << text;
+  EXPECT_NE(text.find("pid " + std::to_string(sleeper.pid()) + " (sleep)"), std::string::npos)
+      << text;
   EXPECT_EQ(text.find("loop"), std::string::npos) << text;
   sleeper.stop();
   EXPECT_TRUE(processes_holding(dir.file("image")).empty());

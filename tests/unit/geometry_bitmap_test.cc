@@ -41,7 +41,8 @@ TEST(RegionBitmap, ChunkImagesRoundTripAndRejectBitsPastTheEnd) {
   a.set(9);
   a.set(kRegionsPerChunk + 9);
   RegionBitmap b(kRegionsPerChunk + 10);
-  for (uint64_t c = 0; c < a.chunk_count(); ++c) ASSERT_TRUE(b.load_chunk(c, a.chunk_image(c)).is_ok());
+  for (uint64_t c = 0; c < a.chunk_count(); ++c)
+    ASSERT_TRUE(b.load_chunk(c, a.chunk_image(c)).is_ok());
   EXPECT_EQ(b.valid_count(), 3u);
   EXPECT_TRUE(b.test(kRegionsPerChunk + 9));
   auto last = a.chunk_image(1);

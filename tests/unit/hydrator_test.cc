@@ -1,8 +1,9 @@
 // docs/SEMANTICS.md "Hydration": background copy through the engine, holes and zeros skipped,
 // controls honoured, source errors bounded.
+#include "engine/hydrator.h"
+
 #include <thread>
 
-#include "engine/hydrator.h"
 #include "support/engine_fixture.h"
 
 namespace clonefs::testing {
@@ -59,7 +60,8 @@ TEST_F(Hydration, IdleAfterCompletionReportsNoRateAndComplete) {
 
 TEST_F(Hydration, NeverOverwritesWhatTheUserWrote) {
   Hydrator hydrator(*engine_, {.batch = 1});
-  for (uint64_t r = 0; r < 16; ++r) ASSERT_TRUE(write(r * kRegion + 11, random_bytes(40, r)).is_ok());
+  for (uint64_t r = 0; r < 16; ++r)
+    ASSERT_TRUE(write(r * kRegion + 11, random_bytes(40, r)).is_ok());
   ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
   expect_image_matches_model();
 }
@@ -86,7 +88,8 @@ TEST_F(Hydration, BatchesInFlightAreCappedByTheWorkers) {
 TEST_F(Hydration, UnreadableRegionsAreReportedFailedNotRetriedForever) {
   source_->fail_read = EIO;
   Hydrator hydrator(*engine_, {.batch = 4}, 1, 1);
-  for (int i = 0; i < 300 && hydrator.status().failed_regions < engine_->geometry().region_count(); ++i) {
+  for (int i = 0; i < 300 && hydrator.status().failed_regions < engine_->geometry().region_count();
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   HydrationStatus status = hydrator.status();
@@ -113,7 +116,8 @@ TEST_F(Hydration, StopReturnsPromptlyWhileRetryingAFailingSource) {
   ASSERT_GE(source_->reads.load(), 3) << "the worker never got to its retries";
   auto asked = std::chrono::steady_clock::now();
   hydrator.stop();
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - asked);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - asked);
   EXPECT_LT(took.count(), 2000) << "stop() took " << took.count() << " ms";
   EXPECT_FALSE(hydrator.status().running);
 }

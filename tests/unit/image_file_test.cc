@@ -12,8 +12,8 @@ namespace {
 
 constexpr uid_t kOwner = 1000;
 constexpr uid_t kOther = 1001;
-constexpr struct timespec kCreated {100, 1};
-constexpr struct timespec kNow {5000, 7};
+constexpr struct timespec kCreated { 100, 1 };
+constexpr struct timespec kNow { 5000, 7 };
 
 bool same_time(const struct timespec& a, const struct timespec& b) {
   return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
@@ -24,8 +24,14 @@ class ImageFileTest : public EngineFixture {
   void SetUp() override {
     EngineFixture::SetUp();
     ASSERT_TRUE(engine_);
-    ImageAttributes a{.mode = 0640, .uid = kOwner, .gid = 50, .atime = kCreated, .mtime = kCreated, .ctime = kCreated};
-    image_ = std::make_unique<ImageFile>(*engine_, "/images/test.img", a, [this] { return clock_; });
+    ImageAttributes a{.mode = 0640,
+                      .uid = kOwner,
+                      .gid = 50,
+                      .atime = kCreated,
+                      .mtime = kCreated,
+                      .ctime = kCreated};
+    image_ =
+        std::make_unique<ImageFile>(*engine_, "/images/test.img", a, [this] { return clock_; });
   }
 
   ImageFile& image() { return *image_; }
@@ -57,11 +63,13 @@ TEST_F(ImageFileTest, ReadsStopAtTheEnd) {
 // "write at or past the end: EFBIG: the size is fixed."
 TEST_F(ImageFileTest, WritesAtOrPastTheEndAreEFBIG) {
   auto bytes = random_bytes(100, 1);
-  for (int64_t offset : {static_cast<int64_t>(kImageSize), static_cast<int64_t>(kImageSize) + 4096, int64_t{-1}}) {
+  for (int64_t offset :
+       {static_cast<int64_t>(kImageSize), static_cast<int64_t>(kImageSize) + 4096, int64_t{-1}}) {
     auto written = image().write(offset, bytes);
     ASSERT_FALSE(written.is_ok()) << "offset " << offset;
     EXPECT_EQ(written.status().code(), EFBIG);
-    EXPECT_NE(written.status().message().find("/images/test.img"), std::string::npos) << written.status().message();
+    EXPECT_NE(written.status().message().find("/images/test.img"), std::string::npos)
+        << written.status().message();
   }
   expect_image_matches_model();
 }
@@ -92,21 +100,29 @@ TEST_F(ImageFileTest, SyncFlushesTheEngine) {
   EXPECT_EQ(engine_->status().transaction_regions, 0u);
 }
 
-// "`fallocate` PUNCH_HOLE (with KEEP_SIZE), ZERO_RANGE: ... Afterwards the whole range reads zeros."
+// "`fallocate` PUNCH_HOLE (with KEEP_SIZE), ZERO_RANGE: ... Afterwards the whole range reads
+// zeros."
 TEST_F(ImageFileTest, PunchAndZeroRangeDiscard) {
-  ASSERT_TRUE(image().fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * kRegion, 2 * kRegion).is_ok());
+  ASSERT_TRUE(image()
+                  .fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * kRegion, 2 * kRegion)
+                  .is_ok());
   zero_model(2 * kRegion, 2 * kRegion);
-  EXPECT_TRUE(engine_->bitmap().test(2) && engine_->bitmap().test(3)) << "whole regions become valid uncopied";
+  EXPECT_TRUE(engine_->bitmap().test(2) && engine_->bitmap().test(3))
+      << "whole regions become valid uncopied";
   ASSERT_TRUE(image().fallocate(FALLOC_FL_ZERO_RANGE, 5 * kRegion + 10, 100).is_ok());
   zero_model(5 * kRegion + 10, 100);
   expect_image_matches_model();
 }
 
 TEST_F(ImageFileTest, PunchStraddlingTheEndWithKeepSizeStopsThere) {
-  ASSERT_TRUE(image().fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, kImageSize - 500, 10000).is_ok());
+  ASSERT_TRUE(image()
+                  .fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, kImageSize - 500, 10000)
+                  .is_ok());
   zero_model(kImageSize - 500, 500);
   // Wholly past the end: nothing to do.
-  ASSERT_TRUE(image().fallocate(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, kImageSize + 4096, 4096).is_ok());
+  ASSERT_TRUE(image()
+                  .fallocate(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, kImageSize + 4096, 4096)
+                  .is_ok());
   expect_image_matches_model();
   EXPECT_EQ(image().stat().st_size, static_cast<off_t>(kImageSize));
 }
@@ -116,7 +132,8 @@ TEST_F(ImageFileTest, PunchStraddlingTheEndWithKeepSizeStopsThere) {
 TEST_F(ImageFileTest, PreallocationIsANoOpAndPastTheEndWithoutKeepSizeIsEFBIG) {
   const int writes = dest_->writes.load();
   EXPECT_TRUE(image().fallocate(0, 0, kImageSize).is_ok());
-  EXPECT_TRUE(image().fallocate(FALLOC_FL_KEEP_SIZE, kRegion, kImageSize).is_ok());  // past the end too
+  EXPECT_TRUE(
+      image().fallocate(FALLOC_FL_KEEP_SIZE, kRegion, kImageSize).is_ok());  // past the end too
   EXPECT_EQ(dest_->writes.load(), writes);
   EXPECT_EQ(engine_->bitmap().valid_count(), 0u) << "preallocation discarded regions";
   for (int mode : {0, FALLOC_FL_ZERO_RANGE, FALLOC_FL_PUNCH_HOLE}) {
@@ -178,7 +195,9 @@ TEST_F(ImageFileTest, AttributesChangeAndEveryChangeSetsCtime) {
   EXPECT_TRUE(same_time(image().attributes().ctime, kNow));
 
   clock_ = {6000, 0};
-  ASSERT_TRUE(image().change_attributes({.atime = timespec{1, 2}, .mtime = timespec{3, 4}}, kOther).is_ok());
+  ASSERT_TRUE(image()
+                  .change_attributes({.atime = timespec{1, 2}, .mtime = timespec{3, 4}}, kOther)
+                  .is_ok());
   ImageAttributes a = image().attributes();
   EXPECT_TRUE(same_time(a.atime, {1, 2}));
   EXPECT_TRUE(same_time(a.mtime, {3, 4}));
@@ -194,11 +213,12 @@ TEST_F(ImageFileTest, AttributesChangeAndEveryChangeSetsCtime) {
 
 // "permissions: ... only the owner or root may chmod or chown."
 TEST_F(ImageFileTest, OnlyTheOwnerOrRootChangeModeOrOwner) {
-  for (AttributeChange change : {AttributeChange{.mode = 0666}, AttributeChange{.uid = kOther},
-                                 AttributeChange{.gid = 0}}) {
+  for (AttributeChange change :
+       {AttributeChange{.mode = 0666}, AttributeChange{.uid = kOther}, AttributeChange{.gid = 0}}) {
     Status st = image().change_attributes(change, kOther);
     EXPECT_EQ(st.code(), EPERM);
-    EXPECT_NE(st.message().find("only its owner (uid 1000) or root"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("only its owner (uid 1000) or root"), std::string::npos)
+        << st.message();
   }
   EXPECT_EQ(image().attributes().mode, 0640u);
   EXPECT_TRUE(same_time(image().attributes().ctime, kCreated));
@@ -227,7 +247,9 @@ TEST(ImageFileBlockSize, IsTheRegionCappedAtOneMebibyte) {
   TempDir dir;
   constexpr uint64_t kBigRegion = 2 << 20;
   write_file(dir.file("source.img"), random_bytes(2 * kBigRegion, 9));
-  ASSERT_TRUE(create_clone({dir.file("source.img"), dir.file("dest.img"), dir.file("meta.db"), kBigRegion, false}).is_ok());
+  ASSERT_TRUE(create_clone({dir.file("source.img"), dir.file("dest.img"), dir.file("meta.db"),
+                            kBigRegion, false})
+                  .is_ok());
   OpenOptions options;
   options.engine.commit_period = std::chrono::milliseconds(0);
   auto clone = Clone::open(dir.file("meta.db"), options);

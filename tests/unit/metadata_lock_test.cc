@@ -47,7 +47,8 @@ TEST_F(MetadataHolder, CreateForceRefusesWhileAMountHoldsTheMetadata) {
   Status replaced = create_clone({source(), dest(), meta(), 4096, true});
   ASSERT_FALSE(replaced.is_ok()) << "create --force replaced the metadata of a live mount";
   EXPECT_EQ(replaced.code(), EBUSY);
-  EXPECT_NE(replaced.message().find("pid " + std::to_string(::getpid())), std::string::npos) << replaced.message();
+  EXPECT_NE(replaced.message().find("pid " + std::to_string(::getpid())), std::string::npos)
+      << replaced.message();
   EXPECT_EQ(file_digest(meta()), before);
 }
 

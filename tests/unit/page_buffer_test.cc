@@ -8,7 +8,9 @@
 namespace clonefs {
 namespace {
 
-bool page_aligned(const std::byte* p) { return reinterpret_cast<std::uintptr_t>(p) % PageBuffer::kAlignment == 0; }
+bool page_aligned(const std::byte* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % PageBuffer::kAlignment == 0;
+}
 
 TEST(PageBuffer, IsPageAlignedForAnySize) {
   for (size_t size : {size_t{0}, size_t{1}, size_t{4095}, size_t{65536}, size_t{1} << 20}) {

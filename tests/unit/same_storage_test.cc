@@ -158,7 +158,8 @@ TEST(RecordedPaths, ADotDotThroughASymlinkedDirectoryNamesWhatTheKernelOpens) {
   std::filesystem::create_directory_symlink(dir.file("real/sub"), dir.file("link"));
   write_file(dir.file("real/source.img"), random_bytes(1 << 20, 3));
   const std::string source = dir.file("link/../source.img");  // real/source.img to the kernel
-  ASSERT_TRUE(create_clone({source, dir.file("dest.img"), dir.file("meta.db"), 4096, false}).is_ok());
+  ASSERT_TRUE(
+      create_clone({source, dir.file("dest.img"), dir.file("meta.db"), 4096, false}).is_ok());
   auto clone = Clone::open(dir.file("meta.db"), {});
   ASSERT_TRUE(clone.is_ok()) << clone.status().message();
   std::vector<std::byte> got(4096);

@@ -14,8 +14,12 @@ using SavedSettings = EngineFixture;
 TEST_F(SavedSettings, AreNoneUntilSavedThenReadBackAlsoByAReader) {
   auto store = MetadataStore::open(dir_.file("meta2.db"));
   ASSERT_FALSE(store.is_ok());  // (no such file: the fixture's own metadata is held by its engine)
-  CloneRecord record{.image_size = 1 << 20, .region_size = 4096, .source_path = "/s", .source_size = 1 << 20,
-                     .source_fingerprint = "f", .destination_path = "/d"};
+  CloneRecord record{.image_size = 1 << 20,
+                     .region_size = 4096,
+                     .source_path = "/s",
+                     .source_size = 1 << 20,
+                     .source_fingerprint = "f",
+                     .destination_path = "/d"};
   ASSERT_TRUE(MetadataStore::create(dir_.file("meta2.db"), record, false).is_ok());
   {
     auto writer = MetadataStore::open(dir_.file("meta2.db"));
@@ -32,21 +36,28 @@ TEST_F(SavedSettings, AreNoneUntilSavedThenReadBackAlsoByAReader) {
   ASSERT_TRUE(reader.is_ok()) << reader.status().message();
   auto saved = (*reader)->load_hydration_settings();
   ASSERT_TRUE(saved.is_ok() && saved->has_value());
-  EXPECT_EQ(**saved, (HydrationSettings{.paused = true, .threshold = 8, .batch = 4, .rate = 7 << 20}));
+  EXPECT_EQ(**saved,
+            (HydrationSettings{.paused = true, .threshold = 8, .batch = 4, .rate = 7 << 20}));
 }
 
 // What serve_image() does at mount: saved controls, the mount's flags over them, saved.
 TEST_F(SavedSettings, MountFlagsApplyOverTheSavedControlsAndAreSaved) {
-  CloneRecord record{.image_size = 1 << 20, .region_size = 4096, .source_path = "/s", .source_size = 1 << 20,
-                     .source_fingerprint = "f", .destination_path = "/d"};
+  CloneRecord record{.image_size = 1 << 20,
+                     .region_size = 4096,
+                     .source_path = "/s",
+                     .source_size = 1 << 20,
+                     .source_fingerprint = "f",
+                     .destination_path = "/d"};
   ASSERT_TRUE(MetadataStore::create(dir_.file("meta2.db"), record, false).is_ok());
   auto store = MetadataStore::open(dir_.file("meta2.db"));
   ASSERT_TRUE(store.is_ok());
   auto defaults = settings_for_mount(**store, {});
   ASSERT_TRUE(defaults.is_ok());
   EXPECT_EQ(*defaults, HydrationSettings{});
-  EXPECT_FALSE((*store)->load_hydration_settings()->has_value()) << "nothing given, yet something saved";
-  const HydrateCommand given[] = {{HydrateCommand::Kind::kRate, 1000}, {HydrateCommand::Kind::kPause, 0}};
+  EXPECT_FALSE((*store)->load_hydration_settings()->has_value())
+      << "nothing given, yet something saved";
+  const HydrateCommand given[] = {{HydrateCommand::Kind::kRate, 1000},
+                                  {HydrateCommand::Kind::kPause, 0}};
   auto mounted = settings_for_mount(**store, given);
   ASSERT_TRUE(mounted.is_ok());
   EXPECT_EQ(*mounted, (HydrationSettings{.paused = true, .rate = 1000}));
@@ -55,7 +66,9 @@ TEST_F(SavedSettings, MountFlagsApplyOverTheSavedControlsAndAreSaved) {
 
 class FailingSettingsStore : public HydrationSettingsStore {
  public:
-  Result<std::optional<HydrationSettings>> load_hydration_settings() override { return std::optional<HydrationSettings>(); }
+  Result<std::optional<HydrationSettings>> load_hydration_settings() override {
+    return std::optional<HydrationSettings>();
+  }
   Status save_hydration_settings(const HydrationSettings&) override {
     ++saves;
     return Status::error(ENOSPC, "metadata /m: write hydration controls: database or disk is full");

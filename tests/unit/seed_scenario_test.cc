@@ -2,12 +2,13 @@
 // metadata"), replayed: a destination whose unflushed writes are lost when the machine dies.
 // If the engine committed the bitmap before flushing the destination, regions would be recorded
 // valid while their data was never durable, and would read zeros after the crash.
+#include <gtest/gtest.h>
+
 #include <mutex>
 
 #include "engine/clone.h"
 #include "io/posix_devices.h"
 #include "support/temp_dir.h"
-#include <gtest/gtest.h>
 
 namespace clonefs::testing {
 namespace {
@@ -15,7 +16,8 @@ namespace {
 // Keeps written data in a "cache" until sync(); a power loss keeps only what was synced.
 class VolatileDestination final : public DestinationDevice {
  public:
-  explicit VolatileDestination(std::vector<std::byte> durable) : durable_(durable), cache_(std::move(durable)) {}
+  explicit VolatileDestination(std::vector<std::byte> durable)
+      : durable_(durable), cache_(std::move(durable)) {}
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
     std::lock_guard lock(mu_);
     std::copy_n(cache_.begin() + static_cast<long>(offset), buf.size(), buf.begin());
@@ -58,7 +60,9 @@ TEST(SeedScenario, CommittedRegionsNeverReadDataThatWasNotDurable) {
   TempDir dir;
   auto source_bytes = random_bytes(kSize, 99);
   write_file(dir.file("source.img"), source_bytes);
-  ASSERT_TRUE(create_clone({dir.file("source.img"), dir.file("dest.img"), dir.file("meta.db"), kRegion, false}).is_ok());
+  ASSERT_TRUE(create_clone({dir.file("source.img"), dir.file("dest.img"), dir.file("meta.db"),
+                            kRegion, false})
+                  .is_ok());
   auto geometry = Geometry::make(kSize, kRegion);
   auto source = open_source(dir.file("source.img"));
   ASSERT_TRUE(source.is_ok());
@@ -69,7 +73,8 @@ TEST(SeedScenario, CommittedRegionsNeverReadDataThatWasNotDurable) {
     auto meta = MetadataStore::open(dir.file("meta.db"));
     ASSERT_TRUE(meta.is_ok());
     VolatileDestination dest(durable);
-    auto engine = CloneEngine::start(*geometry, **source, dest, **meta, {.commit_period = std::chrono::milliseconds(0)});
+    auto engine = CloneEngine::start(*geometry, **source, dest, **meta,
+                                     {.commit_period = std::chrono::milliseconds(0)});
     ASSERT_TRUE(engine.is_ok());
     // Hydrate half, write some user data, flush: all of this is acknowledged.
     for (uint64_t r = 0; r < kRegions / 2; r += 4) ASSERT_TRUE((*engine)->hydrate(r, 4).is_ok());
@@ -89,12 +94,14 @@ TEST(SeedScenario, CommittedRegionsNeverReadDataThatWasNotDurable) {
   auto meta = MetadataStore::open(dir.file("meta.db"));
   ASSERT_TRUE(meta.is_ok());
   VolatileDestination dest(durable);
-  auto engine = CloneEngine::start(*geometry, **source, dest, **meta, {.commit_period = std::chrono::milliseconds(0)});
+  auto engine = CloneEngine::start(*geometry, **source, dest, **meta,
+                                   {.commit_period = std::chrono::milliseconds(0)});
   ASSERT_TRUE(engine.is_ok());
   for (uint64_t r = 0; r < kRegions; ++r) {
     std::vector<std::byte> got(kRegion);
     ASSERT_TRUE((*engine)->read(r * kRegion, got).is_ok());
-    EXPECT_TRUE(std::equal(got.begin(), got.end(), expected.begin() + static_cast<long>(r * kRegion)))
+    EXPECT_TRUE(
+        std::equal(got.begin(), got.end(), expected.begin() + static_cast<long>(r * kRegion)))
         << "region " << r << (((*engine)->bitmap().test(r)) ? " (committed valid)" : " (invalid)")
         << " reads neither the source nor the user's flushed data";
   }

@@ -1,0 +1,119 @@
+// A clone's status, typed: what the daemon answers the status ioctl with (control_protocol.h),
+// what `clonefs status` reads from a metadata file offline (status_report.h), and what the CLI
+// prints. The JSON form is shaped and read in one place, the to_json/from_json pair below, so a
+// field cannot be spelled two ways by two readers.
+//
+// Field names are stable (documented in README.md, pinned by tests/unit/status_json_test.cc);
+// add fields, never rename them:
+//   image                 string|null  the mounted image path (null offline)
+//   metadata              string       metadata path
+//   source, destination   string       as recorded at create time (absolute)
+//   image_size            integer      bytes
+//   region_size           integer      bytes
+//   regions_total         integer
+//   regions_valid         integer      live: in memory (committed or not); offline: committed
+//   regions_uncommitted   integer      valid but not yet committed (0 offline)
+//   bytes_valid           integer      bytes of the image in valid regions
+//   regions_in_flight     integer      regions being copied right now (0 offline)
+//   mounted               bool         offline: true if a clonefs process holds the metadata
+//   pid                   integer|null the daemon's pid (live), or the lock holder's (offline)
+//   metadata_mode         string       "rw", "ro", "fail" (live); "unmounted" or "in-use" (offline)
+//   metadata_mode_reason  string       why the mode is not "rw" ("" otherwise)
+//   hydration             object|null  null offline; else:
+//     state string ("running", "paused", "complete", "idle"), state_reason string (why idle),
+//     paused bool, threshold integer (regions in flight), batch integer (regions per copy),
+//     rate_limit integer (bytes/s, 0 = unlimited), rate_bytes_per_s number (measured),
+//     eta_seconds number|null, failed_regions integer, failed_sample [integer]
+//   hydration_settings    object       the controls: live, in force; offline, saved for the next
+//     mount (defaults if none were saved): paused, threshold, batch, rate_limit (as in hydration)
+//   complete              bool         every region valid
+//   counters              object|null  null offline; else, since the mount:
+//     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied
+//
+// Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
+// a default — a zero read for a renamed field would look like a real figure. Fields this build
+// does not know are ignored, so an older CLI still reads a newer daemon's status.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/status.h"
+
+namespace clonefs {
+
+// The hydration controls, as in force or as saved for the next mount.
+struct StatusControls {
+  bool paused = false;
+  uint64_t threshold = 0;
+  uint64_t batch = 0;
+  uint64_t rate_limit = 0;  // bytes per second; 0: no limit
+  bool operator==(const StatusControls&) const = default;
+};
+
+// The running hydrator (live only). Its controls sit flat beside the rest in the JSON.
+struct StatusHydration {
+  std::string state;  // "running", "paused", "complete", "idle"
+  std::string state_reason;
+  StatusControls controls;
+  double rate_bytes_per_s = 0;
+  std::optional<double> eta_seconds;  // nullopt: unknown
+  uint64_t failed_regions = 0;
+  std::vector<uint64_t> failed_sample;
+  bool operator==(const StatusHydration&) const = default;
+};
+
+// The engine's counters since the mount (live only).
+struct StatusCounters {
+  uint64_t destination_syncs = 0;
+  uint64_t metadata_commits = 0;
+  uint64_t regions_copied = 0;
+  uint64_t regions_skipped = 0;
+  uint64_t bytes_copied = 0;
+  bool operator==(const StatusCounters&) const = default;
+};
+
+struct CloneStatus {
+  std::optional<std::string> image;  // nullopt offline
+  std::string metadata;
+  std::string source;
+  std::string destination;
+  uint64_t image_size = 0;
+  uint64_t region_size = 0;
+  uint64_t regions_total = 0;
+  uint64_t regions_valid = 0;
+  uint64_t regions_uncommitted = 0;
+  uint64_t bytes_valid = 0;
+  uint64_t regions_in_flight = 0;
+  bool mounted = false;
+  std::optional<int> pid;
+  std::string metadata_mode;
+  std::string metadata_mode_reason;
+  std::optional<StatusHydration> hydration;  // nullopt offline
+  StatusControls hydration_settings;
+  bool complete = false;
+  std::optional<StatusCounters> counters;  // nullopt offline
+  bool operator==(const CloneStatus&) const = default;
+};
+
+// Thrown by from_json: what() names the field by its path ("hydration.eta_seconds") and what was
+// wrong with it.
+class StatusFormatError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The one pair (found by nlohmann through ADL: `nlohmann::json j = status;`,
+// `j.get<CloneStatus>()`).
+void to_json(nlohmann::json& j, const CloneStatus& status);
+void from_json(const nlohmann::json& j, CloneStatus& status);
+
+// Parses the status text the daemon sent; EIO naming `origin` and the faulty field.
+Result<CloneStatus> parse_status(std::string_view text, const std::string& origin);
+
+}  // namespace clonefs
