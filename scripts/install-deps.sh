@@ -10,8 +10,9 @@ packages=(
   libgtest-dev libgmock-dev
   # run: fusermount3 (fuse3), losetup (mount), fstrim (util-linux), mkfs.ext4/e2fsck/chattr, cmp
   fuse3 mount util-linux e2fsprogs diffutils
-  # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata
-  fio sqlite3 procps
+  # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata, python3 for
+  # the bench's unit tests (ctest bench_python_unit)
+  fio sqlite3 procps python3
 )
 missing=()
 for p in "${packages[@]}"; do
