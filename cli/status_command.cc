@@ -6,8 +6,8 @@
 #include "app.h"
 #include "control/control_client.h"
 #include "control/control_protocol.h"
-#include "control/status_report.h"
 #include "control/status_table.h"
+#include "daemon/status_report.h"
 
 namespace clonefs::cli {
 namespace {

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "control/control_protocol.h"
+#include "io/unique_fd.h"
 
 namespace clonefs {
 namespace {

@@ -70,25 +70,4 @@ std::string format_hydrate_command(const HydrateCommand& command) {
   return "";
 }
 
-void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command) {
-  switch (command.kind) {
-    case HydrateCommand::Kind::kPause:
-    case HydrateCommand::Kind::kHold:
-      hydrator.set_paused(true);
-      break;
-    case HydrateCommand::Kind::kResume:
-      hydrator.set_paused(false);
-      break;
-    case HydrateCommand::Kind::kThreshold:
-      hydrator.set_threshold(command.value);
-      break;
-    case HydrateCommand::Kind::kBatch:
-      hydrator.set_batch(command.value);
-      break;
-    case HydrateCommand::Kind::kRate:
-      hydrator.set_rate(command.value);
-      break;
-  }
-}
-
 }  // namespace clonefs

@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "engine/hydrator.h"
+#include "meta/hydration_settings.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -52,7 +52,5 @@ struct HydrateCommand {
 Result<HydrateCommand> parse_hydrate_command(std::string_view text);
 // The inverse, for the CLI.
 std::string format_hydrate_command(const HydrateCommand& command);
-// Applies a command to a running hydrator.
-void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command);
 
 }  // namespace clonefs

@@ -41,14 +41,6 @@ struct HydrationStatus {
 
 // Worker threads copy one batch each, so they bound the batches in flight whatever the threshold.
 inline constexpr unsigned kMaxHydrationWorkers = 8;
-// The largest batch: its regions are held in flight at once (user I/O to them waits) and copied
-// in one step. 1024 regions is 16 MiB at the default region size; at 1 GiB regions 1 TiB, still
-// copied in kMaxCopyBytes pieces, so memory does not grow with it.
-inline constexpr uint64_t kMaxHydrationBatch = 1024;
-// The largest threshold: past kMaxHydrationWorkers x kMaxHydrationBatch regions in flight more
-// changes nothing, so 65536 leaves room to spare while catching a typo's extra digits.
-inline constexpr uint64_t kMaxHydrationThreshold = 65536;
-
 class Hydrator {
  public:
   // Copies up to threshold / batch batches at once, one worker thread per batch in flight, at most

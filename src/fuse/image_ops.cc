@@ -10,7 +10,7 @@
 #include <span>
 
 #include "control/control_protocol.h"
-#include "control/hydration_control.h"
+#include "daemon/hydration_control.h"
 #include "fuse/image_session.h"
 
 namespace clonefs {

@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-#include "control/status_report.h"
+#include "daemon/status_report.h"
 
 namespace clonefs {
 

@@ -37,7 +37,7 @@ class ImageSession {
   // The user's -o max_read=N (0: none): libfuse refuses the session unless init() repeats it.
   unsigned max_read() const { return max_read_; }
 
-  // The live status as JSON (control/status.h), built by control/status_report.h.
+  // The live status as JSON (control/status.h), built by daemon/status_report.h.
   std::string status_json() const;
 
  private:

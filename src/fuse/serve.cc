@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "control/control_protocol.h"
-#include "control/hydration_control.h"
+#include "daemon/hydration_control.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
 #include "fuse/image_ops.h"

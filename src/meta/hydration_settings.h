@@ -17,6 +17,14 @@ struct HydrationSettings {
   bool operator==(const HydrationSettings&) const = default;
 };
 
+// The largest batch: its regions are held in flight at once (user I/O to them waits) and copied
+// in one step. 1024 regions is 16 MiB at the default region size; at 1 GiB regions 1 TiB, still
+// copied in bounded pieces (engine/clone_engine.h), so memory does not grow with it.
+inline constexpr uint64_t kMaxHydrationBatch = 1024;
+// The largest threshold: past the hydrator's 8 workers x kMaxHydrationBatch regions in flight more
+// changes nothing, so 65536 leaves room to spare while catching a typo's extra digits.
+inline constexpr uint64_t kMaxHydrationThreshold = 65536;
+
 class HydrationSettingsStore {
  public:
   virtual ~HydrationSettingsStore() = default;

@@ -2,7 +2,7 @@
 // by the first save; a clone without it (an older clonefs made it) gets the defaults.
 #include <gtest/gtest.h>
 
-#include "control/hydration_control.h"
+#include "daemon/hydration_control.h"
 #include "engine/clone.h"
 #include "support/engine_fixture.h"
 

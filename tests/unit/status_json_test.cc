@@ -7,7 +7,7 @@
 #include <set>
 
 #include "control/status.h"
-#include "control/status_report.h"
+#include "daemon/status_report.h"
 #include "meta/metadata_store.h"
 #include "support/temp_dir.h"
 

@@ -11,6 +11,9 @@
 
 namespace clonefs {
 
+// Applies `command` to a running hydrator, without saving it.
+void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command);
+
 // `settings` after `command` (a hold pauses, as a pause does).
 HydrationSettings with_command(HydrationSettings settings, const HydrateCommand& command);
 

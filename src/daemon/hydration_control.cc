@@ -1,4 +1,4 @@
-#include "control/hydration_control.h"
+#include "daemon/hydration_control.h"
 
 #include <mutex>
 
@@ -53,6 +53,27 @@ Status steer_hydration(Hydrator& hydrator, HydrationSettingsStore& store,
   return Status::error(saved.code() == EINVAL ? EIO : saved.code(),
                        "hydration control \"" + format_hydrate_command(command) +
                            "\" applied, but not saved for the next mount: " + saved.message());
+}
+
+void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command) {
+  switch (command.kind) {
+    case HydrateCommand::Kind::kPause:
+    case HydrateCommand::Kind::kHold:
+      hydrator.set_paused(true);
+      break;
+    case HydrateCommand::Kind::kResume:
+      hydrator.set_paused(false);
+      break;
+    case HydrateCommand::Kind::kThreshold:
+      hydrator.set_threshold(command.value);
+      break;
+    case HydrateCommand::Kind::kBatch:
+      hydrator.set_batch(command.value);
+      break;
+    case HydrateCommand::Kind::kRate:
+      hydrator.set_rate(command.value);
+      break;
+  }
 }
 
 }  // namespace clonefs

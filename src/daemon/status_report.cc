@@ -1,4 +1,4 @@
-#include "control/status_report.h"
+#include "daemon/status_report.h"
 
 namespace clonefs {
 namespace {
