@@ -85,8 +85,11 @@ Status record_workload(const CloneFiles& files, std::span<const Op> ops,
   open.engine.copy_on_read = options.copy_on_read;
   open.metadata.vfs = RecordingVfs::kName;
   open.wrappers.destination =
-      [&trace](std::unique_ptr<DestinationDevice> real) -> std::unique_ptr<DestinationDevice> {
-    return std::make_unique<RecordingDestination>(std::move(real), trace);
+      [&trace,
+       &options](std::unique_ptr<DestinationDevice> real) -> std::unique_ptr<DestinationDevice> {
+    auto recorded = std::make_unique<RecordingDestination>(std::move(real), trace);
+    if (options.wrap_destination) return options.wrap_destination(std::move(recorded));
+    return recorded;
   };
   auto clone = Clone::open(files.metadata, open);
   if (!clone) return clone.status();

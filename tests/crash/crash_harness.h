@@ -6,10 +6,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 
 #include "crash/workload.h"
+#include "io/devices.h"
 
 namespace clonefs::crash {
 
@@ -23,6 +26,10 @@ struct ScenarioOptions {
   size_t random_points = 8;           // crash points drawn at random, besides those around syncs
   size_t random_states = 4;  // random pending subsets per crash point (half with torn sectors)
   uint64_t exhaustive_limit = 32;  // enumerate every subset when there are at most this many
+  // Wraps the recorded destination as the engine sees it: the harness's own tests put a
+  // misbehaving device here to show that the harness catches what it breaks.
+  std::function<std::unique_ptr<DestinationDevice>(std::unique_ptr<DestinationDevice>)>
+      wrap_destination;
 };
 
 struct ScenarioReport {
