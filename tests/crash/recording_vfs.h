@@ -1,4 +1,4 @@
-// A sqlite3_vfs shim, registered as "clonefs-record" over the default "unix" VFS, that records
+// A SQLite VFS shim (support/vfs_shim.h), registered as "clonefs-record", that records
 // what SQLite does to a clone's metadata database and its WAL into the crash trace: writes,
 // truncations, syncs, creation and deletion. Locking, the WAL index (xShm*), sector size and
 // device characteristics go straight to the real file, so SQLite behaves exactly as on "unix".
