@@ -7,20 +7,13 @@
 #include <filesystem>
 
 #include "engine/clone.h"
-#include "support/temp_dir.h"
+#include "support/created_clone.h"
 
 namespace clonefs::testing {
 namespace {
 
-class OpeningChecks : public ::testing::Test {
+class OpeningChecks : public CreatedClone {
  protected:
-  void SetUp() override {
-    write_file(source(), random_bytes(kSize, 1));
-    ASSERT_TRUE(create_clone({source(), dest(), meta(), 4096, false}).is_ok());
-  }
-  std::string source() const { return dir_.file("source.img"); }
-  std::string dest() const { return dir_.file("dest.img"); }
-  std::string meta() const { return dir_.file("meta.db"); }
   std::vector<std::string> digests() const {
     return {file_digest(source()), file_digest(dest()), file_digest(meta())};
   }
@@ -32,8 +25,6 @@ class OpeningChecks : public ::testing::Test {
     EXPECT_NE(clone.status().message().find(needle), std::string::npos) << clone.status().message();
     EXPECT_EQ(digests(), before) << "a refused open wrote something";
   }
-  static constexpr uint64_t kSize = 1 << 20;
-  TempDir dir_;
 };
 
 TEST_F(OpeningChecks, AGoodCloneOpens) {

@@ -5,23 +5,12 @@
 #include <unistd.h>
 
 #include "engine/clone.h"
-#include "support/temp_dir.h"
+#include "support/created_clone.h"
 
 namespace clonefs::testing {
 namespace {
 
-class MetadataHolder : public ::testing::Test {
- protected:
-  void SetUp() override {
-    write_file(source(), random_bytes(kSize, 1));
-    ASSERT_TRUE(create_clone({source(), dest(), meta(), 4096, false}).is_ok());
-  }
-  std::string source() const { return dir_.file("source.img"); }
-  std::string dest() const { return dir_.file("dest.img"); }
-  std::string meta() const { return dir_.file("meta.db"); }
-  static constexpr uint64_t kSize = 1 << 20;
-  TempDir dir_;
-};
+using MetadataHolder = CreatedClone;
 
 TEST_F(MetadataHolder, AStatusReaderNeverMakesAMountFail) {
   auto reader = MetadataStore::open(meta(), {.read_only = true});
