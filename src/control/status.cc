@@ -20,6 +20,9 @@ json hydration_json(const StatusHydration& h) {
   j["eta_seconds"] = h.eta_seconds ? json(*h.eta_seconds) : json(nullptr);
   j["failed_regions"] = h.failed_regions;
   j["failed_sample"] = h.failed_sample;
+  j["priority_regions"] = h.priority_regions;
+  j["plan_regions"] = h.plan_regions;
+  j["plan_regions_left"] = h.plan_regions_left;
   return j;
 }
 
@@ -119,7 +122,10 @@ StatusHydration hydration_from(const json& j, const std::string& path) {
                                       return v.get<double>();
                                     }),
           .failed_regions = f.count("failed_regions"),
-          .failed_sample = f.counts("failed_sample")};
+          .failed_sample = f.counts("failed_sample"),
+          .priority_regions = f.count("priority_regions"),
+          .plan_regions = f.count("plan_regions"),
+          .plan_regions_left = f.count("plan_regions_left")};
 }
 
 StatusCounters counters_from(const json& j, const std::string& path) {

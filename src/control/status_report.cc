@@ -22,7 +22,10 @@ StatusHydration hydration_of(const HydrationStatus& h) {
           .rate_bytes_per_s = h.rate_bytes_per_s,
           .eta_seconds = h.eta_seconds < 0 ? std::nullopt : std::optional<double>(h.eta_seconds),
           .failed_regions = h.failed_regions,
-          .failed_sample = h.failed_sample};
+          .failed_sample = h.failed_sample,
+          .priority_regions = h.priority_regions,
+          .plan_regions = h.plan_regions,
+          .plan_regions_left = h.plan_regions_left};
 }
 
 StatusCounters counters_of(const EngineCounters& c) {

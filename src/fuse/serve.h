@@ -22,6 +22,10 @@ struct ServeOptions {
   // Given at mount (flags): applied over the controls saved in the metadata, and saved.
   std::vector<HydrateCommand> hydration_controls;
   std::vector<std::string> fuse_options;  // extra -o values (allow_other, debug, ...)
+  // Absolute paths, or empty. A profile to hydrate first (refused before mounting if it is of
+  // another source); a file to record this mount's profile in (docs/PROFILE.md).
+  std::string profile_path;
+  std::string record_profile_path;
   unsigned max_threads = 16;              // FUSE worker threads
   std::shared_ptr<spdlog::logger> logger;
   // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached

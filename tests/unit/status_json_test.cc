@@ -37,7 +37,10 @@ CloneStatus live_sample() {
                                 .rate_bytes_per_s = 123456789.5,
                                 .eta_seconds = 68.25,
                                 .failed_regions = 2,
-                                .failed_sample = {7, 9}};
+                                .failed_sample = {7, 9},
+                                .priority_regions = 24,
+                                .plan_regions = 4096,
+                                .plan_regions_left = 1000};
   s.hydration_settings = {.threshold = 64, .batch = 16, .rate_limit = 200 << 20};
   s.counters = StatusCounters{.destination_syncs = 3,
                               .metadata_commits = 5,
@@ -106,6 +109,9 @@ const std::map<std::string, std::string> kLiveFields = {
     {"hydration.eta_seconds", "number"},
     {"hydration.failed_regions", "integer"},
     {"hydration.failed_sample", "array"},
+    {"hydration.priority_regions", "integer"},
+    {"hydration.plan_regions", "integer"},
+    {"hydration.plan_regions_left", "integer"},
     {"hydration_settings", "object"},
     {"hydration_settings.paused", "boolean"},
     {"hydration_settings.threshold", "integer"},
