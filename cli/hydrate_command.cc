@@ -21,7 +21,7 @@ struct HydrateArgs {
   std::string image;
   HydrationFlags flags;
   bool pause = false, resume = false, wait = false;
-  std::string profile;              // --profile
+  std::string profile;             // --profile
   std::vector<std::string> files;  // --files
 };
 

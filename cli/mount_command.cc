@@ -27,6 +27,7 @@ struct MountArgs {
   std::vector<HydrateCommand> hydration_controls;  // from the flags above, checked
   std::vector<std::string> fuse_options;
   std::string profile, record_profile;  // docs/PROFILE.md
+  bool no_priority = false;
 };
 
 // Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in the
@@ -98,6 +99,7 @@ ServeOptions serve_options(const MountArgs& args) {
   options.fuse_options = args.fuse_options;
   options.profile_path = args.profile;
   options.record_profile_path = args.record_profile;
+  options.on_demand_priority = !args.no_priority;
   options.logger = make_logger(args);
   return options;
 }
@@ -234,6 +236,9 @@ Command add_mount_command(CLI::App& root) {
   app->add_option("--record-profile", args->record_profile,
                   "Record the order in which this mount first uses regions into FILE (written "
                   "every 10 s and at unmount)");
+  app->add_flag("--no-priority", args->no_priority,
+                "Hydrate in address order (after any profile) even when reads fall through to "
+                "the source (default: their regions first)");
   app->add_option("--log-level", args->log_level,
                   "trace, debug, info, warn, error, critical or off (default info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

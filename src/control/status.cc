@@ -27,11 +27,9 @@ json hydration_json(const StatusHydration& h) {
 }
 
 json counters_json(const StatusCounters& c) {
-  return {{"destination_syncs", c.destination_syncs},
-          {"metadata_commits", c.metadata_commits},
-          {"regions_copied", c.regions_copied},
-          {"regions_skipped", c.regions_skipped},
-          {"bytes_copied", c.bytes_copied}};
+  return {{"destination_syncs", c.destination_syncs}, {"metadata_commits", c.metadata_commits},
+          {"regions_copied", c.regions_copied},       {"regions_skipped", c.regions_skipped},
+          {"bytes_copied", c.bytes_copied},           {"bytes_fell_through", c.bytes_fell_through}};
 }
 
 // "field \"hydration.batch\" should be a non-negative integer, not \"16\"" (the value cut short:
@@ -134,7 +132,8 @@ StatusCounters counters_from(const json& j, const std::string& path) {
           .metadata_commits = f.count("metadata_commits"),
           .regions_copied = f.count("regions_copied"),
           .regions_skipped = f.count("regions_skipped"),
-          .bytes_copied = f.count("bytes_copied")};
+          .bytes_copied = f.count("bytes_copied"),
+          .bytes_fell_through = f.count("bytes_fell_through")};
 }
 
 }  // namespace

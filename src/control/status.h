@@ -31,7 +31,8 @@
 //     mount (defaults if none were saved): paused, threshold, batch, rate_limit (as in hydration)
 //   complete              bool         every region valid
 //   counters              object|null  null offline; else, since the mount:
-//     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied
+//     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied,
+//     bytes_fell_through (user reads of regions not yet valid, served from the source)
 //
 // Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
 // a default — a zero read for a renamed field would look like a real figure. Fields this build
@@ -81,6 +82,7 @@ struct StatusCounters {
   uint64_t regions_copied = 0;
   uint64_t regions_skipped = 0;
   uint64_t bytes_copied = 0;
+  uint64_t bytes_fell_through = 0;  // user reads of invalid regions, served from the source
   bool operator==(const StatusCounters&) const = default;
 };
 

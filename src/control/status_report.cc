@@ -33,7 +33,8 @@ StatusCounters counters_of(const EngineCounters& c) {
           .metadata_commits = c.metadata_commits.load(),
           .regions_copied = c.regions_copied.load(),
           .regions_skipped = c.regions_skipped.load(),
-          .bytes_copied = c.bytes_copied.load()};
+          .bytes_copied = c.bytes_copied.load(),
+          .bytes_fell_through = c.bytes_fell_through.load()};
 }
 
 // What both paths fill alike.

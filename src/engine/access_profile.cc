@@ -85,7 +85,8 @@ Result<AccessProfile> parse_profile(const std::string& text, const std::string& 
     if (!next()) return malformed(origin, number, "ends after " + std::to_string(i) + " runs");
     const auto space = line.find(' ');
     RegionRun run;
-    if (space == std::string::npos || !parse_u64(std::string_view(line).substr(0, space), run.first) ||
+    if (space == std::string::npos ||
+        !parse_u64(std::string_view(line).substr(0, space), run.first) ||
         !parse_u64(std::string_view(line).substr(space + 1), run.count) || run.count == 0) {
       return malformed(origin, number, "expected \"FIRST COUNT\", got \"" + line + "\"");
     }
@@ -148,12 +149,12 @@ Result<std::vector<RegionRun>> profile_plan(const AccessProfile& profile, const 
                                             const CloneRecord& record, const Geometry& geometry) {
   if (profile.source_size != record.source_size ||
       profile.source_fingerprint != record.source_fingerprint) {
-    return Status::error(
-        EINVAL, "profile " + path + " was recorded on another source (size " +
-                    std::to_string(profile.source_size) + ", fingerprint " +
-                    profile.source_fingerprint + "); this clone's source " + record.source_path +
-                    " has size " + std::to_string(record.source_size) + ", fingerprint " +
-                    record.source_fingerprint);
+    return Status::error(EINVAL, "profile " + path + " was recorded on another source (size " +
+                                     std::to_string(profile.source_size) + ", fingerprint " +
+                                     profile.source_fingerprint + "); this clone's source " +
+                                     record.source_path + " has size " +
+                                     std::to_string(record.source_size) + ", fingerprint " +
+                                     record.source_fingerprint);
   }
   std::vector<RegionRun> plan;
   plan.reserve(profile.runs.size());
@@ -161,10 +162,10 @@ Result<std::vector<RegionRun>> profile_plan(const AccessProfile& profile, const 
     // Bytes of the profile's regions, clamped to the image, then this clone's regions.
     if (run.first > geometry.image_size() / profile.region_size) continue;
     const uint64_t begin = run.first * profile.region_size;
-    const uint64_t end = std::min(geometry.image_size(),
-                                  begin + std::min(run.count, geometry.image_size() /
-                                                                  profile.region_size + 1) *
-                                              profile.region_size);
+    const uint64_t end =
+        std::min(geometry.image_size(),
+                 begin + std::min(run.count, geometry.image_size() / profile.region_size + 1) *
+                             profile.region_size);
     if (begin >= end) continue;
     const uint64_t first = geometry.region_of(begin);
     plan.push_back({first, geometry.region_of(end - 1) - first + 1});

@@ -75,11 +75,11 @@ class ProfileRecorder : public AccessObserver {
   // One bit per region first used; read without mu_ so regions already seen cost no lock.
   std::vector<std::atomic<uint64_t>> seen_;
   mutable std::mutex mu_;
-  AccessProfile profile_;     // guarded by mu_
-  uint64_t generation_ = 0;   // guarded by mu_: bumped by every new run or region
-  uint64_t written_ = 0;      // guarded by mu_: the generation last written
-  bool full_ = false;         // guarded by mu_
-  bool stopping_ = false;     // guarded by mu_
+  AccessProfile profile_;    // guarded by mu_
+  uint64_t generation_ = 0;  // guarded by mu_: bumped by every new run or region
+  uint64_t written_ = 0;     // guarded by mu_: the generation last written
+  bool full_ = false;        // guarded by mu_
+  bool stopping_ = false;    // guarded by mu_
   std::condition_variable wake_;
   std::mutex write_mu_;  // one write of the file at a time
   std::thread writer_;

@@ -250,7 +250,10 @@ Status CloneEngine::read(uint64_t offset, std::span<std::byte> buf) {
     }
     run_end = std::min<uint64_t>(run_end, offset + buf.size());
     std::span<std::byte> run = buf.subspan(done, run_end - pos);
-    if (!valid) note_access(first, geometry_.region_of(run_end - 1) - first + 1, true);
+    if (!valid) {
+      counters_.bytes_fell_through.fetch_add(run.size(), std::memory_order_relaxed);
+      note_access(first, geometry_.region_of(run_end - 1) - first + 1, true);
+    }
     CLONEFS_RETURN_IF_ERROR(valid ? destination_.read_at(pos, run) : read_invalid_run(pos, run));
     done += run.size();
   }

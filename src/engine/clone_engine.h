@@ -49,6 +49,7 @@ struct EngineCounters {
   std::atomic<uint64_t> regions_copied{0};   // read from the source and written whole
   std::atomic<uint64_t> regions_skipped{0};  // made valid without copying (holes, zeros)
   std::atomic<uint64_t> bytes_copied{0};
+  std::atomic<uint64_t> bytes_fell_through{0};  // user reads served from the source
 };
 
 struct EngineStatus {

@@ -112,7 +112,7 @@ void Hydrator::user_io() noexcept {
 // stream soon reads from the destination. The readahead doubles while the stream goes on.
 void Hydrator::read_fell_through(uint64_t first, uint64_t count) noexcept {
   std::lock_guard lock(mu_);
-  if (stopping_ || count == 0) return;
+  if (stopping_ || !on_demand_ || count == 0) return;
   const uint64_t regions = engine_.geometry().region_count();
   const uint64_t max_readahead =
       std::max<uint64_t>(1, kMaxReadaheadBytes / engine_.geometry().region_size());
@@ -124,6 +124,12 @@ void Hydrator::read_fell_through(uint64_t first, uint64_t count) noexcept {
   priority_.push_front({first, end - first});
   if (priority_.size() > kMaxPriorityRuns) priority_.pop_back();
   wake_all_locked();
+}
+
+void Hydrator::set_on_demand(bool on) {
+  std::lock_guard lock(mu_);
+  on_demand_ = on;
+  if (!on) priority_.clear();
 }
 
 void Hydrator::set_paused(bool paused) {
@@ -231,9 +237,10 @@ std::optional<Hydrator::Claim> Hydrator::claim_from_runs(std::deque<RegionRun>& 
   return std::nullopt;
 }
 
-std::optional<Hydrator::Claim> Hydrator::next_claim() {
+std::optional<Hydrator::Claim> Hydrator::next_claim(bool in_order) {
   if (auto claim = claim_from_runs(priority_)) return claim;
   if (auto claim = claim_from_runs(plan_)) return claim;
+  if (!in_order) return std::nullopt;
   auto start = next_start();
   if (!start) return std::nullopt;
   // Up to the next valid region: the step would stop there, and the cursor must not skip the
@@ -254,17 +261,20 @@ void Hydrator::worker_loop() {
     const TimePoint now = clock_.now();
     const TimePoint last_user{
         HydrationClock::duration(last_user_io_.load(std::memory_order_relaxed))};
-    // The trickle is shared: one batch at a time and one per interval, however many workers.
-    if (now - last_user < kUserQuiet &&
-        (active_copies_ > 0 || now - last_start_ < kTrickleInterval)) {
+    // Address order yields to user I/O: the trickle is shared, one batch at a time and one per
+    // interval, however many workers. Regions reads wait on and the plan do not: they are the
+    // user's own (still within the threshold and the rate limit).
+    const bool trickle = now - last_user < kUserQuiet &&
+                         (active_copies_ > 0 || now - last_start_ < kTrickleInterval);
+    auto claim = next_claim(!trickle);
+    if (!claim && trickle) {
       // Until the user has been quiet long enough, or (no batch in flight) the trickle is due; a
-      // batch ending wakes it too.
+      // batch ending or a region asked for wakes it too.
       TimePoint wake = last_user + kUserQuiet;
       if (active_copies_ == 0) wake = std::min(wake, last_start_ + kTrickleInterval);
       sleep_locked(lock, wake);
       continue;
     }
-    auto claim = next_claim();
     if (!claim) {  // complete, or only failed regions left: regions never turn invalid again
       sleep_locked(lock);
       continue;
@@ -442,8 +452,7 @@ bool Hydrator::wait_complete(std::chrono::milliseconds timeout) const {
 
 bool Hydrator::settle(std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mu_);
-  return settled_.wait_for(lock, timeout,
-                           [&] { return stopping_ || asleep_ == workers_.size(); });
+  return settled_.wait_for(lock, timeout, [&] { return stopping_ || asleep_ == workers_.size(); });
 }
 
 }  // namespace clonefs

@@ -47,7 +47,6 @@ struct HydrationStatus {
   uint64_t plan_regions_left = 0;       // of those, still invalid
 };
 
-
 // Worker threads copy one batch each, so they bound the batches in flight whatever the threshold.
 inline constexpr unsigned kMaxHydrationWorkers = 8;
 // The largest batch: its regions are held in flight at once (user I/O to them waits) and copied
@@ -65,8 +64,9 @@ inline constexpr uint64_t kMaxReadaheadBytes = 8 << 20;
 
 // Which regions come first: those user reads are waiting on (read_fell_through, newest first,
 // with readahead when the reads look sequential), then the plan (set_plan: a recorded profile or
-// file hints, in its order), then the rest in address order. Whatever the order, user I/O goes
-// first and the rate limit holds.
+// file hints, in its order), then the rest in address order. Address order yields to user I/O
+// (a trickle while it is recent); the first two are the user's own regions and do not. The
+// threshold and the rate limit hold for all three.
 class Hydrator : private AccessObserver {
  public:
   // Copies up to threshold / batch batches at once, one worker thread per batch in flight, at most
@@ -90,6 +90,9 @@ class Hydrator : private AccessObserver {
   // requests). Runs past the image are cut at its end.
   void set_plan(std::vector<RegionRun> runs);
   void append_plan(std::vector<RegionRun> runs);  // after the plan's last run
+  // Whether reads that fall through reorder hydration (on by default); off: the queue is
+  // dropped and address order (after the plan) is all there is, as before issue 13.
+  void set_on_demand(bool on);
   HydrationStatus status() const;
   // Blocks until every region is valid or `timeout` (real time) passes; true if complete.
   bool wait_complete(std::chrono::milliseconds timeout) const;
@@ -130,8 +133,9 @@ class Hydrator : private AccessObserver {
   BatchResult copy_batch(uint64_t start, uint64_t batch, std::vector<uint64_t>& newly_failed);
   // Waits `delay` unless stop() is called first; false if it was.
   bool backoff(std::chrono::milliseconds delay);
-  // Requires mu_: claims the next batch; nullopt when no invalid region is left to try.
-  std::optional<Claim> next_claim();
+  // Requires mu_: claims the next batch, from address order only if `in_order`; nullopt when no
+  // invalid region is left to try.
+  std::optional<Claim> next_claim(bool in_order);
   // Requires mu_: the next address-order batch start.
   std::optional<uint64_t> next_start();
   void record_copy(uint64_t bytes);
@@ -150,25 +154,26 @@ class Hydrator : private AccessObserver {
   mutable std::condition_variable settled_;  // a worker went to sleep
   unsigned asleep_ = 0;                      // guarded by mu_: workers in sleep_locked, not woken
   uint64_t wake_generation_ = 0;             // guarded by mu_: counts wake_all_locked()
+  bool on_demand_ = true;                    // guarded by mu_
   std::deque<RegionRun> priority_;           // guarded by mu_: newest request first
   uint64_t stream_first_ = 0;                // guarded by mu_: the last fall-through read...
   uint64_t stream_end_ = 0;                  // ...and the end of what was queued for it
   uint64_t readahead_ = 0;                   // guarded by mu_: regions queued past that read
   std::deque<RegionRun> plan_;               // guarded by mu_: what is left to claim of it
   std::vector<RegionRun> plan_runs_;         // guarded by mu_: the whole plan, for status
-  HydrationSettings settings_;       // guarded by mu_
-  bool stopping_ = false;            // guarded by mu_
-  std::atomic<bool> cancel_{false};  // stopping_, for a copy in progress to see without mu_
-  uint64_t cursor_ = 0;              // guarded by mu_: where the next batch search starts
-  uint64_t active_copies_ = 0;       // guarded by mu_
-  HydrationClock::time_point last_start_;  // guarded by mu_: the last batch claimed
-  std::set<uint64_t> failed_;             // guarded by mu_
+  HydrationSettings settings_;               // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
+  std::atomic<bool> cancel_{false};          // stopping_, for a copy in progress to see without mu_
+  uint64_t cursor_ = 0;                      // guarded by mu_: where the next batch search starts
+  uint64_t active_copies_ = 0;               // guarded by mu_
+  HydrationClock::time_point last_start_;    // guarded by mu_: the last batch claimed
+  std::set<uint64_t> failed_;                // guarded by mu_
   HydrationClock::time_point rate_window_start_;  // guarded by mu_
   uint64_t rate_window_bytes_ = 0;                // guarded by mu_
   double recent_rate_ = 0;                        // guarded by mu_
   HydrationClock::time_point last_copy_;          // guarded by mu_: the last bytes hydrated
   HydrationClock::time_point budget_start_;       // guarded by mu_ (rate limit)
-  uint64_t budget_used_ = 0;                            // guarded by mu_
+  uint64_t budget_used_ = 0;                      // guarded by mu_
   std::vector<std::thread> workers_;  // grows under mu_ while !stopping_; joined by stop()
 };
 

@@ -259,6 +259,7 @@ int serve_image(const ServeOptions& options) {
   held.paused = true;
   Hydrator hydrator((*clone)->engine(), held);
   if (!plan.empty()) hydrator.set_plan(std::move(plan));
+  hydrator.set_on_demand(options.on_demand_priority);
   std::optional<ProfileRecorder> recorder;
   if (!options.record_profile_path.empty()) {
     recorder.emplace(options.record_profile_path, (*clone)->record(),

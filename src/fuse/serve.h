@@ -26,7 +26,8 @@ struct ServeOptions {
   // another source); a file to record this mount's profile in (docs/PROFILE.md).
   std::string profile_path;
   std::string record_profile_path;
-  unsigned max_threads = 16;              // FUSE worker threads
+  bool on_demand_priority = true;  // reads that fall through to the source are hydrated first
+  unsigned max_threads = 16;       // FUSE worker threads
   std::shared_ptr<spdlog::logger> logger;
   // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached
   // daemon passes the result to its waiting parent through this.

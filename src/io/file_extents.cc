@@ -39,16 +39,18 @@ dev_t from_kernel_dev(uint64_t encoded) {  // see storage_identity.cc
   return makedev(major_number, minor_number);
 }
 
-Result<LoopPlacement> placement_of(dev_t device, const struct stat& image,
-                                   const std::string& path, const std::string& image_path) {
+Result<LoopPlacement> placement_of(dev_t device, const struct stat& image, const std::string& path,
+                                   const std::string& image_path) {
   namespace fs = std::filesystem;
   const std::string sys =
       "/sys/dev/block/" + std::to_string(major(device)) + ":" + std::to_string(minor(device));
   std::error_code ec;
   fs::path node = fs::canonical(sys, ec);
   if (ec) {
-    return Status::error(EINVAL, path + " is not on a block device (its filesystem is not on a "
-                                        "loop device over " + image_path + ")");
+    return Status::error(EINVAL, path +
+                                     " is not on a block device (its filesystem is not on a "
+                                     "loop device over " +
+                                     image_path + ")");
   }
   uint64_t offset = 0;
   if (fs::exists(node / "partition")) {  // a partition: its start, then the whole disk
@@ -57,8 +59,8 @@ Result<LoopPlacement> placement_of(dev_t device, const struct stat& image,
   }
   const std::string name = node.filename().string();
   if (!fs::exists(node / "loop")) {
-    return Status::error(EINVAL, path + " is on /dev/" + name + ", not on a loop device over " +
-                                     image_path);
+    return Status::error(
+        EINVAL, path + " is on /dev/" + name + ", not on a loop device over " + image_path);
   }
   const std::string loop = "/dev/" + name;
   UniqueFd fd(::open(loop.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
@@ -69,9 +71,9 @@ Result<LoopPlacement> placement_of(dev_t device, const struct stat& image,
   }
   if (from_kernel_dev(info.lo_device) != image.st_dev ||
       static_cast<ino_t>(info.lo_inode) != image.st_ino) {
-    return Status::error(EINVAL, path + " is on " + loop + ", which is not backed by " +
-                                     image_path + " (backing file: " +
-                                     read_sysfs(node / "loop" / "backing_file") + ")");
+    return Status::error(EINVAL,
+                         path + " is on " + loop + ", which is not backed by " + image_path +
+                             " (backing file: " + read_sysfs(node / "loop" / "backing_file") + ")");
   }
   return LoopPlacement{loop, offset + info.lo_offset};
 }
@@ -99,8 +101,8 @@ Status file_extents(const std::string& path, uint64_t offset, std::vector<Extent
       const fiemap_extent& e = map->fm_extents[i];
       // Data not at a known place of the device (inline in the inode, encoded) is in metadata
       // blocks the filesystem reads anyway.
-      if ((e.fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DATA_INLINE |
-                         FIEMAP_EXTENT_NOT_ALIGNED)) == 0) {
+      if ((e.fe_flags &
+           (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_NOT_ALIGNED)) == 0) {
         out.push_back({offset + e.fe_physical, offset + e.fe_physical + e.fe_length});
       }
       start = e.fe_logical + e.fe_length;
@@ -135,7 +137,7 @@ Result<FileExtents> image_extents_of_files(const std::string& image,
            !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         struct stat entry {};
         if (::lstat(it->path().c_str(), &entry) != 0) continue;  // gone meanwhile
-        if (entry.st_dev != st.st_dev) {  // another filesystem mounted below
+        if (entry.st_dev != st.st_dev) {                         // another filesystem mounted below
           if (S_ISDIR(entry.st_mode)) it.disable_recursion_pending();
           continue;
         }

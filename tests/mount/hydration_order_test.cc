@@ -32,8 +32,8 @@ bool read_image(const std::string& image, uint64_t offset, uint64_t length) {
   int fd = ::open(image.c_str(), O_RDONLY);
   if (fd < 0) return false;
   std::vector<char> buf(length);
-  bool ok = ::pread(fd, buf.data(), length, static_cast<off_t>(offset)) ==
-            static_cast<ssize_t>(length);
+  bool ok =
+      ::pread(fd, buf.data(), length, static_cast<off_t>(offset)) == static_cast<ssize_t>(length);
   ::close(fd);
   return ok;
 }

@@ -90,7 +90,7 @@ TEST_F(ProfileRecording, RecordsTheOrderOfFirstUseAsRunsAndWritesAtStop) {
   engine_->add_observer(&recorder);
   (void)read(5 * kRegion + 10, 3 * kRegion);  // 5, 6, 7, 8
   (void)read(2 * kRegion, 10);
-  (void)read(6 * kRegion, kRegion);  // seen
+  (void)read(6 * kRegion, kRegion);                              // seen
   ASSERT_TRUE(write(9 * kRegion, random_bytes(20, 1)).is_ok());  // extends 5-8
   ASSERT_TRUE(engine_->discard(12 * kRegion, kRegion).is_ok());
   engine_->remove_observer(&recorder);
@@ -126,7 +126,8 @@ TEST_F(ProfileRecording, WrittenPeriodicallyWhileRecording) {
   engine_->add_observer(&recorder);
   (void)read(7 * kRegion, 1);
   // Waits for the writer thread (a hang would time the test out); no assertion on how fast.
-  while (::access(path.c_str(), F_OK) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (::access(path.c_str(), F_OK) != 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   engine_->remove_observer(&recorder);
   auto written = read_profile(path);
   ASSERT_TRUE(written.is_ok()) << written.status().message();

@@ -86,15 +86,32 @@ TEST_F(Hydration, IdleAfterCompletionReportsNoRateAndComplete) {
   EXPECT_EQ(status.eta_seconds, 0.0);
 }
 
-// User I/O goes first: while it is recent, one batch trickles per interval; once the user has
-// been quiet for the grace period, the rest follows.
+// User I/O goes first: while it is recent, one batch of address order trickles per interval;
+// once the user has been quiet for the grace period, the rest follows. (A flush: user I/O that
+// asks for no region.)
 TEST_F(Hydration, RecentUserIoHoldsHydrationToATrickle) {
-  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers,
-                    3, clock_);
-  read_region(15);
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
+                    clock_);
+  ASSERT_TRUE(engine_->flush().is_ok());
   hydrator.set_paused(false);
   ASSERT_TRUE(hydrator.settle(kSettle));
   EXPECT_EQ(engine_->bitmap().valid_count(), 1u) << "more than the trickle while the user reads";
+  clock_.advance(std::chrono::milliseconds(20));
+  EXPECT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+}
+
+// ...but regions reads wait on are the user's own: they go at once, while address order waits
+// for the user to be quiet.
+TEST_F(Hydration, RegionsReadsWaitOnDoNotWaitForTheUserToBeQuiet) {
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
+                    clock_);
+  read_region(14);
+  read_region(7);
+  record_reads();
+  hydrator.set_paused(false);
+  ASSERT_TRUE(hydrator.settle(kSettle));
+  const std::vector<uint64_t> expected{7, 14};
+  EXPECT_EQ(read_regions(), expected);
   clock_.advance(std::chrono::milliseconds(20));
   EXPECT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
 }
@@ -181,13 +198,13 @@ TEST_F(Hydration, AFallThroughReadIsHydratedBeforeLowerRegions) {
 // Sequential fall-through reads queue the regions after them too (readahead, doubling), newest
 // request first; then the rest in address order.
 TEST_F(Hydration, SequentialFallThroughReadsQueueTheRegionsAfterThem) {
-  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers,
-                    3, clock_);
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
+                    clock_);
   read_region(9);
   read_region(3);
-  read_region(4);  // follows 3: region 5 is queued after it
+  read_region(4);                                     // follows 3: region 5 is queued after it
   EXPECT_EQ(hydrator.status().priority_regions, 4u);  // 4, 5; 3; 9
-  clock_.advance(std::chrono::milliseconds(20));       // the user is quiet
+  clock_.advance(std::chrono::milliseconds(20));      // the user is quiet
   record_reads();
   hydrator.set_paused(false);
   ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
@@ -199,8 +216,8 @@ TEST_F(Hydration, SequentialFallThroughReadsQueueTheRegionsAfterThem) {
 // A plan (a recorded profile, file hints) goes in its order before address order, after
 // on-demand requests; regions already valid are skipped, runs past the image cut.
 TEST_F(Hydration, ThePlanGoesFirstInItsOrder) {
-  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 4}, kMaxHydrationWorkers,
-                    3, clock_);
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 4}, kMaxHydrationWorkers, 3,
+                    clock_);
   ASSERT_TRUE(write(11 * kRegion, random_bytes(kRegion, 5)).is_ok());
   hydrator.set_plan({{10, 3}, {2, 1}, {15, 100}});
   HydrationStatus before = hydrator.status();

@@ -46,7 +46,8 @@ CloneStatus live_sample() {
                               .metadata_commits = 5,
                               .regions_copied = 40000,
                               .regions_skipped = 960,
-                              .bytes_copied = 40000ull << 16};
+                              .bytes_copied = 40000ull << 16,
+                              .bytes_fell_through = 123456};
   return s;
 }
 
@@ -124,6 +125,7 @@ const std::map<std::string, std::string> kLiveFields = {
     {"counters.regions_copied", "integer"},
     {"counters.regions_skipped", "integer"},
     {"counters.bytes_copied", "integer"},
+    {"counters.bytes_fell_through", "integer"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {

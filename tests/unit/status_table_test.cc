@@ -113,7 +113,6 @@ TEST(StatusTable, CompleteAndEmptyClone) {
   EXPECT_NE(format_status_table(s).find("(0.0%)"), std::string::npos) << "no division by zero";
 }
 
-
 // Issue 13: what is hydrated first, shown when there is any.
 TEST(StatusTable, WhatIsHydratedFirst) {
   CloneStatus s = live();
