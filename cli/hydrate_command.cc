@@ -12,6 +12,7 @@
 #include "control/control_protocol.h"
 #include "control/units.h"
 #include "hydration_flags.h"
+#include "hydration_plan.h"
 
 namespace clonefs::cli {
 namespace {
@@ -20,6 +21,8 @@ struct HydrateArgs {
   std::string image;
   HydrationFlags flags;
   bool pause = false, resume = false, wait = false;
+  std::string profile;             // --profile
+  std::vector<std::string> files;  // --files
 };
 
 // What --wait reads from each status poll.
@@ -142,6 +145,13 @@ int run_hydrate(const HydrateArgs& args) {
   std::vector<HydrateCommand> commands = std::move(*checked);
   if (args.pause) commands.push_back({HydrateCommand::Kind::kPause, 0});
   if (args.resume) commands.push_back({HydrateCommand::Kind::kResume, 0});
+  // The plan before the controls: a --resume then starts with it.
+  if (!args.profile.empty() || !args.files.empty()) {
+    auto sent = args.profile.empty() ? send_files_plan(args.image, args.files)
+                                     : send_profile_plan(args.image, args.profile);
+    if (!sent) return fail(sent.status());
+    std::printf("%s\n", sent->c_str());
+  }
   for (const HydrateCommand& command : commands) {
     if (Status sent = send_hydrate_command(args.image, format_hydrate_command(command)); !sent) {
       return fail(sent);
@@ -172,6 +182,13 @@ Command add_hydrate_command(CLI::App& root) {
   auto* pause = app->add_flag("--pause", args->pause, "Pause background hydration");
   app->add_flag("--resume", args->resume, "Resume background hydration")->excludes(pause);
   add_hydration_flags(app, args->flags);
+  auto* profile = app->add_option("--profile", args->profile,
+                                  "Hydrate the regions of this access profile first, in its order "
+                                  "(recorded by 'mount --record-profile'; docs/PROFILE.md)");
+  app->add_option("--files", args->files,
+                  "Hydrate the regions of these files first (directories: every file below), on "
+                  "a filesystem mounted from a loop device over IMAGE")
+      ->excludes(profile);
   app->add_flag("--wait", args->wait,
                 "Wait until every region is valid, showing progress; fails if the daemon goes away "
                 "or regions "

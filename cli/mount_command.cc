@@ -26,6 +26,8 @@ struct MountArgs {
   HydrationFlags controls;
   std::vector<HydrateCommand> hydration_controls;  // from the flags above, checked
   std::vector<std::string> fuse_options;
+  std::string profile, record_profile;  // docs/PROFILE.md
+  bool no_priority = false;
 };
 
 // Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in the
@@ -95,6 +97,9 @@ ServeOptions serve_options(const MountArgs& args) {
   options.copy_on_read = args.copy_on_read && !args.no_copy_on_read;
   options.hydration_controls = args.hydration_controls;
   options.fuse_options = args.fuse_options;
+  options.profile_path = args.profile;
+  options.record_profile_path = args.record_profile;
+  options.on_demand_priority = !args.no_priority;
   options.logger = make_logger(args);
   return options;
 }
@@ -187,6 +192,8 @@ int run_mount(MountArgs args) {
   args.image = absolute(args.image);
   if (args.log_file.empty()) args.log_file = args.metadata + ".log";
   args.log_file = absolute(args.log_file);
+  if (!args.profile.empty()) args.profile = absolute(args.profile);
+  if (!args.record_profile.empty()) args.record_profile = absolute(args.record_profile);
   auto controls = hydration_commands(args.controls);
   if (!controls) return usage_error(controls.status());
   args.hydration_controls = std::move(*controls);
@@ -223,6 +230,15 @@ Command add_mount_command(CLI::App& root) {
       ->excludes(cor);
   app->add_option("-o", args->fuse_options, "FUSE mount options, e.g. -o allow_other (repeatable)")
       ->allow_extra_args(false);
+  app->add_option("--profile", args->profile,
+                  "Hydrate the regions of this access profile first, in its order (recorded by "
+                  "--record-profile on a clone of the same source; docs/PROFILE.md)");
+  app->add_option("--record-profile", args->record_profile,
+                  "Record the order in which this mount first uses regions into FILE (written "
+                  "every 10 s and at unmount)");
+  app->add_flag("--no-priority", args->no_priority,
+                "Hydrate in address order (after any profile) even when reads fall through to "
+                "the source (default: their regions first)");
   app->add_option("--log-level", args->log_level,
                   "trace, debug, info, warn, error, critical or off (default info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -146,6 +146,22 @@ class Latency:                 # issue #4
 
 
 @dataclass
+class OrderVariant:            # issue 13: one way of hydrating, the replay on it
+    replay_s: F = None         # seconds, median
+    dest_share: F = None       # share of the replayed bytes served from the destination, median
+
+
+@dataclass
+class HydrationOrder:          # issue 13: replay of scattered whole-file reads 1 s after mount
+    address: OrderVariant = field(default_factory=OrderVariant)    # --no-priority
+    priority: OrderVariant = field(default_factory=OrderVariant)   # on-demand priority (default)
+    profile: OrderVariant = field(default_factory=OrderVariant)    # --profile of a recorded run
+    hydrated: OrderVariant = field(default_factory=OrderVariant)   # fully hydrated: the floor
+    replay_mib: F = None
+    rate_mib_s: F = None
+
+
+@dataclass
 class Results:
     cf_untouched: CloneUntouched = field(default_factory=CloneUntouched)
     cf_fsync: CloneFsyncUntouched = field(default_factory=CloneFsyncUntouched)
@@ -160,3 +176,4 @@ class Results:
     untar: Untar = field(default_factory=Untar)
     tera: Tera = field(default_factory=Tera)
     latency: Latency = field(default_factory=Latency)
+    order: HydrationOrder = field(default_factory=HydrationOrder)

@@ -96,6 +96,16 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
                 "—" if lat.iops_run is None else "%.0f" % lat.iops_run,
                 "—" if lat.hyd_rate is None else "%.1f" % lat.hyd_rate)),
     ]
+    o = res.order
+    share = lambda v: "—" if v.dest_share is None else "%.0f%%" % (100 * v.dest_share)
+    for key, name, v in (("10a", "address order (--no-priority)", o.address),
+                         ("10b", "on-demand priority (default)", o.priority),
+                         ("10c", "recorded profile (--profile)", o.profile),
+                         ("10d", "fully hydrated (the floor)", o.hydrated)):
+        rows.append(Row(key, "Issue 13: replay of scattered whole-file reads (%s MiB, 5%%) 1 s after"
+                        " mount, slow source, rate-limited hydration: %s; raw = the floor"
+                        % (fmt(o.replay_mib), name), "s", "lo", v.replay_s, None,
+                        o.hydrated.replay_s, note="%s of the bytes from the destination" % share(v)))
     return rows
 
 
@@ -127,6 +137,7 @@ TARGETS = [
     ("1 TiB daemon RSS after mount < 64 MiB", "8c", None, "<", 64, None),
     ("1 TiB daemon RSS a few s later < 64 MiB", "8d", None, "<", 64, None),
     ("1 TiB daemon peak RSS (VmHWM) < 64 MiB", "8e", None, "<", 64, None),
+    ("issue 13: replay with a recorded profile <= 1.3x fully hydrated", "10c", "raw", "<=", 1.3, None),
 ]
 
 

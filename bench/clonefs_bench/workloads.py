@@ -18,6 +18,7 @@ from .ext4loop import Ext4OnLoop
 from .fio import Fio
 from .floor import commit_floor
 from .inputs import Inputs
+from .order import hydration_order
 from .peers import Passthrough, Peer
 from .proc import RunLog, drop_caches, du_kib, du_mib, log, rss_mib
 from .strace import syscall_costs
@@ -418,4 +419,5 @@ PHASES = (
     Phase("ext4 untar through a loop device (7)", untar, "untar"),
     Phase("1 TiB mount time and RSS (8)", tera, "tera"),
     Phase("latency with hydration paused vs running (#4)", latency, "latency"),
+    Phase("hydration order: replay on a slow source (issue 13)", hydration_order, "order"),
 )

@@ -6,7 +6,7 @@ import tempfile
 import unittest
 
 from clonefs_bench import cli, config, fio, proc, report, strace
-from clonefs_bench.records import HydratedIO, Results
+from clonefs_bench.records import Results
 from clonefs_bench.workloads import PHASES
 
 FIO_JSON = """fio: some warning before the JSON
@@ -40,7 +40,7 @@ def full_results() -> Results:
     def fill(obj, base):
         for f in dataclasses.fields(obj):
             v = getattr(obj, f.name)
-            if isinstance(v, HydratedIO):
+            if dataclasses.is_dataclass(v):
                 fill(v, base)
             elif v is None:
                 setattr(obj, f.name, base + len(f.name))
@@ -136,6 +136,23 @@ class Flags(unittest.TestCase):
 
     def test_quick_is_smaller(self):
         self.assertLess(config.sizes(True).src_bytes, config.sizes(False).src_bytes)
+
+
+class HydrationOrderWorkload(unittest.TestCase):
+    def test_whole_files_at_scattered_offsets_about_five_percent(self):
+        from clonefs_bench import order
+        size = 1 << 30
+        reads = order.workload(size)
+        self.assertEqual(reads, order.workload(size))  # a fixed order
+        total = sum(n for _, n in reads)
+        self.assertAlmostEqual(total / size, order.SHARE, delta=0.001)
+        starts = [off for off, _ in reads[::order.FILE_BYTES // order.READ_BYTES]]
+        self.assertEqual(len(set(starts)), len(starts))
+        self.assertNotEqual(starts, sorted(starts))  # not in address order
+        for i, (off, n) in enumerate(reads):  # each file read whole, front to back
+            self.assertEqual(off, starts[i * order.READ_BYTES // order.FILE_BYTES]
+                             + (i * order.READ_BYTES) % order.FILE_BYTES)
+            self.assertLessEqual(off + n, size)
 
 
 class Report(unittest.TestCase):

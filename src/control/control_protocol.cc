@@ -70,4 +70,60 @@ std::string format_hydrate_command(const HydrateCommand& command) {
   return "";
 }
 
+bool is_plan_command(std::string_view text) { return text.starts_with("plan"); }
+
+Result<PlanCommand> parse_plan_command(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.remove_suffix(1);
+  PlanCommand command;
+  std::string_view list;
+  if (text.starts_with("plan+=")) {
+    command.append = true;
+    list = text.substr(6);
+  } else if (text.starts_with("plan=")) {
+    list = text.substr(5);
+  } else {
+    return Status::error(EINVAL, "unknown plan request \"" + std::string(text.substr(0, 40)) +
+                                     "\" (expected plan=F+N,... or plan+=F+N,...)");
+  }
+  if (list.ends_with(',')) {
+    return Status::error(EINVAL, "plan request: a run is missing after the last comma");
+  }
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    const size_t plus = item.find('+');
+    RegionRun run;
+    auto first = parse_decimal(item.substr(0, plus), item);
+    auto count = plus == std::string_view::npos ? Result<uint64_t>(Status::error(EINVAL, ""))
+                                                : parse_decimal(item.substr(plus + 1), item);
+    if (!first || !count || *count == 0) {
+      return Status::error(EINVAL, "plan request: \"" + std::string(item) +
+                                       "\" is not FIRST+COUNT (regions, count at least 1)");
+    }
+    command.runs.push_back({*first, *count});
+  }
+  return command;
+}
+
+std::vector<std::string> format_plan_commands(const std::vector<RegionRun>& runs) {
+  std::vector<std::string> out;
+  // Room for the NUL and one more run, whatever its digits.
+  const size_t limit = sizeof(ControlText::text) - 48;
+  std::string current = "plan=";
+  bool first_item = true;
+  for (const RegionRun& run : runs) {
+    if (current.size() > limit) {
+      out.push_back(std::move(current));
+      current = "plan+=";
+      first_item = true;
+    }
+    if (!first_item) current += ',';
+    current += std::to_string(run.first) + "+" + std::to_string(run.count);
+    first_item = false;
+  }
+  out.push_back(std::move(current));
+  return out;
+}
+
 }  // namespace clonefs

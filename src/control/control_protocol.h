@@ -5,7 +5,11 @@
 //   kStatusIoctl   (_IOR) -> ControlText: the status JSON (status.h), NUL-terminated
 //   kHydrateIoctl  (_IOW) <- ControlText: "pause" | "resume" | "threshold=N" | "batch=N" |
 //                            "rate=N" (N decimal; rate in bytes per second, 0 = unlimited) |
-//                            "hold" (a pause not saved for the next mount)
+//                            "hold" (a pause not saved for the next mount) |
+//                            "plan=F+N,F+N,..." (hydrate these runs of regions first, in this
+//                            order, replacing the plan) | "plan+=F+N,..." (appended to it): a
+//                            plan too long for one request is sent in several
+//                            (format_plan_commands)
 //
 // Only root and the user who mounted may use them (EACCES). Why not extended attributes: FUSE
 // clears SB_NOSEC, so the kernel asks a file system that answers getxattr for
@@ -18,8 +22,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "meta/hydration_settings.h"
+#include "meta/region_run.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -52,5 +58,16 @@ struct HydrateCommand {
 Result<HydrateCommand> parse_hydrate_command(std::string_view text);
 // The inverse, for the CLI.
 std::string format_hydrate_command(const HydrateCommand& command);
+
+// A part of a plan, as sent through kHydrateIoctl (not a control: nothing of it is saved).
+struct PlanCommand {
+  bool append = false;  // false: replaces the plan
+  std::vector<RegionRun> runs;
+};
+bool is_plan_command(std::string_view text);
+// EINVAL naming the run on anything malformed (a count of 0 included).
+Result<PlanCommand> parse_plan_command(std::string_view text);
+// The requests carrying `runs`, each fitting a ControlText: the first replaces the plan.
+std::vector<std::string> format_plan_commands(const std::vector<RegionRun>& runs);
 
 }  // namespace clonefs

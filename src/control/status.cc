@@ -20,15 +20,16 @@ json hydration_json(const StatusHydration& h) {
   j["eta_seconds"] = h.eta_seconds ? json(*h.eta_seconds) : json(nullptr);
   j["failed_regions"] = h.failed_regions;
   j["failed_sample"] = h.failed_sample;
+  j["priority_regions"] = h.priority_regions;
+  j["plan_regions"] = h.plan_regions;
+  j["plan_regions_left"] = h.plan_regions_left;
   return j;
 }
 
 json counters_json(const StatusCounters& c) {
-  return {{"destination_syncs", c.destination_syncs},
-          {"metadata_commits", c.metadata_commits},
-          {"regions_copied", c.regions_copied},
-          {"regions_skipped", c.regions_skipped},
-          {"bytes_copied", c.bytes_copied}};
+  return {{"destination_syncs", c.destination_syncs}, {"metadata_commits", c.metadata_commits},
+          {"regions_copied", c.regions_copied},       {"regions_skipped", c.regions_skipped},
+          {"bytes_copied", c.bytes_copied},           {"bytes_fell_through", c.bytes_fell_through}};
 }
 
 // "field \"hydration.batch\" should be a non-negative integer, not \"16\"" (the value cut short:
@@ -119,7 +120,10 @@ StatusHydration hydration_from(const json& j, const std::string& path) {
                                       return v.get<double>();
                                     }),
           .failed_regions = f.count("failed_regions"),
-          .failed_sample = f.counts("failed_sample")};
+          .failed_sample = f.counts("failed_sample"),
+          .priority_regions = f.count("priority_regions"),
+          .plan_regions = f.count("plan_regions"),
+          .plan_regions_left = f.count("plan_regions_left")};
 }
 
 StatusCounters counters_from(const json& j, const std::string& path) {
@@ -128,7 +132,8 @@ StatusCounters counters_from(const json& j, const std::string& path) {
           .metadata_commits = f.count("metadata_commits"),
           .regions_copied = f.count("regions_copied"),
           .regions_skipped = f.count("regions_skipped"),
-          .bytes_copied = f.count("bytes_copied")};
+          .bytes_copied = f.count("bytes_copied"),
+          .bytes_fell_through = f.count("bytes_fell_through")};
 }
 
 }  // namespace

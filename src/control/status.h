@@ -23,12 +23,16 @@
 //     state string ("running", "paused", "complete", "idle"), state_reason string (why idle),
 //     paused bool, threshold integer (regions in flight), batch integer (regions per copy),
 //     rate_limit integer (bytes/s, 0 = unlimited), rate_bytes_per_s number (measured),
-//     eta_seconds number|null, failed_regions integer, failed_sample [integer]
+//     eta_seconds number|null, failed_regions integer, failed_sample [integer],
+//     priority_regions integer (invalid regions queued first because reads fell through to the
+//     source), plan_regions integer (regions of the plan given: --profile, --files),
+//     plan_regions_left integer (of those, still invalid)
 //   hydration_settings    object       the controls: live, in force; offline, saved for the next
 //     mount (defaults if none were saved): paused, threshold, batch, rate_limit (as in hydration)
 //   complete              bool         every region valid
 //   counters              object|null  null offline; else, since the mount:
-//     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied
+//     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied,
+//     bytes_fell_through (user reads of regions not yet valid, served from the source)
 //
 // Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
 // a default — a zero read for a renamed field would look like a real figure. Fields this build
@@ -65,6 +69,9 @@ struct StatusHydration {
   std::optional<double> eta_seconds;  // nullopt: unknown
   uint64_t failed_regions = 0;
   std::vector<uint64_t> failed_sample;
+  uint64_t priority_regions = 0;   // invalid regions queued by reads that fell through
+  uint64_t plan_regions = 0;       // regions of the plan given (a profile, file hints)
+  uint64_t plan_regions_left = 0;  // of those, still invalid
   bool operator==(const StatusHydration&) const = default;
 };
 
@@ -75,6 +82,7 @@ struct StatusCounters {
   uint64_t regions_copied = 0;
   uint64_t regions_skipped = 0;
   uint64_t bytes_copied = 0;
+  uint64_t bytes_fell_through = 0;  // user reads of invalid regions, served from the source
   bool operator==(const StatusCounters&) const = default;
 };
 

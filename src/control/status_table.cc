@@ -77,6 +77,13 @@ std::string format_status_table(const CloneStatus& s) {
     row("hydration", hydration_line(*s.hydration));
     row("rate", progress_line(*s.hydration));
     row("failed regions", failed_line(*s.hydration));
+    const StatusHydration& h = *s.hydration;
+    // Only when something is ordered first, so the usual table stays as it was.
+    if (h.priority_regions > 0 || h.plan_regions > 0) {
+      row("first", std::to_string(h.priority_regions) + " regions reads wait on; plan " +
+                       std::to_string(h.plan_regions - h.plan_regions_left) + " / " +
+                       std::to_string(h.plan_regions) + " regions done");
+    }
   } else {
     const StatusControls& c = s.hydration_settings;
     row("hydration", std::string(c.paused ? "paused" : "on") + controls_tail(c) +

@@ -76,4 +76,12 @@ void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command) {
   }
 }
 
+void apply_plan_command(Hydrator& hydrator, const PlanCommand& command) {
+  if (command.append) {
+    hydrator.append_plan(command.runs);
+  } else {
+    hydrator.set_plan(command.runs);
+  }
+}
+
 }  // namespace clonefs

@@ -13,6 +13,8 @@ namespace clonefs {
 
 // Applies `command` to a running hydrator, without saving it.
 void apply_hydrate_command(Hydrator& hydrator, const HydrateCommand& command);
+// Applies a part of a plan (replacing or extending the hydrator's plan).
+void apply_plan_command(Hydrator& hydrator, const PlanCommand& command);
 
 // `settings` after `command` (a hold pauses, as a pause does).
 HydrationSettings with_command(HydrationSettings settings, const HydrateCommand& command);

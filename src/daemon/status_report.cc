@@ -22,7 +22,10 @@ StatusHydration hydration_of(const HydrationStatus& h) {
           .rate_bytes_per_s = h.rate_bytes_per_s,
           .eta_seconds = h.eta_seconds < 0 ? std::nullopt : std::optional<double>(h.eta_seconds),
           .failed_regions = h.failed_regions,
-          .failed_sample = h.failed_sample};
+          .failed_sample = h.failed_sample,
+          .priority_regions = h.priority_regions,
+          .plan_regions = h.plan_regions,
+          .plan_regions_left = h.plan_regions_left};
 }
 
 StatusCounters counters_of(const EngineCounters& c) {
@@ -30,7 +33,8 @@ StatusCounters counters_of(const EngineCounters& c) {
           .metadata_commits = c.metadata_commits.load(),
           .regions_copied = c.regions_copied.load(),
           .regions_skipped = c.regions_skipped.load(),
-          .bytes_copied = c.bytes_copied.load()};
+          .bytes_copied = c.bytes_copied.load(),
+          .bytes_fell_through = c.bytes_fell_through.load()};
 }
 
 // What both paths fill alike.

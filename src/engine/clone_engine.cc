@@ -82,6 +82,29 @@ void CloneEngine::note_user_io() {
   auto now = std::chrono::steady_clock::now().time_since_epoch();
   last_user_io_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
                          std::memory_order_relaxed);
+  std::shared_lock lock(observers_mu_);
+  for (AccessObserver* observer : observers_) observer->user_io();
+}
+
+void CloneEngine::note_access(uint64_t first, uint64_t count, bool fell_through) {
+  std::shared_lock lock(observers_mu_);
+  for (AccessObserver* observer : observers_) {
+    if (fell_through) {
+      observer->read_fell_through(first, count);
+    } else {
+      observer->regions_accessed(first, count);
+    }
+  }
+}
+
+void CloneEngine::add_observer(AccessObserver* observer) {
+  std::unique_lock lock(observers_mu_);
+  observers_.push_back(observer);
+}
+
+void CloneEngine::remove_observer(AccessObserver* observer) {
+  std::unique_lock lock(observers_mu_);
+  std::erase(observers_, observer);
 }
 
 Status CloneEngine::mark_valid(uint64_t first, uint64_t count) {
@@ -207,6 +230,11 @@ Status CloneEngine::read_invalid_run(uint64_t offset, std::span<std::byte> buf) 
 Status CloneEngine::read(uint64_t offset, std::span<std::byte> buf) {
   CLONEFS_RETURN_IF_ERROR(check_range(offset, buf.size(), "read"));
   note_user_io();
+  if (!buf.empty()) {
+    note_access(geometry_.region_of(offset),
+                geometry_.region_of(offset + buf.size() - 1) - geometry_.region_of(offset) + 1,
+                false);
+  }
   // Runs of valid regions are one destination read; invalid ones go region by region.
   uint64_t done = 0;
   while (done < buf.size()) {
@@ -222,6 +250,10 @@ Status CloneEngine::read(uint64_t offset, std::span<std::byte> buf) {
     }
     run_end = std::min<uint64_t>(run_end, offset + buf.size());
     std::span<std::byte> run = buf.subspan(done, run_end - pos);
+    if (!valid) {
+      counters_.bytes_fell_through.fetch_add(run.size(), std::memory_order_relaxed);
+      note_access(first, geometry_.region_of(run_end - 1) - first + 1, true);
+    }
     CLONEFS_RETURN_IF_ERROR(valid ? destination_.read_at(pos, run) : read_invalid_run(pos, run));
     done += run.size();
   }
@@ -231,6 +263,11 @@ Status CloneEngine::read(uint64_t offset, std::span<std::byte> buf) {
 Status CloneEngine::write(uint64_t offset, std::span<const std::byte> buf) {
   CLONEFS_RETURN_IF_ERROR(check_range(offset, buf.size(), "write"));
   note_user_io();
+  if (!buf.empty()) {
+    note_access(geometry_.region_of(offset),
+                geometry_.region_of(offset + buf.size() - 1) - geometry_.region_of(offset) + 1,
+                false);
+  }
   uint64_t done = 0;
   while (done < buf.size()) {
     uint64_t pos = offset + done;
@@ -272,6 +309,8 @@ Status CloneEngine::discard(uint64_t offset, uint64_t length) {
   CLONEFS_RETURN_IF_ERROR(check_range(offset, length, "discard"));
   note_user_io();
   if (length == 0) return Status::ok();
+  note_access(geometry_.region_of(offset),
+              geometry_.region_of(offset + length - 1) - geometry_.region_of(offset) + 1, false);
   const uint64_t end = offset + length;
   const uint64_t head = geometry_.region_of(offset);
   const uint64_t tail = geometry_.region_of(end - 1);

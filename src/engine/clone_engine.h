@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine/access_observer.h"
 #include "engine/region_locks.h"
 #include "io/devices.h"
 #include "meta/geometry.h"
@@ -47,6 +49,7 @@ struct EngineCounters {
   std::atomic<uint64_t> regions_copied{0};   // read from the source and written whole
   std::atomic<uint64_t> regions_skipped{0};  // made valid without copying (holes, zeros)
   std::atomic<uint64_t> bytes_copied{0};
+  std::atomic<uint64_t> bytes_fell_through{0};  // user reads served from the source
 };
 
 struct EngineStatus {
@@ -108,12 +111,18 @@ class CloneEngine {
   // Nanoseconds (steady clock) of the last user read/write/discard/flush; the hydrator yields to
   // it.
   int64_t last_user_io_ns() const { return last_user_io_ns_.load(std::memory_order_relaxed); }
+  // Observers are told of user I/O from the threads doing it, until removed; remove_observer
+  // returns once no call into it is in progress.
+  void add_observer(AccessObserver* observer);
+  void remove_observer(AccessObserver* observer);
 
  private:
   CloneEngine(const Geometry& geometry, SourceDevice& source, DestinationDevice& destination,
               RegionStore& store, EngineOptions options);
   Status check_range(uint64_t offset, uint64_t length, const char* op) const;
   void note_user_io();
+  // Tells the observers; `fell_through`: the regions are read from the source.
+  void note_access(uint64_t first, uint64_t count, bool fell_through);
   Status usable() const;
   Status writable() const;
   // Records regions as valid in the open transaction. Fails (and records nothing) unless the
@@ -163,6 +172,10 @@ class CloneEngine {
   RegionLocks locks_;
   EngineCounters counters_;
   std::atomic<int64_t> last_user_io_ns_{0};
+  // Taken shared by every user I/O (a leaf: nothing else is taken under it but the observers'
+  // own locks); exclusive only to add or remove one.
+  mutable std::shared_mutex observers_mu_;
+  std::vector<AccessObserver*> observers_;  // guarded by observers_mu_
 
   mutable std::mutex mu_;
   // The open transaction, guarded by mu_: the bitmap chunks holding regions made valid since the

@@ -6,7 +6,7 @@
 namespace clonefs {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using TimePoint = HydrationClock::time_point;
 
 // User I/O goes first: while it was seen this recently, workers wait...
 constexpr auto kUserQuiet = std::chrono::milliseconds(20);
@@ -18,6 +18,8 @@ constexpr auto kExceptionBackoff = std::chrono::milliseconds(100);
 // the rate reported falls to the open window's mean, and to 0 once nothing was copied for as
 // long.
 constexpr double kStaleRateSeconds = 2.0;
+// See wait_complete().
+constexpr auto kCompleteRecheck = std::chrono::milliseconds(100);
 
 HydrationSettings clamped(HydrationSettings settings) {
   settings.threshold = std::clamp<uint64_t>(settings.threshold, 1, kMaxHydrationThreshold);
@@ -25,12 +27,12 @@ HydrationSettings clamped(HydrationSettings settings) {
   return settings;
 }
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
+
+HydrationClock& steady_hydration_clock() {
+  static SteadyHydrationClock clock;
+  return clock;
+}
 
 const char* to_string(HydrationState state) {
   switch (state) {
@@ -47,13 +49,19 @@ const char* to_string(HydrationState state) {
 }
 
 Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max_workers,
-                   unsigned max_retries)
+                   unsigned max_retries, HydrationClock& clock)
     : engine_(engine),
       max_workers_(std::max(1u, max_workers)),
       max_retries_(max_retries),
+      clock_(clock),
       settings_(clamped(settings)) {
+  clock_.on_advance([this] {
+    std::lock_guard lock(mu_);
+    wake_all_locked();
+  });
+  engine_.add_observer(this);
   std::lock_guard lock(mu_);
-  rate_window_start_ = budget_start_ = Clock::now();
+  rate_window_start_ = budget_start_ = clock_.now();
   add_workers();
 }
 
@@ -64,31 +72,105 @@ void Hydrator::stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
     cancel_.store(true, std::memory_order_relaxed);
+    wake_all_locked();
+    settled_.notify_all();
   }
-  changed_.notify_all();
   for (auto& worker : workers_) {
     if (worker.joinable()) worker.join();
   }
+  engine_.remove_observer(this);
+  clock_.clear_on_advance();
+}
+
+void Hydrator::sleep_locked(std::unique_lock<std::mutex>& lock,
+                            std::optional<HydrationClock::time_point> deadline) {
+  // A sleeper woken by wake_all_locked() was already uncounted there: counting it down again
+  // would let settle() see every worker asleep while one is about to run.
+  const uint64_t generation = wake_generation_;
+  ++asleep_;
+  settled_.notify_all();
+  if (deadline) {
+    clock_.wait_until(changed_, lock, *deadline);
+  } else {
+    changed_.wait(lock);
+  }
+  if (wake_generation_ == generation) --asleep_;
+}
+
+void Hydrator::wake_all_locked() {
+  ++wake_generation_;
+  asleep_ = 0;
+  changed_.notify_all();
+}
+
+void Hydrator::user_io() noexcept {
+  last_user_io_.store(clock_.now().time_since_epoch().count(), std::memory_order_relaxed);
+}
+
+// A read waits on these regions now: queue them first, and when the reads look sequential
+// (this one starts inside what was queued for the last one) the regions after it too, so the
+// stream soon reads from the destination. The readahead doubles while the stream goes on.
+void Hydrator::read_fell_through(uint64_t first, uint64_t count) noexcept {
+  std::lock_guard lock(mu_);
+  if (stopping_ || !on_demand_ || count == 0) return;
+  const uint64_t regions = engine_.geometry().region_count();
+  const uint64_t max_readahead =
+      std::max<uint64_t>(1, kMaxReadaheadBytes / engine_.geometry().region_size());
+  const bool sequential = first >= stream_first_ && first <= stream_end_;
+  readahead_ = sequential ? std::clamp<uint64_t>(2 * readahead_, count, max_readahead) : 0;
+  const uint64_t end = std::min(regions, first + count + readahead_);
+  stream_first_ = first;
+  stream_end_ = end;
+  priority_.push_front({first, end - first});
+  if (priority_.size() > kMaxPriorityRuns) priority_.pop_back();
+  wake_all_locked();
+}
+
+void Hydrator::set_on_demand(bool on) {
+  std::lock_guard lock(mu_);
+  on_demand_ = on;
+  if (!on) priority_.clear();
 }
 
 void Hydrator::set_paused(bool paused) {
   std::lock_guard lock(mu_);
   settings_.paused = paused;
-  changed_.notify_all();
+  wake_all_locked();
 }
 
 void Hydrator::set_threshold(uint64_t regions) {
   std::lock_guard lock(mu_);
   settings_.threshold = std::clamp<uint64_t>(regions, 1, kMaxHydrationThreshold);
   add_workers();
-  changed_.notify_all();
+  wake_all_locked();
 }
 
 void Hydrator::set_batch(uint64_t regions) {
   std::lock_guard lock(mu_);
   settings_.batch = std::clamp<uint64_t>(regions, 1, kMaxHydrationBatch);
   add_workers();
-  changed_.notify_all();
+  wake_all_locked();
+}
+
+void Hydrator::set_plan(std::vector<RegionRun> runs) {
+  {
+    std::lock_guard lock(mu_);
+    plan_.clear();
+    plan_runs_.clear();
+  }
+  append_plan(std::move(runs));
+}
+
+void Hydrator::append_plan(std::vector<RegionRun> runs) {
+  const uint64_t regions = engine_.geometry().region_count();
+  std::erase_if(runs, [&](RegionRun& run) {
+    run.count = run.first < regions ? std::min(run.count, regions - run.first) : 0;
+    return run.count == 0;
+  });
+  std::lock_guard lock(mu_);
+  plan_.insert(plan_.end(), runs.begin(), runs.end());
+  plan_runs_.insert(plan_runs_.end(), runs.begin(), runs.end());
+  wake_all_locked();
 }
 
 uint64_t Hydrator::copies_allowed() const {
@@ -109,9 +191,9 @@ void Hydrator::add_workers() {
 void Hydrator::set_rate(uint64_t bytes_per_second) {
   std::lock_guard lock(mu_);
   settings_.rate = bytes_per_second;
-  budget_start_ = Clock::now();
+  budget_start_ = clock_.now();
   budget_used_ = 0;
-  changed_.notify_all();
+  wake_all_locked();
 }
 
 bool Hydrator::is_failed(uint64_t region) const { return failed_.contains(region); }
@@ -126,33 +208,85 @@ std::optional<uint64_t> Hydrator::next_start() {
   return std::nullopt;
 }
 
+uint64_t Hydrator::claimable_from(uint64_t start) const {
+  const RegionBitmap& bitmap = engine_.bitmap();
+  uint64_t n = 0;
+  while (n < settings_.batch && start + n < engine_.geometry().region_count() &&
+         !bitmap.test(start + n) && !is_failed(start + n)) {
+    ++n;
+  }
+  return n;
+}
+
+std::optional<Hydrator::Claim> Hydrator::claim_from_runs(std::deque<RegionRun>& runs) {
+  while (!runs.empty()) {
+    RegionRun& run = runs.front();
+    while (run.count > 0) {
+      const uint64_t n = std::min(run.count, claimable_from(run.first));
+      const Claim claim{run.first, n, false};
+      const uint64_t skip = std::max<uint64_t>(n, 1);  // a valid or failed region: past it
+      run.first += skip;
+      run.count -= skip;
+      if (n > 0) {
+        if (run.count == 0) runs.pop_front();
+        return claim;
+      }
+    }
+    runs.pop_front();
+  }
+  return std::nullopt;
+}
+
+std::optional<Hydrator::Claim> Hydrator::next_claim(bool in_order) {
+  if (auto claim = claim_from_runs(priority_)) return claim;
+  if (auto claim = claim_from_runs(plan_)) return claim;
+  if (!in_order) return std::nullopt;
+  auto start = next_start();
+  if (!start) return std::nullopt;
+  // Up to the next valid region: the step would stop there, and the cursor must not skip the
+  // invalid regions after it until it comes round.
+  return Claim{*start, std::max<uint64_t>(1, claimable_from(*start)), true};
+}
+
 void Hydrator::worker_loop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
+    // Metadata that left read-write mode does not come back before the next mount: nothing to
+    // wait for but stop().
     if (settings_.paused || active_copies_ >= copies_allowed() ||
         engine_.status().mode != MetadataMode::kReadWrite) {
-      changed_.wait_for(lock, std::chrono::milliseconds(200));
+      sleep_locked(lock);
       continue;
     }
-    auto since_user = std::chrono::nanoseconds(now_ns() - engine_.last_user_io_ns());
-    // The trickle is shared: one batch at a time and one per interval, however many workers.
-    if (since_user < kUserQuiet &&
-        (active_copies_ > 0 || Clock::now() - last_start_ < kTrickleInterval)) {
-      changed_.wait_for(lock, std::chrono::milliseconds(5));
+    const TimePoint now = clock_.now();
+    const TimePoint last_user{
+        HydrationClock::duration(last_user_io_.load(std::memory_order_relaxed))};
+    // Address order yields to user I/O: the trickle is shared, one batch at a time and one per
+    // interval, however many workers. Regions reads wait on and the plan do not: they are the
+    // user's own (still within the threshold and the rate limit).
+    const bool trickle = now - last_user < kUserQuiet &&
+                         (active_copies_ > 0 || now - last_start_ < kTrickleInterval);
+    auto claim = next_claim(!trickle);
+    if (!claim && trickle) {
+      // Until the user has been quiet long enough, or (no batch in flight) the trickle is due; a
+      // batch ending or a region asked for wakes it too.
+      TimePoint wake = last_user + kUserQuiet;
+      if (active_copies_ == 0) wake = std::min(wake, last_start_ + kTrickleInterval);
+      sleep_locked(lock, wake);
       continue;
     }
-    auto start = next_start();
-    if (!start) {  // complete, or only failed regions left
-      changed_.wait_for(lock, std::chrono::milliseconds(500));
+    if (!claim) {  // complete, or only failed regions left: regions never turn invalid again
+      sleep_locked(lock);
       continue;
     }
+    const uint64_t start = claim->start;
     // A batch stops before the next failed region, so one bad region does not sink its batch.
-    uint64_t batch = settings_.batch;
-    if (auto next_failed = failed_.lower_bound(*start); next_failed != failed_.end()) {
-      batch = std::min(batch, *next_failed - *start);
+    uint64_t batch = claim->batch;
+    if (auto next_failed = failed_.lower_bound(start); next_failed != failed_.end()) {
+      batch = std::min(batch, *next_failed - start);
     }
-    cursor_ = *start + batch;
-    last_start_ = Clock::now();
+    if (claim->in_order) cursor_ = start + batch;
+    last_start_ = now;
     ++active_copies_;
     lock.unlock();
     std::vector<uint64_t> newly_failed;
@@ -162,7 +296,7 @@ void Hydrator::worker_loop() {
     // throws, std::bad_alloc above all, is a failed batch: its regions stay invalid, not
     // failed, and are tried again when the cursor comes round.
     try {
-      result = copy_batch(*start, batch, newly_failed);
+      result = copy_batch(start, batch, newly_failed);
     } catch (...) {
       threw = true;
       newly_failed.clear();
@@ -170,14 +304,15 @@ void Hydrator::worker_loop() {
     lock.lock();
     --active_copies_;
     if (threw) {
-      changed_.notify_all();
-      changed_.wait_for(lock, kExceptionBackoff, [&] { return stopping_; });
+      wake_all_locked();
+      const TimePoint until = clock_.now() + kExceptionBackoff;
+      while (!stopping_ && clock_.now() < until) sleep_locked(lock, until);
       continue;
     }
     failed_.insert(newly_failed.begin(), newly_failed.end());
     record_copy(result.hydrated * engine_.geometry().region_size());
     throttle(result.copied_bytes, lock);
-    changed_.notify_all();
+    wake_all_locked();
   }
 }
 
@@ -211,16 +346,19 @@ Hydrator::BatchResult Hydrator::copy_batch(uint64_t start, uint64_t batch,
 
 bool Hydrator::backoff(std::chrono::milliseconds delay) {
   std::unique_lock lock(mu_);
-  return !changed_.wait_for(lock, delay, [&] { return stopping_; });
+  const TimePoint until = clock_.now() + delay;
+  while (!stopping_ && clock_.now() < until) sleep_locked(lock, until);
+  return !stopping_;
 }
 
 void Hydrator::record_copy(uint64_t bytes) {
-  if (bytes > 0) last_copy_ = Clock::now();
+  const TimePoint now = clock_.now();
+  if (bytes > 0) last_copy_ = now;
   rate_window_bytes_ += bytes;
-  double seconds = std::chrono::duration<double>(Clock::now() - rate_window_start_).count();
+  double seconds = std::chrono::duration<double>(now - rate_window_start_).count();
   if (seconds >= 1.0) {
     recent_rate_ = static_cast<double>(rate_window_bytes_) / seconds;
-    rate_window_start_ = Clock::now();
+    rate_window_start_ = now;
     rate_window_bytes_ = 0;
   }
 }
@@ -228,17 +366,17 @@ void Hydrator::record_copy(uint64_t bytes) {
 // Token bucket over the bytes actually copied: sleeps until the budget allows them.
 void Hydrator::throttle(uint64_t bytes, std::unique_lock<std::mutex>& lock) {
   if (settings_.rate == 0) return;
-  auto now = Clock::now();
+  auto now = clock_.now();
   if (now - budget_start_ > std::chrono::seconds(2)) {  // forget old slack so bursts stay small
     budget_start_ = now;
     budget_used_ = 0;
   }
   budget_used_ += bytes;
   double allowed_at = static_cast<double>(budget_used_) / static_cast<double>(settings_.rate);
-  auto wake = budget_start_ + std::chrono::duration_cast<Clock::duration>(
+  auto wake = budget_start_ + std::chrono::duration_cast<HydrationClock::duration>(
                                   std::chrono::duration<double>(allowed_at));
   uint64_t rate = settings_.rate;
-  changed_.wait_until(lock, wake, [&] { return stopping_ || settings_.rate != rate; });
+  while (!stopping_ && settings_.rate == rate && clock_.now() < wake) sleep_locked(lock, wake);
 }
 
 HydrationStatus Hydrator::status() const {
@@ -252,7 +390,7 @@ HydrationStatus Hydrator::status() const {
     if (s.failed_sample.size() >= 16) break;
     s.failed_sample.push_back(r);
   }
-  const auto now = Clock::now();
+  const auto now = clock_.now();
   double open_window = std::chrono::duration<double>(now - rate_window_start_).count();
   if (now - last_copy_ >= std::chrono::duration<double>(kStaleRateSeconds)) {
     s.rate_bytes_per_s = 0;
@@ -282,6 +420,13 @@ HydrationStatus Hydrator::status() const {
   } else {
     s.state = HydrationState::kRunning;
   }
+  for (const RegionRun& run : priority_) {
+    s.priority_regions += run.count - engine_.bitmap().count_valid(run.first, run.count);
+  }
+  for (const RegionRun& run : plan_runs_) {
+    s.plan_regions += run.count;
+    s.plan_regions_left += run.count - engine_.bitmap().count_valid(run.first, run.count);
+  }
   if (s.complete) {
     s.eta_seconds = 0;
   } else if (s.rate_bytes_per_s > 0 && s.state == HydrationState::kRunning) {
@@ -291,13 +436,23 @@ HydrationStatus Hydrator::status() const {
   return s;
 }
 
+// Every batch ends with wake_all_locked(), so the hydrator's last one wakes this. User writes
+// and discards can make the last regions valid without a batch, and the engine tells no one of
+// that, so the condition is also looked at again every kCompleteRecheck.
 bool Hydrator::wait_complete(std::chrono::milliseconds timeout) const {
-  auto deadline = Clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock lock(mu_);
   while (!engine_.bitmap().all_valid()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    changed_.wait_until(lock, std::min(deadline, now + kCompleteRecheck));
   }
   return true;
+}
+
+bool Hydrator::settle(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  return settled_.wait_for(lock, timeout, [&] { return stopping_ || asleep_ == workers_.size(); });
 }
 
 }  // namespace clonefs

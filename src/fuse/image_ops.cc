@@ -190,6 +190,13 @@ void image_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_
       return void(fuse_reply_ioctl(req, 0, json.c_str(), json.size() + 1));
     }
     const char* text = static_cast<const char*>(in_buf);
+    if (std::string_view request(text, strnlen(text, in_bufsz)); is_plan_command(request)) {
+      auto plan = parse_plan_command(request);
+      if (!plan) return reply_error(req, "hydration plan", plan.status());
+      apply_plan_command(s.hydrator(), *plan);
+      s.log().info("hydration plan: {} {} runs", plan->append ? "added" : "set", plan->runs.size());
+      return void(fuse_reply_ioctl(req, 0, nullptr, 0));
+    }
     auto command = parse_hydrate_command(std::string_view(text, strnlen(text, in_bufsz)));
     if (!command) return reply_error(req, "hydration control", command.status());
     Status steered = steer_hydration(s.hydrator(), s.saved_controls(), *command);

@@ -14,6 +14,7 @@
 
 #include "control/control_protocol.h"
 #include "daemon/hydration_control.h"
+#include "engine/access_profile.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
 #include "fuse/image_ops.h"
@@ -241,10 +242,41 @@ int serve_image(const ServeOptions& options) {
   ::setxattr(options.image_path.c_str(), kMetadataXattr, options.metadata_path.data(),
              options.metadata_path.size(), 0);
 
+  std::vector<RegionRun> plan;
+  if (!options.profile_path.empty()) {
+    auto profile = read_profile(options.profile_path);
+    auto runs = profile ? profile_plan(*profile, options.profile_path, (*clone)->record(),
+                                       (*clone)->engine().geometry())
+                        : Result<std::vector<RegionRun>>(profile.status());
+    if (!runs) {
+      options.report(runs.status());
+      return 1;
+    }
+    plan = std::move(*runs);
+  }
   // Paused until the mount is up: nothing to copy for if mounting fails.
   HydrationSettings held = *settings;
   held.paused = true;
   Hydrator hydrator((*clone)->engine(), held);
+  if (!plan.empty()) hydrator.set_plan(std::move(plan));
+  hydrator.set_on_demand(options.on_demand_priority);
+  std::optional<ProfileRecorder> recorder;
+  if (!options.record_profile_path.empty()) {
+    recorder.emplace(options.record_profile_path, (*clone)->record(),
+                     (*clone)->engine().geometry());
+    (*clone)->engine().add_observer(&*recorder);
+  }
+  // Before the final commit: the profile is written once the last user I/O is in.
+  auto finish_recording = [&] {
+    if (!recorder) return;
+    (*clone)->engine().remove_observer(&*recorder);
+    if (Status written = recorder->stop(); !written) {
+      log.error("cannot write the access profile: {}", written.message());
+    } else {
+      log.info("access profile written to {} ({} runs)", options.record_profile_path,
+               recorder->snapshot().runs.size());
+    }
+  };
   ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
                      *attributes, max_read_option(options.fuse_options));
   std::thread probe;
@@ -254,6 +286,7 @@ int serve_image(const ServeOptions& options) {
     MountedSession mounted(options, state);
     if (!mounted.status()) {
       if (created) ::unlink(options.image_path.c_str());
+      if (recorder) (*clone)->engine().remove_observer(&*recorder);
       hydrator.stop();
       (void)(*clone)->engine().close();
       options.report(mounted.status());
@@ -278,6 +311,7 @@ int serve_image(const ServeOptions& options) {
     if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
   }
   probe.join();
+  finish_recording();
   int rc = finish(**clone, hydrator, log);
   // What the mount created, it removes: an empty file left where IMAGE was would look like a
   // disk image with nothing in it. (`clonefs unmount` tells the user.)

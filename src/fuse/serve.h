@@ -22,7 +22,12 @@ struct ServeOptions {
   // Given at mount (flags): applied over the controls saved in the metadata, and saved.
   std::vector<HydrateCommand> hydration_controls;
   std::vector<std::string> fuse_options;  // extra -o values (allow_other, debug, ...)
-  unsigned max_threads = 16;              // FUSE worker threads
+  // Absolute paths, or empty. A profile to hydrate first (refused before mounting if it is of
+  // another source); a file to record this mount's profile in (docs/PROFILE.md).
+  std::string profile_path;
+  std::string record_profile_path;
+  bool on_demand_priority = true;  // reads that fall through to the source are hydrated first
+  unsigned max_threads = 16;       // FUSE worker threads
   std::shared_ptr<spdlog::logger> logger;
   // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached
   // daemon passes the result to its waiting parent through this.

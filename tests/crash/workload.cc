@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
@@ -100,36 +102,59 @@ Status run_one(CloneEngine& engine, uint64_t number, const Op& op, ImageModel& m
   return Status::ok();
 }
 
-// A second thread copying regions while the user's operations run, until stopped.
-class BackgroundHydration {
+// A second thread copying regions while the user's operations run, until stopped. With priority
+// on, as the daemon's hydrator: a read falling through to the source puts its regions first
+// (issue 13), so copies race the very reads that asked for them.
+class BackgroundHydration : private AccessObserver {
  public:
-  explicit BackgroundHydration(CloneEngine& engine) : engine_(engine), thread_([this] { run(); }) {}
-  ~BackgroundHydration() { (void)stop(); }
+  explicit BackgroundHydration(CloneEngine& engine) : engine_(engine) {
+    engine_.add_observer(this);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~BackgroundHydration() override { (void)stop(); }
   BackgroundHydration(const BackgroundHydration&) = delete;
   BackgroundHydration& operator=(const BackgroundHydration&) = delete;
 
   Status stop() {
+    engine_.remove_observer(this);
     stop_ = true;
     if (thread_.joinable()) thread_.join();
     return failure_;
   }
 
  private:
+  void user_io() noexcept override {}
+  void regions_accessed(uint64_t, uint64_t) noexcept override {}
+  void read_fell_through(uint64_t first, uint64_t count) noexcept override {
+    std::lock_guard lock(mu_);
+    for (uint64_t r = first + count; r-- > first;) wanted_.push_front(r);
+  }
+  std::optional<uint64_t> next_wanted() {
+    std::lock_guard lock(mu_);
+    if (wanted_.empty()) return std::nullopt;
+    uint64_t r = wanted_.front();
+    wanted_.pop_front();
+    return r;
+  }
   void run() {
     const uint64_t regions = engine_.geometry().region_count();
-    for (uint64_t r = 0; !stop_; r = (r + 1) % regions) {
-      auto step = engine_.hydrate(r, 1);
+    for (uint64_t r = 0; !stop_;) {
+      auto wanted = next_wanted();
+      auto step = engine_.hydrate(wanted ? *wanted : r, 1);
       if (!step.is_ok()) {
         failure_ = step.status().with_context("background hydration");
         return;
       }
+      if (!wanted) r = (r + 1) % regions;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 
   CloneEngine& engine_;
   std::atomic<bool> stop_{false};
-  Status failure_;  // written by the thread, read after join
+  std::mutex mu_;
+  std::deque<uint64_t> wanted_;  // guarded by mu_: regions reads fell through for, newest first
+  Status failure_;               // written by the thread, read after join
   std::thread thread_;
 };
 

@@ -41,7 +41,8 @@ std::vector<std::byte> op_data(const Op& op);
 // failure is returned: the live run must not fail.
 //
 // With `background_hydration`, another thread hydrates regions round-robin meanwhile, as the
-// hydrator does. The model needs no change for it: hydration never changes what the image reads.
+// hydrator does, the regions of reads that fell through to the source first. The model needs no
+// change for it: hydration never changes what the image reads.
 Status run_workload(CloneEngine& engine, std::span<const Op> ops, ImageModel& model, Trace& trace,
                     bool background_hydration);
 

@@ -55,8 +55,10 @@ class FaultySource : public ForwardingSource {
   std::atomic<int> injected{0};
   std::atomic<int> read_delay_ms{0};  // each read takes at least this long, so reads overlap
   std::atomic<int> most_reading{0};   // the most reads seen in progress at once
+  std::function<void(uint64_t offset)> before_read;  // set before the source is used
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
     ++reads;
+    if (before_read) before_read(offset);
     if (int err = fail_read.load()) {
       ++injected;
       return Status::from_errno(err, "read " + name() + " (injected)");

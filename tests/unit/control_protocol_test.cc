@@ -84,5 +84,34 @@ TEST(HydrateControl, RefusesAnythingElseQuotingIt) {
   }
 }
 
+// Issue 13: a plan of region runs, in as many requests as it takes, each fitting the channel.
+TEST(PlanCommand, ALongPlanIsSentInPartsThatReadBackAsTheSameRuns) {
+  std::vector<RegionRun> runs;
+  for (uint64_t i = 0; i < 5000; ++i) runs.push_back({1'000'000'000 + 7 * i, 1 + i % 5});
+  std::vector<std::string> requests = format_plan_commands(runs);
+  ASSERT_GT(requests.size(), 1u);
+  std::vector<RegionRun> back;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_LT(requests[i].size(), sizeof(ControlText::text));
+    EXPECT_TRUE(is_plan_command(requests[i]));
+    auto parsed = parse_plan_command(requests[i]);
+    ASSERT_TRUE(parsed.is_ok()) << parsed.status().message();
+    EXPECT_EQ(parsed->append, i > 0);
+    back.insert(back.end(), parsed->runs.begin(), parsed->runs.end());
+  }
+  EXPECT_EQ(back, runs);
+  EXPECT_EQ(format_plan_commands({}), std::vector<std::string>{"plan="});
+}
+
+TEST(PlanCommand, MalformedRunsAreRefused) {
+  for (const char* text : {"plan=1", "plan=1+0", "plan=+2", "plan=1+2,", "plan=x+1", "planet"}) {
+    auto parsed = parse_plan_command(text);
+    EXPECT_FALSE(parsed.is_ok()) << text;
+    if (!parsed.is_ok()) {
+      EXPECT_EQ(parsed.status().code(), EINVAL) << text;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace clonefs

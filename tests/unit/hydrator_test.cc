@@ -1,15 +1,39 @@
 // docs/SEMANTICS.md "Hydration": background copy through the engine, holes and zeros skipped,
-// controls honoured, source errors bounded.
+// controls honoured, source errors bounded, regions user reads wait on first. Tests that depend
+// on time step a manual clock (support/manual_clock.h) and look once the workers have settled:
+// none sleeps, none depends on the machine's speed.
 #include "engine/hydrator.h"
 
-#include <thread>
+#include <mutex>
 
 #include "support/engine_fixture.h"
+#include "support/manual_clock.h"
 
 namespace clonefs::testing {
 namespace {
 
-using Hydration = EngineFixture;
+constexpr auto kSettle = std::chrono::seconds(20);  // only a hang takes this long
+
+class Hydration : public EngineFixture {
+ protected:
+  // Region indices of the source reads from now on, in order: with one worker, the order the
+  // regions are hydrated in.
+  void record_reads() {
+    source_->before_read = [this](uint64_t offset) {
+      std::lock_guard lock(reads_mu_);
+      read_regions_.push_back(offset / kRegion);
+    };
+  }
+  std::vector<uint64_t> read_regions() {
+    std::lock_guard lock(reads_mu_);
+    return read_regions_;
+  }
+  void read_region(uint64_t region) { (void)read(region * kRegion, kRegion); }
+
+  ManualClock clock_;
+  std::mutex reads_mu_;
+  std::vector<uint64_t> read_regions_;
+};
 
 TEST_F(Hydration, HydratesEverythingAndTheDestinationAloneIsTheImage) {
   ASSERT_TRUE(write(3 * kRegion + 9, random_bytes(100, 1)).is_ok());
@@ -36,8 +60,10 @@ TEST_F(Hydration, AllZeroRegionsAreNotCopied) {
 }
 
 TEST_F(Hydration, PausedHydrationMakesNoProgressAndResumes) {
-  Hydrator hydrator(*engine_, {.paused = true});
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  Hydrator hydrator(*engine_, {.paused = true}, kMaxHydrationWorkers, 3, clock_);
+  ASSERT_TRUE(hydrator.settle(kSettle));
+  clock_.advance(std::chrono::hours(1));
+  ASSERT_TRUE(hydrator.settle(kSettle));
   EXPECT_EQ(engine_->bitmap().valid_count(), 0u);
   EXPECT_EQ(hydrator.status().state, HydrationState::kPaused);
   hydrator.set_paused(false);
@@ -45,17 +71,49 @@ TEST_F(Hydration, PausedHydrationMakesNoProgressAndResumes) {
 }
 
 // Issue #18: minutes after the copy ended, status still said "running" at the last rate seen.
-// Slow reads keep the copy going past one rate window, so a rate was measured.
+// Each read takes 100 ms of the clock, so the copy spans rate windows and a rate is measured.
 TEST_F(Hydration, IdleAfterCompletionReportsNoRateAndComplete) {
-  source_->read_delay_ms = 100;
-  Hydrator hydrator(*engine_, {.threshold = 1, .batch = 1});
+  source_->before_read = [this](uint64_t) { clock_.advance(std::chrono::milliseconds(100)); };
+  Hydrator hydrator(*engine_, {.threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3, clock_);
   EXPECT_EQ(hydrator.status().state, HydrationState::kRunning);
   ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(20)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_TRUE(hydrator.settle(kSettle));
+  EXPECT_GT(hydrator.status().rate_bytes_per_s, 0.0) << "no rate measured: the test proves nothing";
+  clock_.advance(std::chrono::milliseconds(2500));
   HydrationStatus status = hydrator.status();
   EXPECT_EQ(status.rate_bytes_per_s, 0.0);
   EXPECT_EQ(status.state, HydrationState::kComplete);
   EXPECT_EQ(status.eta_seconds, 0.0);
+}
+
+// User I/O goes first: while it is recent, one batch of address order trickles per interval;
+// once the user has been quiet for the grace period, the rest follows. (A flush: user I/O that
+// asks for no region.)
+TEST_F(Hydration, RecentUserIoHoldsHydrationToATrickle) {
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
+                    clock_);
+  ASSERT_TRUE(engine_->flush().is_ok());
+  hydrator.set_paused(false);
+  ASSERT_TRUE(hydrator.settle(kSettle));
+  EXPECT_EQ(engine_->bitmap().valid_count(), 1u) << "more than the trickle while the user reads";
+  clock_.advance(std::chrono::milliseconds(20));
+  EXPECT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+}
+
+// ...but regions reads wait on are the user's own: they go at once, while address order waits
+// for the user to be quiet.
+TEST_F(Hydration, RegionsReadsWaitOnDoNotWaitForTheUserToBeQuiet) {
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
+                    clock_);
+  read_region(14);
+  read_region(7);
+  record_reads();
+  hydrator.set_paused(false);
+  ASSERT_TRUE(hydrator.settle(kSettle));
+  const std::vector<uint64_t> expected{7, 14};
+  EXPECT_EQ(read_regions(), expected);
+  clock_.advance(std::chrono::milliseconds(20));
+  EXPECT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
 }
 
 TEST_F(Hydration, NeverOverwritesWhatTheUserWrote) {
@@ -87,39 +145,93 @@ TEST_F(Hydration, BatchesInFlightAreCappedByTheWorkers) {
 
 TEST_F(Hydration, UnreadableRegionsAreReportedFailedNotRetriedForever) {
   source_->fail_read = EIO;
-  Hydrator hydrator(*engine_, {.batch = 4}, 1, 1);
-  for (int i = 0; i < 300 && hydrator.status().failed_regions < engine_->geometry().region_count();
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Hydrator hydrator(*engine_, {.batch = 4}, 1, 1, clock_);
+  const uint64_t regions = engine_->geometry().region_count();
+  // Each retry waits out its backoff on the clock: step it until every region has failed.
+  for (int i = 0; i < 1000 && hydrator.status().failed_regions < regions; ++i) {
+    ASSERT_TRUE(hydrator.settle(kSettle));
+    clock_.advance(std::chrono::milliseconds(100));
   }
   HydrationStatus status = hydrator.status();
-  EXPECT_EQ(status.failed_regions, engine_->geometry().region_count());
+  EXPECT_EQ(status.failed_regions, regions);
   EXPECT_FALSE(status.complete);
   EXPECT_EQ(status.state, HydrationState::kIdle);
   EXPECT_NE(status.state_reason.find("source"), std::string::npos) << status.state_reason;
+  ASSERT_TRUE(hydrator.settle(kSettle));
   int reads = source_->reads.load();
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  clock_.advance(std::chrono::hours(1));
+  ASSERT_TRUE(hydrator.settle(kSettle));
   EXPECT_EQ(source_->reads.load(), reads) << "failed regions are retried without end";
   std::vector<std::byte> buf(10);
   EXPECT_EQ(engine_->read(0, buf).code(), EIO);
 }
 
 // Unmount stops the hydrator: however many regions a failing batch still has to retry, with
-// backoff, stop() must not wait them out (at batch 256 that was 0.84 s per region).
-TEST_F(Hydration, StopReturnsPromptlyWhileRetryingAFailingSource) {
+// backoff, stop() must not wait them out (at batch 256 that was 0.84 s per region). The clock
+// never moves here, so a stop() that waited for a backoff would never return.
+TEST_F(Hydration, StopReturnsWhileRetryingAFailingSource) {
   source_->fail_read = EIO;
-  Hydrator hydrator(*engine_, {.threshold = 256, .batch = 256});
-  // One read for the batch, then one per attempt: past three, the retries are under way.
-  for (int i = 0; i < 500 && source_->reads.load() < 3; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_GE(source_->reads.load(), 3) << "the worker never got to its retries";
-  auto asked = std::chrono::steady_clock::now();
+  Hydrator hydrator(*engine_, {.threshold = 256, .batch = 256}, kMaxHydrationWorkers, 3, clock_);
+  ASSERT_TRUE(hydrator.settle(kSettle));
+  // One read for the batch, then one per attempt: the worker sleeps in its first backoff.
+  ASSERT_EQ(source_->reads.load(), 2) << "the worker never got to its retries";
   hydrator.stop();
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - asked);
-  EXPECT_LT(took.count(), 2000) << "stop() took " << took.count() << " ms";
   EXPECT_FALSE(hydrator.status().running);
+}
+
+// Issue 13: a read that falls through to the source puts its region first. Rate-limited to one
+// region per second of the clock, the far region read is the second copied, before every region
+// below it; and the limit still holds.
+TEST_F(Hydration, AFallThroughReadIsHydratedBeforeLowerRegions) {
+  Hydrator hydrator(*engine_, {.threshold = 1, .batch = 1, .rate = kRegion}, kMaxHydrationWorkers,
+                    3, clock_);
+  ASSERT_TRUE(hydrator.settle(kSettle));  // region 0 copied, the worker waits for the budget
+  ASSERT_TRUE(engine_->bitmap().test(0));
+  read_region(12);
+  clock_.advance(std::chrono::seconds(1));
+  ASSERT_TRUE(hydrator.settle(kSettle));
+  EXPECT_TRUE(engine_->bitmap().test(12)) << "the region read was not hydrated next";
+  EXPECT_EQ(engine_->bitmap().valid_count(), 2u) << "the rate limit did not hold";
+  for (uint64_t r = 1; r < 12; ++r) EXPECT_FALSE(engine_->bitmap().test(r)) << "region " << r;
+}
+
+// Sequential fall-through reads queue the regions after them too (readahead, doubling), newest
+// request first; then the rest in address order.
+TEST_F(Hydration, SequentialFallThroughReadsQueueTheRegionsAfterThem) {
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
+                    clock_);
+  read_region(9);
+  read_region(3);
+  read_region(4);                                     // follows 3: region 5 is queued after it
+  EXPECT_EQ(hydrator.status().priority_regions, 4u);  // 4, 5; 3; 9
+  clock_.advance(std::chrono::milliseconds(20));      // the user is quiet
+  record_reads();
+  hydrator.set_paused(false);
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+  const std::vector<uint64_t> expected{4, 5, 3, 9, 0, 1, 2, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16};
+  EXPECT_EQ(read_regions(), expected);
+  EXPECT_EQ(hydrator.status().priority_regions, 0u);
+}
+
+// A plan (a recorded profile, file hints) goes in its order before address order, after
+// on-demand requests; regions already valid are skipped, runs past the image cut.
+TEST_F(Hydration, ThePlanGoesFirstInItsOrder) {
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 4}, kMaxHydrationWorkers, 3,
+                    clock_);
+  ASSERT_TRUE(write(11 * kRegion, random_bytes(kRegion, 5)).is_ok());
+  hydrator.set_plan({{10, 3}, {2, 1}, {15, 100}});
+  HydrationStatus before = hydrator.status();
+  EXPECT_EQ(before.plan_regions, 6u);       // 10-12, 2, 15-16
+  EXPECT_EQ(before.plan_regions_left, 5u);  // 11 was written
+  read_region(7);
+  clock_.advance(std::chrono::milliseconds(20));
+  record_reads();
+  hydrator.set_paused(false);
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+  // Batches of up to 4: 7; 10; 12; 2; 15-16; then 0-1, 3-6, 8-9, 13-14 in address order.
+  const std::vector<uint64_t> expected{7, 10, 12, 2, 15, 0, 3, 8, 13};
+  EXPECT_EQ(read_regions(), expected);
+  EXPECT_EQ(hydrator.status().plan_regions_left, 0u);
 }
 
 }  // namespace

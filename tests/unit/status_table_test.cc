@@ -96,6 +96,7 @@ TEST(StatusTable, TroubleIsSpelledOut) {
       << table;
   EXPECT_NE(table.find("rate            0 B/s, ETA unknown\n"), std::string::npos) << table;
   EXPECT_NE(table.find("failed regions  3 (e.g. 10 11 400)\n"), std::string::npos) << table;
+  EXPECT_EQ(table.find("first"), std::string::npos) << "nothing ordered first: no row\n" << table;
 }
 
 TEST(StatusTable, CompleteAndEmptyClone) {
@@ -110,6 +111,18 @@ TEST(StatusTable, CompleteAndEmptyClone) {
   EXPECT_NE(table.find("complete        yes\n"), std::string::npos) << table;
   s.regions_total = s.regions_valid = 0;
   EXPECT_NE(format_status_table(s).find("(0.0%)"), std::string::npos) << "no division by zero";
+}
+
+// Issue 13: what is hydrated first, shown when there is any.
+TEST(StatusTable, WhatIsHydratedFirst) {
+  CloneStatus s = live();
+  s.hydration->priority_regions = 24;
+  s.hydration->plan_regions = 4096;
+  s.hydration->plan_regions_left = 1000;
+  std::string table = format_status_table(s);
+  EXPECT_NE(table.find("first           24 regions reads wait on; plan 3096 / 4096 regions done\n"),
+            std::string::npos)
+      << table;
 }
 
 }  // namespace

@@ -1,0 +1,107 @@
+"""Issue 13: what hydration copies first. A slow source (the passthrough FUSE file with 2 ms per
+read request: a local stand-in for a remote source until NBD sources exist), hydration
+rate-limited so that a full copy takes about a minute, and a recorded workload — whole "files"
+(512 KiB, read in 128 KiB O_DIRECT reads) at scattered offsets, about 5% of the image, in a
+fixed order, as a boot or a job start reads — replayed 1 s after mount on fresh clones:
+(a) address order (--no-priority), (b) on-demand priority (the default), (c) a profile recorded
+by the same workload on another clone (--profile), (d) a fully hydrated clone (the floor).
+Each variant runs `repeats` times, interleaved, and reports medians."""
+import mmap
+import os
+import random
+import time
+from statistics import median_low
+from typing import Callable, List, Tuple
+
+from . import records as R
+from .clonefs import Clone
+from .proc import drop_caches, log
+
+DELAY_US = 2000
+FILE_BYTES = 512 << 10
+READ_BYTES = 128 << 10
+SHARE = 0.05
+FULL_COPY_S = 60
+
+
+def workload(size: int, seed: int = 13) -> List[Tuple[int, int]]:
+    """(offset, length) reads: whole files at scattered 64 KiB-aligned offsets, in file order."""
+    rng = random.Random(seed)
+    files = max(1, int(size * SHARE) // FILE_BYTES)
+    slots = size // FILE_BYTES
+    offsets = [s * FILE_BYTES for s in rng.sample(range(slots), files)]
+    reads = []
+    for off in offsets:
+        for part in range(0, FILE_BYTES, READ_BYTES):
+            reads.append((off + part, READ_BYTES))
+    return reads
+
+
+def replay(image: str, reads: List[Tuple[int, int]]) -> float:
+    """Seconds to run the reads, O_DIRECT (no page cache, no kernel readahead: the reads the
+    workload makes are the reads clonefs sees)."""
+    buf = mmap.mmap(-1, READ_BYTES)
+    fd = os.open(image, os.O_RDONLY | os.O_DIRECT)
+    try:
+        t0 = time.monotonic()
+        for off, length in reads:
+            if os.preadv(fd, [memoryview(buf)[:length]], off) != length:
+                raise RuntimeError("short read of %s at %d" % (image, off))
+        return time.monotonic() - t0
+    finally:
+        os.close(fd)
+        buf.close()
+
+
+def hydration_order(ctx, r: R.HydrationOrder) -> R.HydrationOrder:
+    source = ctx.inputs.source
+    size = os.stat(source).st_size
+    reads = workload(size)
+    replay_bytes = sum(n for _, n in reads)
+    rate = max(1 << 20, size // FULL_COPY_S)
+    r.replay_mib, r.rate_mib_s = replay_bytes / (1 << 20), rate / (1 << 20)
+    profile = ctx.path("order.profile")
+    with ctx.pt(source, "slow_source", "--read-delay-us", str(DELAY_US)) as slow:
+        # The profile: the workload recorded once on a clone of the same (slow) source.
+        with Clone(ctx.clonefs, slow.image, ctx.path("cf_order_rec")) as c:
+            c.create()
+            c.mount("--no-hydration", "--record-profile", profile)
+            replay(c.image, reads)
+        fig = {k: [] for k in ("address", "priority", "profile", "hydrated")}
+
+        def variant(name: str, flags: Tuple[str, ...], prepare: Callable[[Clone], None]):
+            with Clone(ctx.clonefs, slow.image, ctx.path("cf_order_" + name)) as c:
+                c.create()
+                drop_caches()  # the slow source's page cache too: every variant reads it cold
+                c.mount(*flags)
+                prepare(c)
+                before = c.status()["counters"]["bytes_fell_through"]
+                seconds = replay(c.image, reads)
+                fell = c.status()["counters"]["bytes_fell_through"] - before
+                fig[name].append((seconds, 1 - fell / replay_bytes))
+                log("order %s: replay %.3f s, %.1f%% from the destination"
+                    % (name, seconds, 100 * (1 - fell / replay_bytes)))
+
+        def after_a_second(_: Clone) -> None:
+            time.sleep(1)
+
+        def fully(c: Clone) -> None:
+            ctx.clonefs("hydrate", c.image, "--rate", "0", "--wait")
+            drop_caches()
+
+        limited = ("--rate", str(rate))
+        for _ in range(ctx.sizes.cold_repeats):
+            variant("address", limited + ("--no-priority",), after_a_second)
+            variant("priority", limited, after_a_second)
+            variant("profile", limited + ("--profile", profile), after_a_second)
+            variant("hydrated", (), fully)
+    for name in fig:
+        v: R.OrderVariant = getattr(r, name)
+        v.replay_s = median_low([s for s, _ in fig[name]])
+        v.dest_share = median_low([d for _, d in fig[name]])
+    ctx.note("issue 13: %d reads of %d KiB (%.0f MiB, %.1f%% of the %d MiB image) in %d KiB files;"
+             " source delayed %d µs per read request (passthrough FUSE); hydration limited to"
+             " %.1f MiB/s; replay 1 s after mount; medians of %d, variants interleaved"
+             % (len(reads), READ_BYTES >> 10, r.replay_mib, 100 * replay_bytes / size,
+                size >> 20, FILE_BYTES >> 10, DELAY_US, r.rate_mib_s, ctx.sizes.cold_repeats))
+    return r
