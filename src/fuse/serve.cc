@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -288,6 +289,10 @@ int serve_clone(const ServeOptions& options) {
     if (loop_rc > 0) log.info("signal {} received: unmounting", loop_rc);
     if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
   }
+  // The session is gone (libfuse's handlers too): from here on a SIGTERM — sent right after
+  // umount(8) returned, by a service manager or a shutdown script — would kill the process in
+  // the middle of the final commit. Ignored: the daemon exits once the commit is done.
+  for (int signal : {SIGTERM, SIGINT, SIGHUP}) std::signal(signal, SIG_IGN);
   probe.join();
   metrics.reset();
   int rc = finish(**clone, hydrator, log);

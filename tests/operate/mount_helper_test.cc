@@ -98,6 +98,28 @@ TEST_F(MountHelperTest, ClonefsUnmountCommitsTheSame) {
   EXPECT_EQ(committed().regions_valid, 3u);
 }
 
+// umount(8) returns before the daemon's final commit, and whoever unmounts may send SIGTERM
+// next (systemd stopping units, a shutdown script). The commit must not be cut short: every
+// region written before the umount is committed.
+TEST_F(MountHelperTest, SigtermRightAfterUmountDoesNotCutTheFinalCommitShort) {
+  ASSERT_EQ(inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " +
+                   shell_quote(image()))
+                .exit_code,
+            0);
+  int pid = status_inside(image()).pid.value_or(-1);
+  ASSERT_GT(pid, 0);
+  // Every region of the 8 MiB image, unflushed: the final commit syncs them all.
+  ASSERT_EQ(inside("head -c 8388608 /dev/urandom | dd of=" + shell_quote(image()) +
+                   " bs=1M iflag=fullblock conv=notrunc status=none")
+                .exit_code,
+            0);
+  CommandResult u = inside("umount " + shell_quote(image()) + " && kill -TERM " +
+                           std::to_string(pid));
+  ASSERT_EQ(u.exit_code, 0) << u.output;
+  CloneStatus after = committed();
+  EXPECT_EQ(after.regions_valid, after.regions_total) << "the final commit was cut short";
+}
+
 TEST_F(MountHelperTest, DataWrittenBeforeUmountReadsBackAfterRemount) {
   ASSERT_EQ(inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " +
                    shell_quote(image()))
