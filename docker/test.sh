@@ -54,6 +54,9 @@ fi
 say "podman build (docker/Dockerfile, --pull=never: the base is the local one)"
 "${podman[@]}" build --pull=never --network host "${limits[@]}" -f "$root/docker/Dockerfile" \
   -t "$image" "$root" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log" >&2; exit 1; }
+# Untagged images of earlier builds (this build's layers stay: the next build reuses them).
+"${podman[@]}" image prune -f --filter label=org.clonefs.image \
+  --filter "until=$(($(date +%s) - start + 1))s" >/dev/null
 
 # The data directory, a shared mount, so the FUSE mount made in the container shows on the host.
 mkdir -p "$data"

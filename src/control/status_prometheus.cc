@@ -50,7 +50,8 @@ class Exposition {
   }
   void sample(double value, Labels extra = {}) {
     out_ += "clonefs_" + name_ + "{" + common_;
-    for (const auto& [key, label] : extra) out_ += std::string(",") + key + "=\"" + escape_label(label) + "\"";
+    for (const auto& [key, label] : extra)
+      out_ += std::string(",") + key + "=\"" + escape_label(label) + "\"";
     out_ += "} " + format_value(value) + "\n";
   }
   void gauge(const char* name, const char* help, double value) {
@@ -86,8 +87,7 @@ std::string format_status_prometheus(const CloneStatus& s) {
   e.gauge("image_size_bytes", "Size of the image in bytes.", number(s.image_size));
   e.gauge("region_size_bytes", "Size of one region in bytes.", number(s.region_size));
   e.gauge("regions", "Regions in the image.", number(s.regions_total));
-  e.gauge("regions_valid",
-          "Regions valid (live: in memory, committed or not; offline: committed).",
+  e.gauge("regions_valid", "Regions valid (live: in memory, committed or not; offline: committed).",
           number(s.regions_valid));
   e.gauge("regions_uncommitted", "Regions valid but not yet committed.",
           number(s.regions_uncommitted));

@@ -99,7 +99,8 @@ void HelperNamespace::unmount_all() const {
 
 bool wait_until_released(const std::string& metadata) {
   for (int i = 0; i < 300; ++i) {
-    CommandResult r = run(shell_quote(clonefs_binary()) + " status --json " + shell_quote(metadata));
+    CommandResult r =
+        run(shell_quote(clonefs_binary()) + " status --json " + shell_quote(metadata));
     auto parsed = parse_status(r.output, "status");
     if (parsed && !parsed->mounted) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -34,14 +34,13 @@ class MountHelperTest : public MountTest {
   // Writes 3 regions' worth at region 5 (no fsync: the unmount's final commit must cover them).
   void write_three_regions() {
     CommandResult r = inside("dd if=/dev/zero bs=" + std::to_string(kRegion) +
-                             " count=3 seek=5 conv=notrunc status=none of=" +
-                             shell_quote(image()));
+                             " count=3 seek=5 conv=notrunc status=none of=" + shell_quote(image()));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   // Mounts stacked on IMAGE in the namespace (other mounts on the machine are none of ours).
   int mounts_at_image() {
-    CommandResult r = inside("awk -v t=" + shell_quote(image()) +
-                             " '$5 == t' /proc/self/mountinfo | wc -l");
+    CommandResult r =
+        inside("awk -v t=" + shell_quote(image()) + " '$5 == t' /proc/self/mountinfo | wc -l");
     return std::stoi(r.output);
   }
   // The committed state, once the daemon has exited.
@@ -89,8 +88,8 @@ TEST_F(MountHelperTest, MountWithOptionsThenUmountCommitsLikeClonefsUnmount) {
 
 // The same writes, unmounted with `clonefs unmount`: the committed state umount(8) must match.
 TEST_F(MountHelperTest, ClonefsUnmountCommitsTheSame) {
-  CommandResult m =
-      inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " + shell_quote(image()));
+  CommandResult m = inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " +
+                           shell_quote(image()));
   ASSERT_EQ(m.exit_code, 0) << m.output;
   write_three_regions();
   CommandResult u = inside(clonefs("unmount " + shell_quote(image())));
@@ -102,10 +101,10 @@ TEST_F(MountHelperTest, ClonefsUnmountCommitsTheSame) {
 // next (systemd stopping units, a shutdown script). The commit must not be cut short: every
 // region written before the umount is committed.
 TEST_F(MountHelperTest, SigtermRightAfterUmountDoesNotCutTheFinalCommitShort) {
-  ASSERT_EQ(inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " +
-                   shell_quote(image()))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " + shell_quote(image()))
+          .exit_code,
+      0);
   int pid = status_inside(image()).pid.value_or(-1);
   ASSERT_GT(pid, 0);
   // Every region of the 8 MiB image, unflushed: the final commit syncs them all.
@@ -113,29 +112,30 @@ TEST_F(MountHelperTest, SigtermRightAfterUmountDoesNotCutTheFinalCommitShort) {
                    " bs=1M iflag=fullblock conv=notrunc status=none")
                 .exit_code,
             0);
-  CommandResult u = inside("umount " + shell_quote(image()) + " && kill -TERM " +
-                           std::to_string(pid));
+  CommandResult u =
+      inside("umount " + shell_quote(image()) + " && kill -TERM " + std::to_string(pid));
   ASSERT_EQ(u.exit_code, 0) << u.output;
   CloneStatus after = committed();
   EXPECT_EQ(after.regions_valid, after.regions_total) << "the final commit was cut short";
 }
 
 TEST_F(MountHelperTest, DataWrittenBeforeUmountReadsBackAfterRemount) {
-  ASSERT_EQ(inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " +
-                   shell_quote(image()))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " + shell_quote(image()))
+          .exit_code,
+      0);
   ASSERT_EQ(inside("printf clonefs-was-here | dd of=" + shell_quote(image()) +
                    " bs=1 seek=100000 conv=notrunc status=none")
                 .exit_code,
             0);
   ASSERT_EQ(inside("umount " + shell_quote(image())).exit_code, 0);
   ASSERT_TRUE(wait_until_released(meta()));
-  ASSERT_EQ(inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " +
-                   shell_quote(image()))
-                .exit_code,
-            0);
-  CommandResult r = inside("dd if=" + shell_quote(image()) + " bs=1 skip=100000 count=16 status=none");
+  ASSERT_EQ(
+      inside("mount -t clonefs -o no_hydration " + shell_quote(meta()) + " " + shell_quote(image()))
+          .exit_code,
+      0);
+  CommandResult r =
+      inside("dd if=" + shell_quote(image()) + " bs=1 skip=100000 count=16 status=none");
   EXPECT_EQ(r.output, "clonefs-was-here") << r.output;
 }
 
@@ -166,16 +166,16 @@ TEST_F(MountHelperTest, UnknownOptionIsRefusedNamingItAndNothingIsMounted) {
   EXPECT_EQ(mounts_at_image(), 0);
   EXPECT_FALSE(std::filesystem::exists(image()));
   // mount -s (sloppy): the unknown option is ignored, with a warning.
-  CommandResult sloppy = inside("mount -s -t clonefs -o bogus=1 " + shell_quote(meta()) + " " +
-                                shell_quote(image()));
+  CommandResult sloppy =
+      inside("mount -s -t clonefs -o bogus=1 " + shell_quote(meta()) + " " + shell_quote(image()));
   ASSERT_EQ(sloppy.exit_code, 0) << sloppy.output;
   EXPECT_NE(sloppy.output.find("ignoring unknown option 'bogus=1'"), std::string::npos)
       << sloppy.output;
 }
 
 TEST_F(MountHelperTest, ClonefsErrorsReachTheUser) {
-  CommandResult m = inside("mount -t clonefs -o rate=fast " + shell_quote(meta()) + " " +
-                           shell_quote(image()));
+  CommandResult m =
+      inside("mount -t clonefs -o rate=fast " + shell_quote(meta()) + " " + shell_quote(image()));
   EXPECT_NE(m.exit_code, 0);
   EXPECT_NE(m.output.find("fast"), std::string::npos) << m.output;
   EXPECT_EQ(mounts_at_image(), 0);

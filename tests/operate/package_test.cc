@@ -23,9 +23,9 @@ class PackageTest : public ::testing::Test {
 };
 
 TEST_F(PackageTest, DebHoldsEverythingWithItsDependencies) {
-  CommandResult built = run("cd " + shell_quote(dir_.path()) + " && cpack -G DEB -B " +
-                            shell_quote(dir_.path()) + " --config " +
-                            shell_quote(std::string(CLONEFS_BUILD_DIR) + "/CPackConfig.cmake"));
+  CommandResult built =
+      run("cd " + shell_quote(dir_.path()) + " && cpack -G DEB -B " + shell_quote(dir_.path()) +
+          " --config " + shell_quote(std::string(CLONEFS_BUILD_DIR) + "/CPackConfig.cmake"));
   ASSERT_EQ(built.exit_code, 0) << built.output;
   CommandResult found = run("ls " + shell_quote(dir_.path()) + "/clonefs_*.deb");
   ASSERT_EQ(found.exit_code, 0) << found.output;
@@ -36,8 +36,8 @@ TEST_F(PackageTest, DebHoldsEverythingWithItsDependencies) {
   EXPECT_NE(info.output.find("Package: clonefs"), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("Version: " CLONEFS_VERSION), std::string::npos) << info.output;
   CommandResult depends = run("dpkg-deb -f " + shell_quote(deb) + " Depends");
-  for (const char* dependency : {"fuse3", "libfuse3-3", "libsqlite3-0", "libsystemd0",
-                                 "libblkid1", "libmount1", "libstdc++6", "libc6"}) {
+  for (const char* dependency : {"fuse3", "libfuse3-3", "libsqlite3-0", "libsystemd0", "libblkid1",
+                                 "libmount1", "libstdc++6", "libc6"}) {
     EXPECT_NE(depends.output.find(dependency), std::string::npos)
         << dependency << " missing from Depends: " << depends.output;
   }
@@ -55,8 +55,8 @@ TEST_F(PackageTest, DebHoldsEverythingWithItsDependencies) {
   // The installed files name the installed binary, not the build tree.
   std::string root = dir_.file("root");
   ASSERT_EQ(run("dpkg-deb -x " + shell_quote(deb) + " " + shell_quote(root)).exit_code, 0);
-  CommandResult helper = run("grep -x 'clonefs=/usr/bin/clonefs' " + shell_quote(root) +
-                             "/sbin/mount.clonefs");
+  CommandResult helper =
+      run("grep -x 'clonefs=/usr/bin/clonefs' " + shell_quote(root) + "/sbin/mount.clonefs");
   EXPECT_EQ(helper.exit_code, 0) << "the helper does not run /usr/bin/clonefs";
   CommandResult unit = run("grep -c '=/usr/bin/clonefs ' " + shell_quote(root) +
                            "/usr/lib/systemd/system/clonefs@.service");

@@ -56,7 +56,8 @@ TEST_F(SystemdUnitTest, TemplateVerifies) {
   CommandResult r = verify(dir_, text);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.find("clonefs@ci.service"), std::string::npos)
-      << "systemd-analyze has something to say about the unit:\n" << r.output;
+      << "systemd-analyze has something to say about the unit:\n"
+      << r.output;
 }
 
 // The check can fail: a unit whose binary is missing is refused.
@@ -68,6 +69,42 @@ TEST_F(SystemdUnitTest, VerifyRefusesAMissingBinary) {
   CommandResult r = verify(dir_, text);
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("/nonexistent/clonefs"), std::string::npos) << r.output;
+}
+
+// README's fstab recipe ("A CI runner's disk seeded at boot"), read from README.md, through
+// systemd-fstab-generator as at boot: valid mount units, the filesystem on the image ordered
+// after the clone's mount, neither holding the boot up (nofail).
+TEST_F(SystemdUnitTest, ReadmeFstabRecipeGivesValidOrderedMountUnits) {
+  const std::string generator = "/lib/systemd/system-generators/systemd-fstab-generator";
+  if (run("test -x " + generator).exit_code != 0) {
+    if (running_in_ci()) FAIL() << generator << " is missing";
+    GTEST_SKIP() << "needs " << generator;
+  }
+  std::string readme = read_text(std::string(CLONEFS_SOURCE_DIR) + "/README.md");
+  size_t start = readme.find("# /etc/fstab\n");
+  ASSERT_NE(start, std::string::npos) << "README.md has no fstab recipe";
+  start += std::string("# /etc/fstab\n").size();
+  std::string fstab_text = readme.substr(start, readme.find("```", start) - start);
+  ASSERT_NE(fstab_text.find(" clonefs "), std::string::npos) << fstab_text;
+  std::string fstab = dir_.file("fstab"), out = dir_.file("generated");
+  run("mkdir " + shell_quote(out) + " && printf '%s' " + shell_quote(fstab_text) + " > " +
+      shell_quote(fstab));
+  CommandResult g = run("SYSTEMD_FSTAB=" + shell_quote(fstab) + " " + generator + " " + out + " " +
+                        out + " " + out);
+  ASSERT_EQ(g.exit_code, 0) << g.output;
+  std::string clone_unit = out + "/var-lib-ci-disk.live.mount", fs_unit = out + "/build.mount";
+  CommandResult v = run("SYSTEMD_LOG_COLOR=0 systemd-analyze verify " + shell_quote(clone_unit) +
+                        " " + shell_quote(fs_unit));
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+  EXPECT_EQ(v.output, "") << v.output;
+  std::string clone = read_text(clone_unit), fs = read_text(fs_unit);
+  EXPECT_NE(clone.find("Type=clonefs"), std::string::npos) << clone;
+  EXPECT_NE(fs.find("RequiresMountsFor=/var/lib/ci/disk.live"), std::string::npos) << fs;
+  // nofail: wanted by local-fs.target, not required (the boot goes on without them).
+  EXPECT_EQ(run("test -L " + out + "/local-fs.target.wants/var-lib-ci-disk.live.mount").exit_code,
+            0);
+  EXPECT_NE(
+      run("test -e " + out + "/local-fs.target.requires/var-lib-ci-disk.live.mount").exit_code, 0);
 }
 
 // A unix datagram socket standing where systemd's notification socket would.
@@ -114,7 +151,7 @@ class ForegroundMount {
     for (std::string& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);
     std::string binary = clonefs_binary();
-    const char* argv[] = {binary.c_str(), "mount",        "--foreground", "--metadata",
+    const char* argv[] = {binary.c_str(),   "mount",        "--foreground", "--metadata",
                           metadata.c_str(), image_.c_str(), nullptr};
     if (::posix_spawn(&pid_, binary.c_str(), nullptr, nullptr, const_cast<char**>(argv),
                       envp.data()) != 0)

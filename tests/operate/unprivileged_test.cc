@@ -102,19 +102,19 @@ TEST_F(UnprivilegedTest, WholeLifeOfACloneWithoutRoot) {
   CommandResult f = as_user(clonefs("finalize --metadata " + shell_quote(user_meta())));
   EXPECT_EQ(f.exit_code, 0) << f.output;
   // The first 128 KiB are the zeros written, the rest the source's bytes.
-  CommandResult rest = run("cmp -i 131072 " + shell_quote(source()) + " " +
-                           shell_quote(home() + "/dev.raw"));
+  CommandResult rest =
+      run("cmp -i 131072 " + shell_quote(source()) + " " + shell_quote(home() + "/dev.raw"));
   EXPECT_EQ(rest.exit_code, 0) << rest.output;
 }
 
 TEST_F(UnprivilegedTest, AllowOtherNeedsUserAllowOtherInFuseConf) {
   if (run("grep -qs '^[[:space:]]*user_allow_other' /etc/fuse.conf").exit_code == 0)
     GTEST_SKIP() << "/etc/fuse.conf allows user_allow_other here (the machine's, left alone)";
-  ASSERT_EQ(as_user(clonefs("create --source " + shell_quote(source()) + " --dest " +
-                            shell_quote(home() + "/dev.raw") + " --metadata " +
-                            shell_quote(user_meta())))
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      as_user(clonefs("create --source " + shell_quote(source()) + " --dest " +
+                      shell_quote(home() + "/dev.raw") + " --metadata " + shell_quote(user_meta())))
+          .exit_code,
+      0);
   CommandResult m = user_mount("-o allow_other");
   EXPECT_NE(m.exit_code, 0);
   EXPECT_NE(m.output.find("user_allow_other"), std::string::npos) << m.output;

@@ -44,8 +44,8 @@ std::string unescape(const std::string& quoted) {
 std::vector<Sample> parse_exposition(const std::string& text) {
   const std::regex help("# HELP (" + kName + R"() ((?:[^\\\n]|\\[\\n])*))");
   const std::regex type("# TYPE (" + kName + ") (counter|gauge|histogram|summary|untyped)");
-  const std::regex sample("(" + kName + R"()(?:\{((?:)" + kLabelName + "=" + kLabelValue +
-                          "(?:," + kLabelName + "=" + kLabelValue + R"()*)?,?)\})? (\S+))");
+  const std::regex sample("(" + kName + R"()(?:\{((?:)" + kLabelName + "=" + kLabelValue + "(?:," +
+                          kLabelName + "=" + kLabelValue + R"()*)?,?)\})? (\S+))");
   const std::regex label("(" + kLabelName + ")=(" + kLabelValue + ")");
   std::vector<Sample> samples;
   std::map<std::string, std::string> types;

@@ -3,11 +3,10 @@
 // and offline statuses and for paths holding the characters a label value must escape.
 #include "control/status_prometheus.h"
 
-#include "support/prometheus_exposition.h"
-
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include "support/prometheus_exposition.h"
 
 namespace clonefs {
 namespace {
@@ -120,12 +119,12 @@ TEST(StatusPrometheus, PathsAreEscapedInLabels) {
 // The checker itself rejects what it must, so a formatter bug cannot pass unnoticed.
 TEST(StatusPrometheus, CheckerRejectsInvalidLines) {
   const char* bad[] = {
-      "# TYPE clonefs_x gauge\n# HELP clonefs_x x\nclonefs_x{a=\"b\"c\"} 1\n",  // bad escape
-      "# TYPE clonefs_x gauge\n# HELP clonefs_x x\nclonefs_x 1.2.3\n",          // bad value
-      "# HELP clonefs_x x\nclonefs_x 1\n",                                      // no TYPE
-      "# TYPE clonefs_x counter\n# HELP clonefs_x x\nclonefs_x 1\n",            // counter name
-      "# TYPE clonefs_x gauge\n# HELP clonefs_x x\nclonefs_x 1\nclonefs_x 2\n", // same series
-      "# TYPE clonefs_x gauge\n# HELP clonefs_x x\nclonefs-x 1\n",              // bad name
+      "# TYPE clonefs_x gauge\n# HELP clonefs_x x\nclonefs_x{a=\"b\"c\"} 1\n",   // bad escape
+      "# TYPE clonefs_x gauge\n# HELP clonefs_x x\nclonefs_x 1.2.3\n",           // bad value
+      "# HELP clonefs_x x\nclonefs_x 1\n",                                       // no TYPE
+      "# TYPE clonefs_x counter\n# HELP clonefs_x x\nclonefs_x 1\n",             // counter name
+      "# TYPE clonefs_x gauge\n# HELP clonefs_x x\nclonefs_x 1\nclonefs_x 2\n",  // same series
+      "# TYPE clonefs_x gauge\n# HELP clonefs_x x\nclonefs-x 1\n",               // bad name
   };
   for (const char* text : bad) {
     ::testing::TestPartResultArray failures;
