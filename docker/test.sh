@@ -88,7 +88,11 @@ for _ in $(seq 100); do
   mountpoint -q "$data/image" && [ "$(stat -c %s "$data/image")" = $((64 << 20)) ] && break
   sleep 0.1
 done
-mountpoint -q "$data/image" || { "${podman[@]}" logs "$container" >&2; echo "not mounted" >&2; exit 1; }
+if ! mountpoint -q "$data/image"; then
+  "${podman[@]}" logs "$container" >&2
+  echo "docker/test.sh: $data/image is not mounted" >&2
+  exit 1
+fi
 
 say "cmp source and image from the host"
 cmp "$data/source.img" "$data/image"
