@@ -12,8 +12,8 @@ packages=(
   fuse3 mount util-linux e2fsprogs diffutils
   # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata, python3 for
   # the bench's unit tests (ctest bench_python_unit), groff to check the man page, file for
-  # CPack's dpkg-shlibdeps
-  fio sqlite3 procps python3 groff-base file
+  # CPack's dpkg-shlibdeps, Prometheus's Python client to parse the metrics
+  fio sqlite3 procps python3 groff-base file python3-prometheus-client
   # operating: systemd-analyze (systemd) verifies the unit, dpkg-deb/dpkg-shlibdeps (dpkg-dev)
   # build and inspect the .deb; docker/test.sh builds and runs the container with podman (runc)
   # from a Debian 12 base made by debootstrap

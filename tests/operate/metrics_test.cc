@@ -48,6 +48,31 @@ TEST_F(MetricsTest, StatusPrometheusMatchesStatusJson) {
   EXPECT_FALSE(value_of(offline, "clonefs_metadata_commits_total"));
 }
 
+// A second, independent reader: Prometheus's own Python client (Debian's python3 and package)
+// parses what status --prometheus prints, families typed as declared.
+TEST_F(MetricsTest, PrometheusClientParsesIt) {
+  if (run("/usr/bin/python3 -c 'import prometheus_client.parser'").exit_code != 0) {
+    if (running_in_ci()) FAIL() << "python3-prometheus-client is missing";
+    GTEST_SKIP() << "needs python3-prometheus-client";
+  }
+  mount("--no-hydration");
+  const char* script =
+      "import sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "for f in text_string_to_metric_families(sys.stdin.read()):\n"
+      "    for s in f.samples:\n"
+      "        print(f.type, s.name, s.labels['image'], s.value)\n";
+  CommandResult r = run(clonefs("status --prometheus " + shell_quote(image())) +
+                        " | /usr/bin/python3 -c " + shell_quote(script));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("gauge clonefs_regions " + image() + " 256.0\n"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("counter clonefs_metadata_commits_total " + image()), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("gauge clonefs_mounted " + image() + " 1.0\n"), std::string::npos)
+      << r.output;
+}
+
 TEST_F(MetricsTest, JsonAndPrometheusTogetherIsAUsageError) {
   CommandResult r = run(clonefs("status --json --prometheus " + shell_quote(meta())));
   EXPECT_EQ(r.exit_code, 2) << r.output;
