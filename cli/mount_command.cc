@@ -15,12 +15,13 @@
 #include "fuse/serve.h"
 #include "hydration_flags.h"
 #include "io/paths.h"
+#include "service_notify.h"
 
 namespace clonefs::cli {
 namespace {
 
 struct MountArgs {
-  std::string metadata, image, log_level = "info", log_file;
+  std::string metadata, image, log_level = "info", log_file, metrics_file;
   bool foreground = false, no_hydration = false, copy_on_read = false, no_copy_on_read = false;
   bool hydration = false;  // --hydration: resume a saved pause
   HydrationFlags controls;
@@ -82,6 +83,12 @@ Status preflight(const MountArgs& args) {
   if (::access(args.metadata.c_str(), F_OK) != 0)
     return Status::from_errno(errno, "metadata " + args.metadata);
   CLONEFS_RETURN_IF_ERROR(check_image_path(args.image));
+  if (!args.metrics_file.empty()) {
+    std::string dir = std::filesystem::path(args.metrics_file).parent_path().string();
+    // The file is replaced by rename: its directory, not the file, must be writable.
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+      return Status::from_errno(errno, "metrics file " + args.metrics_file + ": directory " + dir);
+  }
   if (!args.foreground) {
     int fd = ::open(args.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return Status::from_errno(errno, "log file " + args.log_file);
@@ -100,6 +107,7 @@ ServeOptions serve_options(const MountArgs& args) {
   options.profile_path = args.profile;
   options.record_profile_path = args.record_profile;
   options.on_demand_priority = !args.no_priority;
+  options.metrics_file = args.metrics_file;
   options.logger = make_logger(args);
   return options;
 }
@@ -107,11 +115,14 @@ ServeOptions serve_options(const MountArgs& args) {
 int run_foreground(const MountArgs& args) {
   ServeOptions options = serve_options(args);
   options.report = [&](const Status& status) {
-    if (!status)
+    if (!status) {
       fail(status);
-    else
+      tell_service_manager_failed(status);
+    } else {
       options.logger->info("ready: {} is mounted (Ctrl-C or 'clonefs unmount' to stop)",
                            args.image);
+      tell_service_manager_serving(args.image);
+    }
   };
   return serve_image(options);
 }
@@ -194,12 +205,16 @@ int run_mount(MountArgs args) {
   args.log_file = absolute(args.log_file);
   if (!args.profile.empty()) args.profile = absolute(args.profile);
   if (!args.record_profile.empty()) args.record_profile = absolute(args.record_profile);
+  if (!args.metrics_file.empty()) args.metrics_file = absolute(args.metrics_file);
   auto controls = hydration_commands(args.controls);
   if (!controls) return usage_error(controls.status());
   args.hydration_controls = std::move(*controls);
   if (args.no_hydration) args.hydration_controls.push_back({HydrateCommand::Kind::kPause, 0});
   if (args.hydration) args.hydration_controls.push_back({HydrateCommand::Kind::kResume, 0});
-  if (Status ok = preflight(args); !ok) return fail(ok);
+  if (Status ok = preflight(args); !ok) {
+    if (args.foreground) tell_service_manager_failed(ok);
+    return fail(ok);
+  }
   return args.foreground ? run_foreground(args) : run_detached(args);
 }
 
@@ -244,6 +259,9 @@ Command add_mount_command(CLI::App& root) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app->add_option("--log-file", args->log_file,
                   "Log file of the detached daemon (default: METADATA.log)");
+  app->add_option("--metrics-file", args->metrics_file,
+                  "Keep the status in Prometheus text format in this file (rewritten every 5 s "
+                  "by rename, for node_exporter's textfile collector)");
   return {app, [args] { return run_mount(*args); }};
 }
 

@@ -6,6 +6,7 @@
 #include "app.h"
 #include "control/control_client.h"
 #include "control/control_protocol.h"
+#include "control/status_prometheus.h"
 #include "control/status_table.h"
 #include "daemon/status_report.h"
 
@@ -15,6 +16,7 @@ namespace {
 struct StatusArgs {
   std::string target;
   bool json = false;
+  bool prometheus = false;
 };
 
 // The metadata path an unmounted image was last served from, if its file system kept the xattr.
@@ -42,6 +44,8 @@ int run_status(const StatusArgs& args) {
   if (!status) return fail(status.status());
   if (args.json) {
     std::printf("%s\n", nlohmann::json(*status).dump(2).c_str());
+  } else if (args.prometheus) {
+    std::printf("%s", format_status_prometheus(*status).c_str());
   } else {
     std::printf("%s", format_status_table(*status).c_str());
   }
@@ -56,7 +60,11 @@ Command add_status_command(CLI::App& root) {
                                       "Show a clone's progress: live from a mounted IMAGE, or as "
                                       "last committed from its METADATA.");
   app->add_option("TARGET", args->target, "A mounted IMAGE, or a METADATA file")->required();
-  app->add_flag("--json", args->json, "Print one JSON object (field names are stable; see README)");
+  auto* json = app->add_flag("--json", args->json,
+                             "Print one JSON object (field names are stable; see README)");
+  app->add_flag("--prometheus", args->prometheus,
+                "Print Prometheus text exposition format (clonefs_* gauges and counters)")
+      ->excludes(json);
   return {app, [args] { return run_status(*args); }};
 }
 

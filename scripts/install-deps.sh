@@ -7,12 +7,17 @@ packages=(
   # build
   build-essential cmake pkg-config ccache clang-format git
   libfuse3-dev libblkid-dev libmount-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libsystemd-dev
   # run: fusermount3 (fuse3), losetup (mount), fstrim (util-linux), mkfs.ext4/e2fsck/chattr, cmp
   fuse3 mount util-linux e2fsprogs diffutils
   # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata, python3 for
-  # the bench's unit tests (ctest bench_python_unit)
-  fio sqlite3 procps python3
+  # the bench's unit tests (ctest bench_python_unit), groff to check the man page, file for
+  # CPack's dpkg-shlibdeps, Prometheus's Python client to parse the metrics
+  fio sqlite3 procps python3 groff-base file python3-prometheus-client
+  # operating: systemd-analyze (systemd) verifies the unit, dpkg-deb/dpkg-shlibdeps (dpkg-dev)
+  # build and inspect the .deb; docker/test.sh builds and runs the container with podman (runc)
+  # from a Debian 12 base made by debootstrap
+  systemd dpkg-dev podman runc debootstrap
 )
 missing=()
 for p in "${packages[@]}"; do

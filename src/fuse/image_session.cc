@@ -19,11 +19,14 @@ ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spd
       max_read_(max_read),
       image_(clone.engine(), image_path_, attributes) {}
 
+CloneStatus ImageSession::status() const {
+  return live_status(
+      {image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_, pid_});
+}
+
 std::string ImageSession::status_json() const {
   // Serialised here, once, by the one to_json (control/status.h).
-  CloneStatus status =
-      live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_, pid_});
-  return nlohmann::json(status).dump();
+  return nlohmann::json(status()).dump();
 }
 
 }  // namespace clonefs

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "control/status.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
 #include "image/image_file.h"
@@ -37,7 +38,8 @@ class ImageSession {
   // The user's -o max_read=N (0: none): libfuse refuses the session unless init() repeats it.
   unsigned max_read() const { return max_read_; }
 
-  // The live status as JSON (control/status.h), built by daemon/status_report.h.
+  // The live status (control/status.h), built by daemon/status_report.h; and as JSON.
+  CloneStatus status() const;
   std::string status_json() const;
 
  private:

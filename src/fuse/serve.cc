@@ -6,8 +6,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -15,6 +17,7 @@
 #include "control/control_protocol.h"
 #include "daemon/hydration_control.h"
 #include "engine/access_profile.h"
+#include "control/status_prometheus.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
 #include "fuse/image_ops.h"
@@ -213,7 +216,9 @@ Status check_image_path(const std::string& image_path) {
   return Status::ok();
 }
 
-int serve_image(const ServeOptions& options) {
+namespace {
+
+int serve_clone(const ServeOptions& options) {
   spdlog::logger& log = *options.logger;
   OpenOptions open_options;
   open_options.engine.copy_on_read = options.copy_on_read;
@@ -280,6 +285,7 @@ int serve_image(const ServeOptions& options) {
   ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
                      *attributes, max_read_option(options.fuse_options));
   std::thread probe;
+  std::optional<MetricsFileWriter> metrics;  // started once ready, stopped before the final commit
   Status ready;
   int loop_rc = 0;
   {
@@ -303,6 +309,11 @@ int serve_image(const ServeOptions& options) {
             options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
             settings->threshold, settings->batch, settings->rate,
             options.copy_on_read ? "on" : "off");
+        if (!options.metrics_file.empty()) {
+          metrics.emplace(
+              options.metrics_file, options.metrics_interval, [&state] { return state.status(); },
+              [&log](const Status& failed) { log.warn("{}", failed.message()); });
+        }
       }
       options.report(ready);
     });
@@ -310,8 +321,13 @@ int serve_image(const ServeOptions& options) {
     if (loop_rc > 0) log.info("signal {} received: unmounting", loop_rc);
     if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
   }
+  // The session is gone (libfuse's handlers too): from here on a SIGTERM — sent right after
+  // umount(8) returned, by a service manager or a shutdown script — would kill the process in
+  // the middle of the final commit. Ignored: the daemon exits once the commit is done.
+  for (int signal : {SIGTERM, SIGINT, SIGHUP}) std::signal(signal, SIG_IGN);
   probe.join();
   finish_recording();
+  metrics.reset();
   int rc = finish(**clone, hydrator, log);
   // What the mount created, it removes: an empty file left where IMAGE was would look like a
   // disk image with nothing in it. (`clonefs unmount` tells the user.)
@@ -324,6 +340,24 @@ int serve_image(const ServeOptions& options) {
     }
   }
   return loop_rc < 0 || !ready ? 1 : rc;
+}
+
+// Once the clone is closed, the metrics file shows what a collector should keep: the committed
+// state, not mounted (the live figures of a daemon that is gone would look current).
+void write_final_metrics(const ServeOptions& options) {
+  auto status = offline_status(options.metadata_path);
+  Status written =
+      status ? write_file_atomically(options.metrics_file, format_status_prometheus(*status))
+             : status.status();
+  if (!written) options.logger->warn("final metrics not written: {}", written.message());
+}
+
+}  // namespace
+
+int serve_image(const ServeOptions& options) {
+  int rc = serve_clone(options);
+  if (!options.metrics_file.empty()) write_final_metrics(options);
+  return rc;
 }
 
 }  // namespace clonefs

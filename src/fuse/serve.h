@@ -5,12 +5,14 @@
 
 #include <spdlog/logger.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "control/control_protocol.h"
+#include "control/metrics_file.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -27,7 +29,11 @@ struct ServeOptions {
   std::string profile_path;
   std::string record_profile_path;
   bool on_demand_priority = true;  // reads that fall through to the source are hydrated first
-  unsigned max_threads = 16;       // FUSE worker threads
+  unsigned max_threads = 16;              // FUSE worker threads
+  // --metrics-file: kept up to date while serving (control/metrics_file.h), and left holding the
+  // committed state once the clone is closed. "" for none.
+  std::string metrics_file;
+  std::chrono::milliseconds metrics_interval = MetricsFileWriter::kDefaultInterval;
   std::shared_ptr<spdlog::logger> logger;
   // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached
   // daemon passes the result to its waiting parent through this.
