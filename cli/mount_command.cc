@@ -26,6 +26,8 @@ struct MountArgs {
   HydrationFlags controls;
   std::vector<HydrateCommand> hydration_controls;  // from the flags above, checked
   std::vector<std::string> fuse_options;
+  double source_timeout = 30;  // seconds; NbdSourceOptions says why this default
+  unsigned source_connections = NbdSourceOptions{}.connections;
 };
 
 // Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in the
@@ -95,6 +97,9 @@ ServeOptions serve_options(const MountArgs& args) {
   options.copy_on_read = args.copy_on_read && !args.no_copy_on_read;
   options.hydration_controls = args.hydration_controls;
   options.fuse_options = args.fuse_options;
+  options.nbd.read_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(args.source_timeout * 1000));
+  options.nbd.connections = args.source_connections;
   options.logger = make_logger(args);
   return options;
 }
@@ -223,6 +228,15 @@ Command add_mount_command(CLI::App& root) {
       ->excludes(cor);
   app->add_option("-o", args->fuse_options, "FUSE mount options, e.g. -o allow_other (repeatable)")
       ->allow_extra_args(false);
+  app->add_option("--source-timeout", args->source_timeout,
+                  "NBD sources: seconds a read waits for an unreachable source (reconnecting) "
+                  "before failing with EIO (default 30)")
+      ->check(CLI::Range(0.1, 86400.0));
+  app->add_option("--source-connections", args->source_connections,
+                  "NBD sources: connections to keep open to the server (default " +
+                      std::to_string(NbdSourceOptions{}.connections) + ", at most " +
+                      std::to_string(kMaxNbdConnections) + ")")
+      ->check(CLI::Range(1u, kMaxNbdConnections));
   app->add_option("--log-level", args->log_level,
                   "trace, debug, info, warn, error, critical or off (default info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

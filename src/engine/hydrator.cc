@@ -129,8 +129,10 @@ std::optional<uint64_t> Hydrator::next_start() {
 void Hydrator::worker_loop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
+    // An unreachable source (a remote one, reconnecting) is waited for, not failed region by
+    // region: hydration resumes by itself once it is back.
     if (settings_.paused || active_copies_ >= copies_allowed() ||
-        engine_.status().mode != MetadataMode::kReadWrite) {
+        engine_.status().mode != MetadataMode::kReadWrite || !engine_.source().reachable()) {
       changed_.wait_for(lock, std::chrono::milliseconds(200));
       continue;
     }
@@ -189,7 +191,9 @@ Hydrator::BatchResult Hydrator::copy_batch(uint64_t start, uint64_t batch,
     if (step->hydrated == 0) std::this_thread::yield();  // region busy with user I/O
     return {step->hydrated, step->copied_bytes};
   }
-  if (engine_.status().mode != MetadataMode::kReadWrite) return result;  // the worker loop waits
+  if (engine_.status().mode != MetadataMode::kReadWrite || !engine_.source().reachable()) {
+    return result;  // the worker loop waits
+  }
   // Retry region by region with backoff, to find which one the source cannot read. Every wait
   // and every attempt gives way to stop(): at batch 256 the waits alone were 3.5 minutes.
   for (uint64_t r = start; r < start + batch && r < engine_.geometry().region_count(); ++r) {
@@ -204,6 +208,7 @@ Hydrator::BatchResult Hydrator::copy_batch(uint64_t start, uint64_t batch,
         result.copied_bytes += single->copied_bytes;
       }
     }
+    if (!engine_.source().reachable()) return result;  // lost mid-retry: not the region's fault
     if (!done && !engine_.bitmap().test(r)) newly_failed.push_back(r);
   }
   return result;
@@ -275,6 +280,9 @@ HydrationStatus Hydrator::status() const {
         std::string("metadata is ") + to_string(engine.mode) + ": " + engine.mode_reason;
   } else if (settings_.paused) {
     s.state = HydrationState::kPaused;
+  } else if (!engine_.source().reachable()) {
+    s.state = HydrationState::kIdle;
+    s.state_reason = "source unreachable: waiting for it to come back (see source_connection)";
   } else if (failed_.size() >= remaining) {
     s.state = HydrationState::kIdle;
     s.state_reason = "source unreachable: the " + std::to_string(remaining) +

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "control/control_protocol.h"
+#include "io/nbd_source.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -23,6 +24,7 @@ struct ServeOptions {
   std::vector<HydrateCommand> hydration_controls;
   std::vector<std::string> fuse_options;  // extra -o values (allow_other, debug, ...)
   unsigned max_threads = 16;              // FUSE worker threads
+  NbdSourceOptions nbd;                   // for a source recorded as an NBD URI
   std::shared_ptr<spdlog::logger> logger;
   // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached
   // daemon passes the result to its waiting parent through this.
