@@ -70,9 +70,11 @@ TEST_F(NbdMount, ReadsFailAfterTheTimeoutAndUnmountIsPromptWhileTheServerIsDown)
 TEST_F(NbdMount, ServerErrorsFailReadsAtOnceAndRegionsThatKeepFailingAreReported) {
   write_file(source(), random_bytes(8 * kMiB, 23));
   const std::string trigger = dir_.file("errors-on");
-  auto server = serve_file(source(), {"--filter=error", "error-pread=EIO",
+  // --log=null: nbdkit would log every error it injects.
+  auto server = serve_file(source(), {"--log=null", "--filter=error", "error-pread=EIO",
                                       "error-pread-rate=100%", "error-pread-file=" + trigger});
-  ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+  // 1 MiB regions: each failing region costs its retries' backoff.
+  ASSERT_EQ(create_from(server->uri(), "--region-size 1M").exit_code, 0);
   mount("--no-hydration --source-timeout 20");
   write_file(trigger, {});
   const auto before = Clock::now();

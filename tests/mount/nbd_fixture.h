@@ -32,11 +32,15 @@ class NbdMount : public MountTest {
     EXPECT_TRUE(server->running()) << "nbdkit did not start";
     return server;
   }
+  // The file plugin serving `path`; `filters` are --filter=NAME options and their key=value
+  // parameters (nbdkit wants those after the plugin).
   std::unique_ptr<NbdServer> serve_file(const std::string& path,
                                         const std::vector<std::string>& filters = {}) {
-    std::vector<std::string> middle = filters;
+    std::vector<std::string> middle, parameters;
+    for (const std::string& f : filters) (f.rfind("--", 0) == 0 ? middle : parameters).push_back(f);
     middle.push_back("file");
     middle.push_back("file=" + path);
+    middle.insert(middle.end(), parameters.begin(), parameters.end());
     return nbdkit(middle);
   }
   CommandResult create_from(const std::string& uri, const std::string& extra = "") {

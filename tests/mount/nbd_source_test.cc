@@ -73,7 +73,7 @@ TEST_F(NbdMount, SparseExportsStaySparseInTheDestination) {
   // sparse-random: data runs scattered over zeros, known only by reading them back.
   std::filesystem::remove(dest());
   std::filesystem::remove(meta());
-  auto server = nbdkit({"sparse-random", "size=256M", "percent=3", "runlength=256K", "seed=7"});
+  auto server = nbdkit({"sparse-random", "size=256M", "percent=3", "runlength=262144", "seed=7"});
   ASSERT_EQ(create_from(server->uri()).exit_code, 0);
   mount();
   hydrate_wait();
@@ -106,7 +106,9 @@ TEST_F(NbdMount, Qcow2ServedByQemuNbdReadsAsItsGuestView) {
                               shell_quote(qcow2));
   ASSERT_EQ(convert.exit_code, 0) << convert.output;
   // qemu-nbd's default --shared=1: one client only, so the extra connections are given up.
-  NbdServer server({"qemu-nbd", "-r", "-f", "qcow2", "-k", "{socket}", "-x", "golden", qcow2},
+  // --persistent: it would exit when create's connection closes.
+  NbdServer server({"qemu-nbd", "-r", "--persistent", "-f", "qcow2", "-k", "{socket}", "-x",
+                    "golden", qcow2},
                    socket());
   ASSERT_TRUE(server.running());
   ASSERT_EQ(create_from(server.uri("golden")).exit_code, 0);
