@@ -146,6 +146,12 @@ class Latency:                 # issue #4
 
 
 @dataclass
+class Nbd:                     # 10, issue #12: (delay ms, workload, implementation) -> figure
+    figures: Dict[Tuple[int, str, str], float] = field(default_factory=dict)
+    sweep: Dict[Tuple[int, str], float] = field(default_factory=dict)
+
+
+@dataclass
 class Results:
     cf_untouched: CloneUntouched = field(default_factory=CloneUntouched)
     cf_fsync: CloneFsyncUntouched = field(default_factory=CloneFsyncUntouched)
@@ -160,3 +166,4 @@ class Results:
     untar: Untar = field(default_factory=Untar)
     tera: Tera = field(default_factory=Tera)
     latency: Latency = field(default_factory=Latency)
+    nbd: Nbd = field(default_factory=Nbd)

@@ -96,7 +96,8 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
                 "—" if lat.iops_run is None else "%.0f" % lat.iops_run,
                 "—" if lat.hyd_rate is None else "%.1f" % lat.hyd_rate)),
     ]
-    return rows
+    from .nbd import rows as nbd_rows
+    return rows + nbd_rows(res, s)
 
 
 def sort_key(r: Row) -> int:

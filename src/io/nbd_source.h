@@ -21,7 +21,7 @@ namespace clonefs {
 struct NbdSourceOptions {
   // Connections kept open (fewer if the server accepts fewer). README "Remote sources" says how
   // the default was measured.
-  unsigned connections = 4;
+  unsigned connections = 16;
   // How long a read waits for the source to answer (reconnecting if need be) before EIO. Below
   // the kernel's 120 s hung-task warning, so a loop device over the image sees an I/O error
   // rather than hung tasks, and long enough to ride out a server restart.
