@@ -22,8 +22,8 @@ int run_create(const CreateArgs& args) {
   Status created = create_clone(options);
   if (!created) return fail(created);
   std::printf("created clone of %s: destination %s, metadata %s, %s regions\n",
-              redact_uri(args.source).c_str(),
-              args.dest.c_str(), args.metadata.c_str(), format_bytes(options.region_size).c_str());
+              redact_uri(args.source).c_str(), args.dest.c_str(), args.metadata.c_str(),
+              format_bytes(options.region_size).c_str());
   return 0;
 }
 

@@ -111,7 +111,7 @@ struct CloneStatus {
   std::optional<StatusHydration> hydration;  // nullopt offline
   StatusControls hydration_settings;
   bool complete = false;
-  std::optional<StatusCounters> counters;  // nullopt offline
+  std::optional<StatusCounters> counters;                   // nullopt offline
   std::optional<StatusSourceConnection> source_connection;  // nullopt offline, local sources
   bool operator==(const CloneStatus&) const = default;
 };

@@ -127,9 +127,8 @@ Clone::~Clone() = default;
 
 Status Clone::check_image_storage(const std::string& image_path) const {
   const CloneRecord& r = record();
-  std::vector<StorageRole> roles = {{"image", image_path},
-                                    {"destination", r.destination_path},
-                                    {"metadata", metadata_->path()}};
+  std::vector<StorageRole> roles = {
+      {"image", image_path}, {"destination", r.destination_path}, {"metadata", metadata_->path()}};
   if (!is_source_uri(r.source_path)) roles.push_back({"source", r.source_path});
   return require_distinct_storage(roles);
 }

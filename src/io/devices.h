@@ -24,11 +24,11 @@ struct Extent {
 
 // A remote source's link, as status shows it.
 struct SourceConnection {
-  std::string state;              // "connected", "degraded" (fewer than wanted), "reconnecting"
-  unsigned connections = 0;       // open now
+  std::string state;         // "connected", "degraded" (fewer than wanted), "reconnecting"
+  unsigned connections = 0;  // open now
   unsigned connections_wanted = 0;
-  uint64_t reconnects = 0;        // connections re-established since the source was opened
-  std::string last_error;         // the last connection failure ("" if none)
+  uint64_t reconnects = 0;  // connections re-established since the source was opened
+  std::string last_error;   // the last connection failure ("" if none)
 };
 
 // The read-only golden image. Never written: implementations open it O_RDONLY.

@@ -41,7 +41,8 @@ std::string libnbd_error(const std::string& uri, const std::string& shown) {
   const char* e = nbd_get_error();
   std::string text = e != nullptr ? e : "unknown libnbd error";
   if (uri != shown) {
-    for (size_t at; (at = text.find(uri)) != std::string::npos;) text.replace(at, uri.size(), shown);
+    for (size_t at; (at = text.find(uri)) != std::string::npos;)
+      text.replace(at, uri.size(), shown);
   }
   return text;
 }
@@ -227,10 +228,10 @@ class NbdSource final : public SourceDevice {
       }
       if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
           !cancelled_.load()) {
-        std::string why = open_ == 0 ? "unreachable for " + seconds_text(options_.read_timeout) +
-                                           (last_error_.empty() ? "" : " (" + last_error_ + ")")
-                                     : "no connection free within " +
-                                           seconds_text(options_.read_timeout);
+        std::string why = open_ == 0
+                              ? "unreachable for " + seconds_text(options_.read_timeout) +
+                                    (last_error_.empty() ? "" : " (" + last_error_ + ")")
+                              : "no connection free within " + seconds_text(options_.read_timeout);
         return Status::error(EIO, "source " + name_ + ": " + what + ": " + why);
       }
     }
@@ -292,8 +293,8 @@ class NbdSource final : public SourceDevice {
       }
       if (Clock::now() >= deadline) {
         lost = true;
-        return Status::error(EIO, where + ": no reply within " +
-                                      seconds_text(options_.read_timeout));
+        return Status::error(EIO,
+                             where + ": no reply within " + seconds_text(options_.read_timeout));
       }
       (void)nbd_poll(h, poll_ms(deadline));
     }
@@ -327,8 +328,8 @@ class NbdSource final : public SourceDevice {
         cached_ = collector.extents;
         return std::move(collector.extents);
       }
-      Status failed = Status::error(libnbd_errno(), "source " + name_ + ": " + what + ": " +
-                                                        libnbd_error(uri_, name_));
+      Status failed = Status::error(
+          libnbd_errno(), "source " + name_ + ": " + what + ": " + libnbd_error(uri_, name_));
       if (alive(h->get())) {
         // The server could not say: everything counts as data, the copy finds the zeros.
         give_back(std::move(*h));

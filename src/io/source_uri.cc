@@ -97,8 +97,7 @@ Result<std::string> source_uri_for_mount(const std::string& recorded) {
   if (recorded.find("***") == std::string::npos) return recorded;
   const char* full = std::getenv(kSourceUriVariable);
   if (full == nullptr || *full == '\0') {
-    return Status::error(EINVAL, "source " + recorded +
-                                     " was recorded without its secrets: set " +
+    return Status::error(EINVAL, "source " + recorded + " was recorded without its secrets: set " +
                                      kSourceUriVariable + " to the full URI to mount it");
   }
   if (redact_uri(full) != recorded) {

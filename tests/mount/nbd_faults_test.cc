@@ -52,8 +52,9 @@ TEST_F(NbdMount, ReadsFailAfterTheTimeoutAndUnmountIsPromptWhileTheServerIsDown)
   server->kill();
   // A user read of a region not yet copied: EIO after about --source-timeout, not a hang.
   const auto before = Clock::now();
-  CommandResult read = run("dd status=none iflag=direct bs=64K count=1 skip=400 if=" +
-                           shell_quote(image()) + " of=/dev/null");
+  CommandResult read =
+      run("dd status=none iflag=direct bs=64K count=1 skip=400 if=" + shell_quote(image()) +
+          " of=/dev/null");
   const auto waited = Clock::now() - before;
   EXPECT_NE(read.exit_code, 0);
   EXPECT_NE(read.output.find("Input/output error"), std::string::npos) << read.output;
@@ -78,8 +79,9 @@ TEST_F(NbdMount, ServerErrorsFailReadsAtOnceAndRegionsThatKeepFailingAreReported
   mount("--no-hydration --source-timeout 20");
   write_file(trigger, {});
   const auto before = Clock::now();
-  CommandResult read = run("dd status=none iflag=direct bs=64K count=1 skip=40 if=" +
-                           shell_quote(image()) + " of=/dev/null");
+  CommandResult read =
+      run("dd status=none iflag=direct bs=64K count=1 skip=40 if=" + shell_quote(image()) +
+          " of=/dev/null");
   EXPECT_NE(read.exit_code, 0);
   // The server answered (with an error): no waiting for a reconnect.
   EXPECT_LT(Clock::now() - before, std::chrono::seconds(10));

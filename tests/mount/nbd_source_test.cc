@@ -102,14 +102,14 @@ TEST_F(NbdMount, Qcow2ServedByQemuNbdReadsAsItsGuestView) {
   ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 7 * kMiB), static_cast<ssize_t>(data.size()));
   ::close(fd);
   const std::string qcow2 = dir_.file("golden.qcow2");
-  CommandResult convert = run("qemu-img convert -f raw -O qcow2 " + shell_quote(source()) + " " +
-                              shell_quote(qcow2));
+  CommandResult convert =
+      run("qemu-img convert -f raw -O qcow2 " + shell_quote(source()) + " " + shell_quote(qcow2));
   ASSERT_EQ(convert.exit_code, 0) << convert.output;
   // qemu-nbd's default --shared=1: one client only, so the extra connections are given up.
   // --persistent: it would exit when create's connection closes.
-  NbdServer server({"qemu-nbd", "-r", "--persistent", "-f", "qcow2", "-k", "{socket}", "-x",
-                    "golden", qcow2},
-                   socket());
+  NbdServer server(
+      {"qemu-nbd", "-r", "--persistent", "-f", "qcow2", "-k", "{socket}", "-x", "golden", qcow2},
+      socket());
   ASSERT_TRUE(server.running());
   ASSERT_EQ(create_from(server.uri("golden")).exit_code, 0);
   mount();
@@ -146,9 +146,9 @@ TEST_F(NbdMount, SecretsInTheUriAreNeverWrittenInClear) {
   EXPECT_NE(status.output.find("password=***"), std::string::npos) << status.output;
   unmount();
   // Nor in the metadata after the mount's commits, nor in the daemon's log.
-  EXPECT_EQ(run("grep -l hunter2 " + shell_quote(meta()) + " " + shell_quote(meta() + ".log"))
-                .output,
-            "");
+  EXPECT_EQ(
+      run("grep -l hunter2 " + shell_quote(meta()) + " " + shell_quote(meta() + ".log")).output,
+      "");
 }
 
 }  // namespace

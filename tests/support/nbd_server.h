@@ -40,11 +40,12 @@ std::string nbd_environment_problem();
 
 }  // namespace clonefs::testing
 
-#define CLONEFS_REQUIRE_NBD_ENVIRONMENT()                                                      \
-  do {                                                                                         \
-    std::string nbd_problem_ = ::clonefs::testing::nbd_environment_problem();                  \
-    if (!nbd_problem_.empty()) {                                                               \
-      if (::clonefs::testing::running_in_ci()) FAIL() << "CI must run NBD tests: " << nbd_problem_; \
-      GTEST_SKIP() << "needs NBD servers: " << nbd_problem_;                                   \
-    }                                                                                          \
+#define CLONEFS_REQUIRE_NBD_ENVIRONMENT()                                     \
+  do {                                                                        \
+    std::string nbd_problem_ = ::clonefs::testing::nbd_environment_problem(); \
+    if (!nbd_problem_.empty()) {                                              \
+      if (::clonefs::testing::running_in_ci())                                \
+        FAIL() << "CI must run NBD tests: " << nbd_problem_;                  \
+      GTEST_SKIP() << "needs NBD servers: " << nbd_problem_;                  \
+    }                                                                         \
   } while (0)
