@@ -68,6 +68,21 @@ TEST_F(NbdMount, ReadsFailAfterTheTimeoutAndUnmountIsPromptWhileTheServerIsDown)
   EXPECT_LT(Clock::now() - unmount_start, std::chrono::seconds(2));
 }
 
+// Hydration copies are in flight when the server dies; with the default --source-timeout (30 s)
+// they would hold the unmount that long.
+TEST_F(NbdMount, UnmountWithCopiesInFlightIsPromptWhileTheServerIsDown) {
+  write_file(source(), random_bytes(64 * kMiB, 28));
+  auto server = serve_file(source(), {"--filter=delay", "delay-read=50ms"});
+  ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+  mount();
+  CloneStatus s = wait_status([](const CloneStatus& s) { return s.regions_in_flight > 0; });
+  ASSERT_GT(s.regions_in_flight, 0u);
+  server->kill();
+  const auto unmount_start = Clock::now();
+  unmount();
+  EXPECT_LT(Clock::now() - unmount_start, std::chrono::seconds(2));
+}
+
 TEST_F(NbdMount, ServerErrorsFailReadsAtOnceAndRegionsThatKeepFailingAreReported) {
   write_file(source(), random_bytes(8 * kMiB, 23));
   const std::string trigger = dir_.file("errors-on");
