@@ -94,6 +94,24 @@ TEST_F(NbdMount, SparseExportsStaySparseInTheDestination) {
       << data_units << " regions of data; the zeros between them were written";
 }
 
+// A server without block status (the noextents filter hides it): every byte is read, and the
+// zeros still stay out of the destination.
+TEST_F(NbdMount, WithoutBlockStatusZerosAreFoundInTheData) {
+  int fd = ::open(source().c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 64 * kMiB), 0);
+  auto data = random_bytes(2 * kMiB, 41);
+  ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 30 * kMiB), static_cast<ssize_t>(data.size()));
+  ::close(fd);
+  auto server = serve_file(source(), {"--filter=noextents"});
+  ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+  mount();
+  hydrate_wait();
+  unmount();
+  EXPECT_TRUE(same_content(dest(), source()));
+  EXPECT_LE(allocated_bytes(dest()), 3 * kMiB) << "zeros were written";
+}
+
 TEST_F(NbdMount, Qcow2ServedByQemuNbdReadsAsItsGuestView) {
   int fd = ::open(source().c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
   ASSERT_GE(fd, 0);
