@@ -1,8 +1,9 @@
 // A source served over NBD (nbdkit, qemu-nbd, rbd-nbd...), read with libnbd. The engine sees an
 // ordinary SourceDevice; behind it:
-// - a pool of connections, each used by one reader at a time, and every read split at the
-//   server's maximum request size with all its pieces in flight at once (nbd_aio_pread), so
-//   FUSE threads and hydration workers do not queue behind one round trip;
+// - a pool of connections, each used by one reader at a time, and every read split in pieces of
+//   at most 256 KiB (fewer if the server's maximum request size is smaller) with all its pieces
+//   in flight at once (nbd_aio_pread), so FUSE threads and hydration workers do not queue behind
+//   one round trip and one large read is served by several server threads;
 // - holes from base:allocation block status, trusting only the ZERO flag (a HOLE without ZERO may
 //   still read as data); a server without block status reports everything as data and the
 //   hydrator's all-zero detection keeps the destination sparse;
