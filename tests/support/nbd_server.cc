@@ -23,6 +23,13 @@ bool accepts(const std::string& path) {
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
   bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  if (ok) {
+    // The server's greeting read before closing: closing first has nbdkit log a broken pipe.
+    timeval timeout{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    char greeting[18];
+    (void)::recv(fd, greeting, sizeof greeting, MSG_WAITALL);
+  }
   ::close(fd);
   return ok;
 }
@@ -65,6 +72,15 @@ bool NbdServer::start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
+}
+
+void NbdServer::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  ::unlink(socket_.c_str());
 }
 
 void NbdServer::kill() {

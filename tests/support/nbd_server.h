@@ -22,6 +22,8 @@ class NbdServer {
   bool start();
   // SIGKILL (a crash, not a clean shutdown), reaped; the socket file is removed.
   void kill();
+  // SIGTERM, reaped: a clean shutdown (nbdkit's stats filter writes its file then).
+  void stop();
   bool running() const { return pid_ > 0; }
   const std::string& socket() const { return socket_; }
   // nbd+unix:///EXPORT?socket=SOCKET
