@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs, on Debian 12, everything bench/run.py and bench/region_sizes.py need — only the
 # packages that are missing: clonefs's build and run dependencies (scripts/install-deps.sh), then
-# fio, qemu-img (qemu-utils), qemu-storage-daemon (qemu-system-common), strace, python3, and
+# fio, qemu-img (qemu-utils), qemu-storage-daemon (qemu-system-common), strace, python3, nbdkit
+# and nbdfuse (libnbd-bin) for the NBD rows, and
 # libbenchmark-dev (bench/CMakeLists.txt: find_package(benchmark) for -DCLONEFS_BENCH=ON).
 # Run as root (or with sudo available).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
 
-packages=(fio qemu-utils qemu-system-common strace python3 libbenchmark-dev
+packages=(fio qemu-utils qemu-system-common strace python3 libbenchmark-dev nbdkit libnbd-bin
           e2fsprogs mount util-linux fuse3 tar coreutils procps)
 missing=()
 for p in "${packages[@]}"; do

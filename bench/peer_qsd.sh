@@ -4,6 +4,8 @@
 # copy-on-read filter on top, exported over FUSE.
 #
 #   bench/peer_qsd.sh start SOURCE WORKDIR [cor|nocor]   prints the exported image's path
+#   bench/peer_qsd.sh start-nbd SOCKET WORKDIR             the same over an NBD source (the
+#                                                         server on unix SOCKET), copy-on-read
 #   bench/peer_qsd.sh stop WORKDIR                        stops the daemon it started there
 #
 # Full hydration of the peer is a sequential read of its copy-on-read export: QEMU 7.2 refuses a
@@ -35,6 +37,23 @@ start)
     --pidfile "$workdir/qsd.pid" --daemonize
   echo "$workdir/image"
   ;;
+start-nbd)
+  socket=$(readlink -f "${1:?usage: start-nbd SOCKET WORKDIR}")
+  workdir=${2:?usage: start-nbd SOCKET WORKDIR}
+  mkdir -p "$workdir"
+  workdir=$(readlink -f "$workdir")
+  rm -f "$workdir/overlay.qcow2"
+  : > "$workdir/image"
+  qemu-img create -q -f qcow2 -b "nbd+unix:///?socket=$socket" -F raw "$workdir/overlay.qcow2"
+  qemu-storage-daemon \
+    --blockdev "driver=nbd,node-name=source,server.type=unix,server.path=$socket,read-only=on" \
+    --blockdev "driver=file,node-name=file,filename=$workdir/overlay.qcow2" \
+    --blockdev "driver=qcow2,node-name=overlay,file=file,backing=source" \
+    --blockdev "driver=copy-on-read,node-name=cor,file=overlay" \
+    --export "type=fuse,id=export,node-name=cor,mountpoint=$workdir/image,writable=on" \
+    --pidfile "$workdir/qsd.pid" --daemonize
+  echo "$workdir/image"
+  ;;
 stop)
   workdir=$(readlink -f "${1:?usage: stop WORKDIR}")
   [ -f "$workdir/qsd.pid" ] || exit 0
@@ -43,7 +62,7 @@ stop)
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   ;;
 *)
-  echo "usage: bench/peer_qsd.sh start SOURCE WORKDIR [cor|nocor] | stop WORKDIR" >&2
+  echo "usage: bench/peer_qsd.sh start SOURCE WORKDIR [cor|nocor] | start-nbd SOCKET WORKDIR | stop WORKDIR" >&2
   exit 2
   ;;
 esac

@@ -2,6 +2,7 @@
 #include "app.h"
 #include "control/units.h"
 #include "engine/clone.h"
+#include "io/source_uri.h"
 
 namespace clonefs::cli {
 namespace {
@@ -20,8 +21,9 @@ int run_create(const CreateArgs& args) {
   }
   Status created = create_clone(options);
   if (!created) return fail(created);
-  std::printf("created clone of %s: destination %s, metadata %s, %s regions\n", args.source.c_str(),
-              args.dest.c_str(), args.metadata.c_str(), format_bytes(options.region_size).c_str());
+  std::printf("created clone of %s: destination %s, metadata %s, %s regions\n",
+              redact_uri(args.source).c_str(), args.dest.c_str(), args.metadata.c_str(),
+              format_bytes(options.region_size).c_str());
   return 0;
 }
 
@@ -36,7 +38,10 @@ Command add_create_command(CLI::App& root) {
                           "one is large enough and holds no data or signature, unless --force) and "
                           "writes the metadata.\n"
                           "Nothing is copied yet.");
-  app->add_option("--source", args->source, "Read-only source image (regular file or block device)")
+  app->add_option("--source", args->source,
+                  "Read-only source image: a regular file or block device, or an NBD URI "
+                  "(nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, nbds://...); a "
+                  "URI is recorded with its secrets redacted")
       ->required();
   app->add_option(
          "--dest", args->dest,

@@ -29,6 +29,8 @@ struct MountArgs {
   std::vector<std::string> fuse_options;
   std::string profile, record_profile;  // docs/PROFILE.md
   bool no_priority = false;
+  double source_timeout = 30;  // seconds; NbdSourceOptions says why this default
+  unsigned source_connections = NbdSourceOptions{}.connections;
 };
 
 // Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in the
@@ -108,6 +110,9 @@ ServeOptions serve_options(const MountArgs& args) {
   options.record_profile_path = args.record_profile;
   options.on_demand_priority = !args.no_priority;
   options.metrics_file = args.metrics_file;
+  options.nbd.read_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(args.source_timeout * 1000));
+  options.nbd.connections = args.source_connections;
   options.logger = make_logger(args);
   return options;
 }
@@ -254,6 +259,15 @@ Command add_mount_command(CLI::App& root) {
   app->add_flag("--no-priority", args->no_priority,
                 "Hydrate in address order (after any profile) even when reads fall through to "
                 "the source (default: their regions first)");
+  app->add_option("--source-timeout", args->source_timeout,
+                  "NBD sources: seconds a read waits for an unreachable source (reconnecting) "
+                  "before failing with EIO (default 30)")
+      ->check(CLI::Range(0.1, 86400.0));
+  app->add_option("--source-connections", args->source_connections,
+                  "NBD sources: connections to keep open to the server (default " +
+                      std::to_string(NbdSourceOptions{}.connections) + ", at most " +
+                      std::to_string(kMaxNbdConnections) + ")")
+      ->check(CLI::Range(1u, kMaxNbdConnections));
   app->add_option("--log-level", args->log_level,
                   "trace, debug, info, warn, error, critical or off (default info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

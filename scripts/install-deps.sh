@@ -8,6 +8,8 @@ packages=(
   build-essential cmake pkg-config ccache clang-format git
   libfuse3-dev libblkid-dev libmount-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libsystemd-dev
+  # remote sources over NBD: the client library
+  libnbd-dev
   # run: fusermount3 (fuse3), losetup (mount), fstrim (util-linux), mkfs.ext4/e2fsck/chattr, cmp
   fuse3 mount util-linux e2fsprogs diffutils
   # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata, python3 for
@@ -18,6 +20,9 @@ packages=(
   # build and inspect the .deb; docker/test.sh builds and runs the container with podman (runc)
   # from a Debian 12 base made by debootstrap
   systemd dpkg-dev podman runc debootstrap
+  # tests of NBD sources: nbdkit (file, sparse-random, memory plugins; error, delay filters) and
+  # qemu-nbd (a qcow2 served read-only)
+  nbdkit qemu-utils
 )
 missing=()
 for p in "${packages[@]}"; do

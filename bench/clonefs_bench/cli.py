@@ -38,9 +38,9 @@ mounts — on exit, failure or Ctrl-C.
 Conventions: MB/s is 10^6 bytes/s (fio bw_bytes). "cold" = sync; echo 3 > drop_caches just
 before. All I/O on the images is fio with direct=1 unless the row says otherwise."""
 
-PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace")
+PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace", "nbdkit", "libnbd-bin")
 TOOLS = ("fio", "strace", "qemu-img", "qemu-storage-daemon", "losetup", "mkfs.ext4",
-         "fusermount3", "tar", "dd", "cp")
+         "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse")
 
 
 @dataclass(frozen=True)

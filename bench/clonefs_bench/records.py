@@ -162,6 +162,12 @@ class HydrationOrder:          # issue 13: replay of scattered whole-file reads 
 
 
 @dataclass
+class Nbd:                     # 10, issue #12: (delay ms, workload, implementation) -> figure
+    figures: Dict[Tuple[int, str, str], float] = field(default_factory=dict)
+    sweep: Dict[Tuple[int, str], float] = field(default_factory=dict)
+
+
+@dataclass
 class Results:
     cf_untouched: CloneUntouched = field(default_factory=CloneUntouched)
     cf_fsync: CloneFsyncUntouched = field(default_factory=CloneFsyncUntouched)
@@ -177,3 +183,4 @@ class Results:
     tera: Tera = field(default_factory=Tera)
     latency: Latency = field(default_factory=Latency)
     order: HydrationOrder = field(default_factory=HydrationOrder)
+    nbd: Nbd = field(default_factory=Nbd)

@@ -106,7 +106,8 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
                         " mount, slow source, rate-limited hydration: %s; raw = the floor"
                         % (fmt(o.replay_mib), name), "s", "lo", v.replay_s, None,
                         o.hydrated.replay_s, note="%s of the bytes from the destination" % share(v)))
-    return rows
+    from .nbd import rows as nbd_rows
+    return rows + nbd_rows(res, s)
 
 
 def sort_key(r: Row) -> int:

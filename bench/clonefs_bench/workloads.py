@@ -22,6 +22,7 @@ from .order import hydration_order
 from .peers import Passthrough, Peer
 from .proc import RunLog, drop_caches, du_kib, du_mib, log, rss_mib
 from .strace import syscall_costs
+from . import nbd as nbd_mod
 
 
 @dataclass
@@ -397,6 +398,13 @@ def latency(ctx: Context, r: R.Latency) -> R.Latency:
     return r
 
 
+def nbd(ctx: Context, r: R.Nbd) -> R.Nbd:
+    """Issue #12: the source over NBD (clonefs_bench/nbd.py)."""
+    nbd_mod.nbd_rows(ctx, r)
+    nbd_mod.connection_sweep(ctx, r)
+    return r
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str       # --only WORD selects the phases whose name contains WORD
@@ -420,4 +428,6 @@ PHASES = (
     Phase("1 TiB mount time and RSS (8)", tera, "tera"),
     Phase("latency with hydration paused vs running (#4)", latency, "latency"),
     Phase("hydration order: replay on a slow source (issue 13)", hydration_order, "order"),
+    Phase("nbd: remote source over NBD, delay 0/1/10 ms, peers nbdfuse+cow and qsd (10)", nbd,
+          "nbd"),
 )

@@ -5,8 +5,8 @@ import os
 import tempfile
 import unittest
 
-from clonefs_bench import cli, config, fio, proc, report, strace
-from clonefs_bench.records import Results
+from clonefs_bench import cli, config, fio, nbd, proc, report, strace
+from clonefs_bench.records import HydratedIO, Results
 from clonefs_bench.workloads import PHASES
 
 FIO_JSON = """fio: some warning before the JSON
@@ -48,6 +48,11 @@ def full_results() -> Results:
     for i, f in enumerate(dataclasses.fields(r)):
         fill(getattr(r, f.name), 10.0 * (i + 1))
     r.knobs.seconds = {k: 1.0 + n for n, k in enumerate(config.KNOBS)}
+    for d in nbd.DELAYS_MS:
+        for w in ("seq", "rr16", "hyd"):
+            for impl in ("clonefs", "nbdfuse", "qsd"):
+                r.nbd.figures[(d, w, impl)] = 1.0 + d + len(impl)
+    r.nbd.sweep = {(c, w): 2.0 + c for c in (1, 16) for w in ("rr16", "hyd")}
     return r
 
 
@@ -237,3 +242,15 @@ class StatusParsing(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NbdRows(unittest.TestCase):
+    def test_peer_column_is_the_better_peer(self):
+        r = Results()
+        r.nbd.figures = {(10, "seq", "clonefs"): 300.0, (10, "seq", "nbdfuse"): 20.0,
+                         (10, "seq", "qsd"): 50.0, (10, "hyd", "clonefs"): 5.0,
+                         (10, "hyd", "nbdfuse"): 90.0, (10, "hyd", "qsd"): 40.0}
+        by = {row.key: row for row in nbd.rows(r, config.FULL)}
+        self.assertEqual(by["10a-10ms"].peer, 50.0)   # MB/s: higher is better
+        self.assertEqual(by["10c-10ms"].peer, 40.0)   # seconds: lower is better
+        self.assertIsNone(by["10b-10ms"].clonefs)

@@ -32,6 +32,14 @@ json counters_json(const StatusCounters& c) {
           {"bytes_copied", c.bytes_copied},           {"bytes_fell_through", c.bytes_fell_through}};
 }
 
+json source_connection_json(const StatusSourceConnection& c) {
+  return {{"state", c.state},
+          {"connections", c.connections},
+          {"connections_wanted", c.connections_wanted},
+          {"reconnects", c.reconnects},
+          {"last_error", c.last_error}};
+}
+
 // "field \"hydration.batch\" should be a non-negative integer, not \"16\"" (the value cut short:
 // the message is one line of an error).
 [[noreturn]] void mistyped(const std::string& field, const char* expected, const json& got) {
@@ -136,6 +144,15 @@ StatusCounters counters_from(const json& j, const std::string& path) {
           .bytes_fell_through = f.count("bytes_fell_through")};
 }
 
+StatusSourceConnection source_connection_from(const json& j, const std::string& path) {
+  Fields f(j, path);
+  return {.state = f.text("state"),
+          .connections = f.count("connections"),
+          .connections_wanted = f.count("connections_wanted"),
+          .reconnects = f.count("reconnects"),
+          .last_error = f.text("last_error")};
+}
+
 }  // namespace
 
 void to_json(json& j, const CloneStatus& s) {
@@ -159,6 +176,8 @@ void to_json(json& j, const CloneStatus& s) {
   j["hydration_settings"] = controls_fields(s.hydration_settings);
   j["complete"] = s.complete;
   j["counters"] = s.counters ? counters_json(*s.counters) : json(nullptr);
+  j["source_connection"] =
+      s.source_connection ? source_connection_json(*s.source_connection) : json(nullptr);
 }
 
 void from_json(const json& j, CloneStatus& s) {
@@ -191,6 +210,7 @@ void from_json(const json& j, CloneStatus& s) {
   out.hydration_settings = controls_from(Fields(f.at("hydration_settings"), "hydration_settings"));
   out.complete = f.flag("complete");
   out.counters = f.nullable("counters", counters_from);
+  out.source_connection = f.nullable("source_connection", source_connection_from);
   s = std::move(out);
 }
 

@@ -33,6 +33,10 @@
 //   counters              object|null  null offline; else, since the mount:
 //     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied,
 //     bytes_fell_through (user reads of regions not yet valid, served from the source)
+//   source_connection     object|null  null offline and for a file or block device; for a remote
+//     (NBD) source: state string ("connected", "degraded": fewer connections than wanted,
+//     "reconnecting": none), connections integer (open now), connections_wanted integer,
+//     reconnects integer (since the mount), last_error string (secrets redacted)
 //
 // Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
 // a default — a zero read for a renamed field would look like a real figure. Fields this build
@@ -86,6 +90,16 @@ struct StatusCounters {
   bool operator==(const StatusCounters&) const = default;
 };
 
+// A remote source's link (live only).
+struct StatusSourceConnection {
+  std::string state;
+  uint64_t connections = 0;
+  uint64_t connections_wanted = 0;
+  uint64_t reconnects = 0;
+  std::string last_error;
+  bool operator==(const StatusSourceConnection&) const = default;
+};
+
 struct CloneStatus {
   std::optional<std::string> image;  // nullopt offline
   std::string metadata;
@@ -105,7 +119,8 @@ struct CloneStatus {
   std::optional<StatusHydration> hydration;  // nullopt offline
   StatusControls hydration_settings;
   bool complete = false;
-  std::optional<StatusCounters> counters;  // nullopt offline
+  std::optional<StatusCounters> counters;                   // nullopt offline
+  std::optional<StatusSourceConnection> source_connection;  // nullopt offline, local sources
   bool operator==(const CloneStatus&) const = default;
 };
 

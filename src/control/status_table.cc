@@ -91,6 +91,13 @@ std::string format_status_table(const CloneStatus& s) {
   }
   row("complete", s.complete ? "yes" : "no");
   if (s.counters) row("counters", counters_line(*s.counters));
+  if (s.source_connection) {
+    const StatusSourceConnection& c = *s.source_connection;
+    row("source link", c.state + ", " + std::to_string(c.connections) + "/" +
+                           std::to_string(c.connections_wanted) + " connections, " +
+                           std::to_string(c.reconnects) + " reconnects" +
+                           (c.last_error.empty() ? "" : " (last error: " + c.last_error + ")"));
+  }
   return out.str();
 }
 

@@ -68,6 +68,13 @@ CloneStatus live_status(const LiveStatusSources& in) {
   s.hydration_settings = controls_of(hydration.settings);
   s.complete = s.regions_valid == s.regions_total;
   s.counters = counters_of(in.engine.counters());
+  if (auto link = in.engine.source().connection()) {
+    s.source_connection = StatusSourceConnection{.state = link->state,
+                                                 .connections = link->connections,
+                                                 .connections_wanted = link->connections_wanted,
+                                                 .reconnects = link->reconnects,
+                                                 .last_error = link->last_error};
+  }
   return s;
 }
 

@@ -9,6 +9,7 @@
 #include "io/fingerprint.h"
 #include "io/paths.h"
 #include "io/posix_devices.h"
+#include "io/source_uri.h"
 #include "io/storage_identity.h"
 
 namespace clonefs {
@@ -17,10 +18,21 @@ namespace {
 // Three different storages, compared by identity rather than by name: a destination that is the
 // source would write into the golden image, and a metadata file on either would be overwritten by
 // SQLite (or would overwrite it: create renames a new metadata file into place).
+// A URI source names no local storage to compare (a local server's file is out of sight behind
+// the socket).
 Status check_distinct_files(const std::string& source, const std::string& destination,
                             const std::string& metadata) {
-  return require_distinct_storage(
-      {{"destination", destination}, {"metadata", metadata}, {"source", source}});
+  std::vector<StorageRole> roles = {{"destination", destination}, {"metadata", metadata}};
+  if (!is_source_uri(source)) roles.push_back({"source", source});
+  return require_distinct_storage(roles);
+}
+
+// A path opens the file or block device; a URI connects to the NBD server (with the secrets the
+// recorded form lacks, see source_uri_for_mount).
+Result<std::unique_ptr<SourceDevice>> open_any_source(const std::string& name,
+                                                      const NbdSourceOptions& nbd) {
+  if (!is_source_uri(name)) return open_source(name);
+  return open_nbd_source(name, nbd);
 }
 
 // A destination that already holds something is somebody's image until --force says otherwise.
@@ -64,7 +76,7 @@ Status check_source_identity(SourceDevice& source, const CloneRecord& record) {
 }
 
 Status create_clone(const CreateOptions& options) {
-  auto source = open_source(options.source_path);
+  auto source = open_any_source(options.source_path, NbdSourceOptions{});
   if (!source) return source.status();
   const uint64_t image_size = (*source)->size();
   auto geometry = Geometry::make(image_size, options.region_size);
@@ -100,7 +112,9 @@ Status create_clone(const CreateOptions& options) {
   CloneRecord record;
   record.image_size = image_size;
   record.region_size = options.region_size;
-  record.source_path = absolute_path(options.source_path);  // as recorded for later mounts
+  // As recorded for later mounts; a URI without its secrets.
+  record.source_path = is_source_uri(options.source_path) ? redact_uri(options.source_path)
+                                                          : absolute_path(options.source_path);
   record.source_size = image_size;
   record.source_fingerprint = *fingerprint;
   record.destination_path = absolute_path(options.destination_path);
@@ -113,10 +127,10 @@ Clone::~Clone() = default;
 
 Status Clone::check_image_storage(const std::string& image_path) const {
   const CloneRecord& r = record();
-  return require_distinct_storage({{"image", image_path},
-                                   {"source", r.source_path},
-                                   {"destination", r.destination_path},
-                                   {"metadata", metadata_->path()}});
+  std::vector<StorageRole> roles = {
+      {"image", image_path}, {"destination", r.destination_path}, {"metadata", metadata_->path()}};
+  if (!is_source_uri(r.source_path)) roles.push_back({"source", r.source_path});
+  return require_distinct_storage(roles);
 }
 
 Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path,
@@ -130,7 +144,10 @@ Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path,
   CLONEFS_RETURN_IF_ERROR(
       check_distinct_files(record.source_path, record.destination_path, metadata_path));
 
-  auto source = open_source(record.source_path);
+  auto source_name = is_source_uri(record.source_path) ? source_uri_for_mount(record.source_path)
+                                                       : Result<std::string>(record.source_path);
+  if (!source_name) return source_name.status();
+  auto source = open_any_source(*source_name, options.nbd);
   if (!source) return source.status();
   clone->source_ =
       options.wrappers.source ? options.wrappers.source(std::move(*source)) : std::move(*source);

@@ -8,12 +8,13 @@
 
 #include "engine/clone_engine.h"
 #include "io/devices.h"
+#include "io/nbd_source.h"
 #include "meta/metadata_store.h"
 
 namespace clonefs {
 
 struct CreateOptions {
-  std::string source_path;
+  std::string source_path;  // a file or block device, or an NBD URI (io/source_uri.h)
   std::string destination_path;
   std::string metadata_path;
   uint64_t region_size = kDefaultRegionSize;
@@ -37,6 +38,7 @@ struct OpenOptions {
   EngineOptions engine;
   MetadataOpenOptions metadata;
   DeviceWrappers wrappers;
+  NbdSourceOptions nbd;  // for a source recorded as a URI
 };
 
 class Clone {

@@ -106,6 +106,7 @@ class CloneEngine {
 
   const Geometry& geometry() const { return geometry_; }
   const RegionBitmap& bitmap() const { return bitmap_; }
+  const SourceDevice& source() const { return source_; }
   const EngineCounters& counters() const { return counters_; }
   EngineStatus status() const;
   // Nanoseconds (steady clock) of the last user read/write/discard/flush; the hydrator yields to

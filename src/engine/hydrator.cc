@@ -20,6 +20,8 @@ constexpr auto kExceptionBackoff = std::chrono::milliseconds(100);
 constexpr double kStaleRateSeconds = 2.0;
 // See wait_complete().
 constexpr auto kCompleteRecheck = std::chrono::milliseconds(100);
+// How often a worker looks again at a source that was unreachable.
+constexpr auto kUnreachableRecheck = std::chrono::milliseconds(200);
 
 HydrationSettings clamped(HydrationSettings settings) {
   settings.threshold = std::clamp<uint64_t>(settings.threshold, 1, kMaxHydrationThreshold);
@@ -258,6 +260,13 @@ void Hydrator::worker_loop() {
       sleep_locked(lock);
       continue;
     }
+    // An unreachable source (a remote one, reconnecting) is waited for, not failed region by
+    // region: hydration resumes by itself once it is back. Nothing signals its return, so it
+    // is looked at again after a while.
+    if (!engine_.source().reachable()) {
+      sleep_locked(lock, clock_.now() + kUnreachableRecheck);
+      continue;
+    }
     const TimePoint now = clock_.now();
     const TimePoint last_user{
         HydrationClock::duration(last_user_io_.load(std::memory_order_relaxed))};
@@ -324,7 +333,9 @@ Hydrator::BatchResult Hydrator::copy_batch(uint64_t start, uint64_t batch,
     if (step->hydrated == 0) std::this_thread::yield();  // region busy with user I/O
     return {step->hydrated, step->copied_bytes};
   }
-  if (engine_.status().mode != MetadataMode::kReadWrite) return result;  // the worker loop waits
+  if (engine_.status().mode != MetadataMode::kReadWrite || !engine_.source().reachable()) {
+    return result;  // the worker loop waits
+  }
   // Retry region by region with backoff, to find which one the source cannot read. Every wait
   // and every attempt gives way to stop(): at batch 256 the waits alone were 3.5 minutes.
   for (uint64_t r = start; r < start + batch && r < engine_.geometry().region_count(); ++r) {
@@ -339,6 +350,7 @@ Hydrator::BatchResult Hydrator::copy_batch(uint64_t start, uint64_t batch,
         result.copied_bytes += single->copied_bytes;
       }
     }
+    if (!engine_.source().reachable()) return result;  // lost mid-retry: not the region's fault
     if (!done && !engine_.bitmap().test(r)) newly_failed.push_back(r);
   }
   return result;
@@ -413,6 +425,9 @@ HydrationStatus Hydrator::status() const {
         std::string("metadata is ") + to_string(engine.mode) + ": " + engine.mode_reason;
   } else if (settings_.paused) {
     s.state = HydrationState::kPaused;
+  } else if (!engine_.source().reachable()) {
+    s.state = HydrationState::kIdle;
+    s.state_reason = "source unreachable: waiting for it to come back (see source_connection)";
   } else if (failed_.size() >= remaining) {
     s.state = HydrationState::kIdle;
     s.state_reason = "source unreachable: the " + std::to_string(remaining) +

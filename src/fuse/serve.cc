@@ -177,6 +177,8 @@ class MountedSession {
 
 // After the loop: stop copying, then the final commit. The metadata is final once this returns.
 int finish(Clone& clone, Hydrator& hydrator, spdlog::logger& log) {
+  // A copy waiting for an unreachable remote source would hold the unmount up to its timeout.
+  clone.source().cancel_waits();
   hydrator.stop();
   Status closed = clone.engine().close();
   EngineStatus s = clone.engine().status();
@@ -222,6 +224,7 @@ int serve_clone(const ServeOptions& options) {
   spdlog::logger& log = *options.logger;
   OpenOptions open_options;
   open_options.engine.copy_on_read = options.copy_on_read;
+  open_options.nbd = options.nbd;
   open_options.engine.on_commit_failure = [&log](const Status& failed) {
     log.error("periodic commit failed, metadata is read-only until remounted: {}",
               failed.message());

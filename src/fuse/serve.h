@@ -13,6 +13,7 @@
 
 #include "control/control_protocol.h"
 #include "control/metrics_file.h"
+#include "io/nbd_source.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -34,6 +35,7 @@ struct ServeOptions {
   // committed state once the clone is closed. "" for none.
   std::string metrics_file;
   std::chrono::milliseconds metrics_interval = MetricsFileWriter::kDefaultInterval;
+  NbdSourceOptions nbd;                   // for a source recorded as an NBD URI
   std::shared_ptr<spdlog::logger> logger;
   // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached
   // daemon passes the result to its waiting parent through this.

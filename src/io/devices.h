@@ -22,6 +22,15 @@ struct Extent {
   bool operator==(const Extent&) const = default;
 };
 
+// A remote source's link, as status shows it.
+struct SourceConnection {
+  std::string state;         // "connected", "degraded" (fewer than wanted), "reconnecting"
+  unsigned connections = 0;  // open now
+  unsigned connections_wanted = 0;
+  uint64_t reconnects = 0;  // connections re-established since the source was opened
+  std::string last_error;   // the last connection failure ("" if none)
+};
+
 // The read-only golden image. Never written: implementations open it O_RDONLY.
 class SourceDevice {
  public:
@@ -35,6 +44,14 @@ class SourceDevice {
   virtual Result<std::optional<Extent>> next_data(uint64_t offset) = 0;
   // Path or other name for messages.
   virtual const std::string& name() const = 0;
+
+  // Remote sources only; a local file is always reachable and has no link to report.
+  // Whether reads can reach the source now: hydration waits while they cannot.
+  virtual bool reachable() const { return true; }
+  virtual std::optional<SourceConnection> connection() const { return std::nullopt; }
+  // Makes reads waiting for the source to come back fail at once (ECANCELED), and every later
+  // one: the clone is shutting down and must not wait out an outage.
+  virtual void cancel_waits() {}
 };
 
 // The local image that becomes the standalone copy.

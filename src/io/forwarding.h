@@ -17,6 +17,9 @@ class ForwardingSource : public SourceDevice {
     return target_.next_data(offset);
   }
   const std::string& name() const override { return target_.name(); }
+  bool reachable() const override { return target_.reachable(); }
+  std::optional<SourceConnection> connection() const override { return target_.connection(); }
+  void cancel_waits() override { target_.cancel_waits(); }
 
  private:
   SourceDevice& target_;

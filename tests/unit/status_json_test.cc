@@ -48,6 +48,12 @@ CloneStatus live_sample() {
                               .regions_skipped = 960,
                               .bytes_copied = 40000ull << 16,
                               .bytes_fell_through = 123456};
+
+  s.source_connection = StatusSourceConnection{.state = "degraded",
+                                               .connections = 3,
+                                               .connections_wanted = 4,
+                                               .reconnects = 2,
+                                               .last_error = "connection lost"};
   return s;
 }
 
@@ -126,6 +132,12 @@ const std::map<std::string, std::string> kLiveFields = {
     {"counters.regions_skipped", "integer"},
     {"counters.bytes_copied", "integer"},
     {"counters.bytes_fell_through", "integer"},
+    {"source_connection", "object"},
+    {"source_connection.state", "string"},
+    {"source_connection.connections", "integer"},
+    {"source_connection.connections_wanted", "integer"},
+    {"source_connection.reconnects", "integer"},
+    {"source_connection.last_error", "string"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {
@@ -157,7 +169,7 @@ TEST(StatusJson, OfflineHasTheSameTopLevelKeysWithNulls) {
   for (const auto& [key, value] : j.items()) keys.insert(key);
   for (const auto& [key, value] : live.items()) live_keys.insert(key);
   EXPECT_EQ(keys, live_keys);
-  for (const char* key : {"image", "pid", "hydration", "counters"}) {
+  for (const char* key : {"image", "pid", "hydration", "counters", "source_connection"}) {
     EXPECT_TRUE(j[key].is_null()) << key << " is " << j[key].dump();
   }
   EXPECT_TRUE(j["hydration_settings"]["paused"].get<bool>());
@@ -169,7 +181,8 @@ TEST(StatusJson, UnknownEtaIsNull) {
   EXPECT_TRUE(json(s)["hydration"]["eta_seconds"].is_null());
 }
 
-// The exact bytes `clonefs status --json` printed before the struct existed, for this status.
+// The exact bytes `clonefs status --json` printed before the struct existed, for this status
+// (plus the fields added since, at the end of their sort order).
 TEST(StatusJson, SerialisesByteForByteAsBefore) {
   EXPECT_EQ(
       json(offline_sample()).dump(),
@@ -177,7 +190,8 @@ TEST(StatusJson, SerialisesByteForByteAsBefore) {
       R"("hydration":null,"hydration_settings":{"batch":4,"paused":true,"rate_limit":0,"threshold":8},)"
       R"("image":null,"image_size":1048576,"metadata":"/var/lib/vm.meta","metadata_mode":"unmounted",)"
       R"("metadata_mode_reason":"","mounted":false,"pid":null,"region_size":4096,"regions_in_flight":0,)"
-      R"("regions_total":256,"regions_uncommitted":0,"regions_valid":256,"source":"/srv/golden.img"})");
+      R"("regions_total":256,"regions_uncommitted":0,"regions_valid":256,"source":"/srv/golden.img",)"
+      R"("source_connection":null})");
 }
 
 TEST(StatusJson, RoundTripsLiveAndOffline) {

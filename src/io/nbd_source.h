@@ -1,0 +1,41 @@
+// A source served over NBD (nbdkit, qemu-nbd, rbd-nbd...), read with libnbd. The engine sees an
+// ordinary SourceDevice; behind it:
+// - a pool of connections, each used by one reader at a time, and every read split in pieces of
+//   at most 256 KiB (fewer if the server's maximum request size is smaller) with all its pieces
+//   in flight at once (nbd_aio_pread), so FUSE threads and hydration workers do not queue behind
+//   one round trip and one large read is served by several server threads;
+// - holes from base:allocation block status, trusting only the ZERO flag (a HOLE without ZERO may
+//   still read as data); a server without block status reports everything as data and the
+//   hydrator's all-zero detection keeps the destination sparse;
+// - a lost connection reconnected in the background with backoff; a read waits for a connection
+//   up to `read_timeout`, then fails with EIO. A reconnected export must have the same size.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "io/devices.h"
+
+namespace clonefs {
+
+struct NbdSourceOptions {
+  // Connections kept open (fewer if the server accepts fewer). README "Remote sources" says how
+  // the default was measured.
+  unsigned connections = 16;
+  // How long a read waits for the source to answer (reconnecting if need be) before EIO. Below
+  // the kernel's 120 s hung-task warning, so a loop device over the image sees an I/O error
+  // rather than hung tasks, and long enough to ride out a server restart.
+  std::chrono::milliseconds read_timeout{30000};
+  // One connection attempt (TCP or socket connect plus the NBD handshake).
+  std::chrono::milliseconds connect_timeout{5000};
+};
+
+inline constexpr unsigned kMaxNbdConnections = 64;
+
+// Connects to `uri` (a libnbd URI, see source_uri.h) and learns the export's size, maximum request
+// size and block status support. Errors name the URI redacted, never in clear.
+Result<std::unique_ptr<SourceDevice>> open_nbd_source(const std::string& uri,
+                                                      const NbdSourceOptions& options);
+
+}  // namespace clonefs

@@ -1,0 +1,30 @@
+// Sources named by a URI rather than a path: which names are URIs, and the form of a URI that can
+// be shown and recorded. A password or key in a URI is a secret: metadata, logs and status only
+// ever see the redacted form.
+#pragma once
+
+#include <string>
+
+#include "util/status.h"
+
+namespace clonefs {
+
+// Whether `name` is meant as a URI (it has a "scheme://"), whatever the scheme: such a name is
+// never taken for a file path.
+bool is_source_uri(const std::string& name);
+
+// Refuses a URI clonefs cannot read from: a scheme other than nbd, nbds, nbd+unix, nbds+unix
+// (saying what to use for http, s3, rbd...), or an nbd+unix URI without its socket. libnbd checks
+// the rest when connecting.
+Status check_source_uri(const std::string& uri);
+
+// `uri` with every secret replaced by "***": the password of user:password@, and the values of
+// query parameters named like secrets (password, secret, token, key and names ending in them).
+std::string redact_uri(const std::string& uri);
+
+// Where the full URI of a source recorded redacted comes from at mount: the environment variable
+// CLONEFS_SOURCE_URI, accepted only if its redacted form is the recorded one.
+inline constexpr const char* kSourceUriVariable = "CLONEFS_SOURCE_URI";
+Result<std::string> source_uri_for_mount(const std::string& recorded);
+
+}  // namespace clonefs

@@ -1,0 +1,199 @@
+// Issue #12: sources served over NBD, through real servers and real mounts: clone, read, write,
+// hydrate, finalize; sparse exports; qcow2 through qemu-nbd; secrets kept out of what is written.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "io/source_uri.h"
+#include "mount/nbd_fixture.h"
+
+namespace clonefs::testing {
+namespace {
+
+// The bytes nbdkit's stats filter counted as read ("read: N ops, T s, 12.5 MiB, ..."), -1 if
+// the file has no read line.
+double bytes_read(const std::string& stats_file) {
+  auto bytes = read_file(stats_file);
+  std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  size_t at = text.find("\nread: ");
+  if (at == std::string::npos && text.rfind("read: ", 0) == 0) at = 0;
+  if (at == std::string::npos) return -1;
+  unsigned long long ops = 0;
+  double seconds = 0, amount = 0;
+  char unit[16] = {};
+  if (std::sscanf(text.c_str() + at, " read: %llu ops, %lf s, %lf %15s", &ops, &seconds, &amount,
+                  unit) != 4) {
+    return -1;
+  }
+  const std::string u(unit);
+  const double scale = u.rfind("KiB", 0) == 0   ? 1024.0
+                       : u.rfind("MiB", 0) == 0 ? 1024.0 * 1024
+                       : u.rfind("GiB", 0) == 0 ? 1024.0 * 1024 * 1024
+                                                : 1.0;
+  return amount * scale;
+}
+
+TEST_F(NbdMount, FileExportIsClonedHydratedAndFinalizedWithoutWritingTheExport) {
+  write_file(source(), random_bytes(16 * kMiB, 12));
+  const std::string source_digest = file_digest(source());
+  auto server = serve_file(source());
+  CommandResult created = create_from(server->uri());
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  mount("--no-hydration");
+  EXPECT_TRUE(same_content(image(), source()));
+  CloneStatus s = status_json(image());
+  EXPECT_EQ(s.source, server->uri());
+  ASSERT_TRUE(s.source_connection.has_value());
+  EXPECT_EQ(s.source_connection->state, "connected");
+  EXPECT_GE(s.source_connection->connections, 1u);
+
+  // A write lands in the destination only; the export (served read-write) never changes.
+  const std::string expected = dir_.file("expected.img");
+  std::filesystem::copy_file(source(), expected);
+  write_file(dir_.file("patch"), random_bytes(3 * 65536 + 100, 99));
+  for (const std::string& target : {image(), expected}) {
+    CommandResult dd = run("dd status=none conv=notrunc,fsync bs=4096 seek=300 if=" +
+                           shell_quote(dir_.file("patch")) + " of=" + shell_quote(target));
+    ASSERT_EQ(dd.exit_code, 0) << dd.output;
+  }
+  EXPECT_TRUE(same_content(image(), expected));
+  ASSERT_EQ(run(clonefs("hydrate --resume " + shell_quote(image()))).exit_code, 0);
+  hydrate_wait();
+  unmount();
+  CommandResult finalize = run(clonefs("finalize --metadata " + shell_quote(meta())));
+  ASSERT_EQ(finalize.exit_code, 0) << finalize.output;
+  EXPECT_TRUE(same_content(dest(), expected));
+  EXPECT_EQ(file_digest(source()), source_digest);
+}
+
+TEST_F(NbdMount, SparseExportsStaySparseInTheDestination) {
+  // A sparse file through the file plugin: 256 MiB, 4 MiB of data.
+  int fd = ::open(source().c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 256 * kMiB), 0);
+  for (int i = 0; i < 4; ++i) {
+    auto data = random_bytes(kMiB, static_cast<uint64_t>(i) + 40);
+    ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(i * 60 * kMiB)),
+              static_cast<ssize_t>(kMiB));
+  }
+  ::close(fd);
+  {
+    const std::string stats = dir_.file("stats.txt");
+    auto server = serve_file(source(), {"--filter=stats", "statsfile=" + stats});
+    ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+    mount();
+    hydrate_wait();
+    unmount();
+    server->stop();
+    EXPECT_TRUE(same_content(dest(), source()));
+    EXPECT_LE(allocated_bytes(dest()), 5 * kMiB) << "holes were copied";
+    // Block status let the holes go unread: what came over is the data, the batches around it
+    // and two fingerprints (create, mount: about 6 MiB each), not the 256 MiB export.
+    const double read = bytes_read(stats);
+    EXPECT_GT(read, 4.0 * kMiB);
+    EXPECT_LE(read, 24.0 * kMiB) << "holes were read";
+  }
+
+  // sparse-random: data runs scattered over zeros, known only by reading them back.
+  std::filesystem::remove(dest());
+  std::filesystem::remove(meta());
+  auto server = nbdkit({"sparse-random", "size=256M", "percent=3", "runlength=262144", "seed=7"});
+  ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+  mount();
+  hydrate_wait();
+  unmount();
+  auto bytes = read_file(dest());
+  ASSERT_EQ(bytes.size(), 256 * kMiB);
+  uint64_t data_units = 0;  // 16 KiB units (the region size) holding a non-zero byte
+  for (size_t at = 0; at < bytes.size(); at += 16384) {
+    for (size_t i = at; i < at + 16384; ++i) {
+      if (bytes[i] != std::byte{0}) {
+        ++data_units;
+        break;
+      }
+    }
+  }
+  EXPECT_GT(data_units, 0u);
+  EXPECT_LE(allocated_bytes(dest()), data_units * 16384 + kMiB)
+      << data_units << " regions of data; the zeros between them were written";
+}
+
+// A server without block status (the noextents filter hides it): every byte is read, and the
+// zeros still stay out of the destination.
+TEST_F(NbdMount, WithoutBlockStatusZerosAreFoundInTheData) {
+  int fd = ::open(source().c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 64 * kMiB), 0);
+  auto data = random_bytes(2 * kMiB, 41);
+  ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 30 * kMiB), static_cast<ssize_t>(data.size()));
+  ::close(fd);
+  auto server = serve_file(source(), {"--filter=noextents"});
+  ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+  mount();
+  hydrate_wait();
+  unmount();
+  EXPECT_TRUE(same_content(dest(), source()));
+  EXPECT_LE(allocated_bytes(dest()), 3 * kMiB) << "zeros were written";
+}
+
+TEST_F(NbdMount, Qcow2ServedByQemuNbdReadsAsItsGuestView) {
+  int fd = ::open(source().c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 32 * kMiB), 0);
+  auto data = random_bytes(3 * kMiB, 5);
+  ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 7 * kMiB), static_cast<ssize_t>(data.size()));
+  ::close(fd);
+  const std::string qcow2 = dir_.file("golden.qcow2");
+  CommandResult convert =
+      run("qemu-img convert -f raw -O qcow2 " + shell_quote(source()) + " " + shell_quote(qcow2));
+  ASSERT_EQ(convert.exit_code, 0) << convert.output;
+  // qemu-nbd's default --shared=1: one client only, so the extra connections are given up.
+  // --persistent: it would exit when create's connection closes.
+  NbdServer server(
+      {"qemu-nbd", "-r", "--persistent", "-f", "qcow2", "-k", "{socket}", "-x", "golden", qcow2},
+      socket());
+  ASSERT_TRUE(server.running());
+  ASSERT_EQ(create_from(server.uri("golden")).exit_code, 0);
+  mount();
+  EXPECT_TRUE(same_content(image(), source()));
+  hydrate_wait();
+  CloneStatus s = status_json(image());
+  ASSERT_TRUE(s.source_connection.has_value());
+  EXPECT_GE(s.source_connection->connections, 1u);
+  unmount();
+  EXPECT_TRUE(same_content(dest(), source()));
+}
+
+TEST_F(NbdMount, SecretsInTheUriAreNeverWrittenInClear) {
+  write_file(source(), random_bytes(4 * kMiB, 8));
+  auto server = serve_file(source());
+  const std::string uri = server->uri() + "&password=hunter2";
+  CommandResult created = create_from(uri);
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  EXPECT_EQ(created.output.find("hunter2"), std::string::npos) << created.output;
+  EXPECT_EQ(run("grep -c hunter2 " + shell_quote(meta())).output, "0\n");
+
+  // Without the full URI the mount cannot reconnect, and says how to give it.
+  CommandResult refused =
+      run(clonefs("mount --metadata " + shell_quote(meta()) + " " + shell_quote(image())));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find(kSourceUriVariable), std::string::npos) << refused.output;
+
+  mounted_ = std::make_unique<MountedImage>(
+      meta(), image(), "", std::string(kSourceUriVariable) + "=" + shell_quote(uri) + " ");
+  ASSERT_TRUE(mounted_->ok()) << mounted_->result().output;
+  EXPECT_TRUE(same_content(image(), source()));
+  CommandResult status = run(clonefs("status --json " + shell_quote(image())));
+  EXPECT_EQ(status.output.find("hunter2"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("password=***"), std::string::npos) << status.output;
+  unmount();
+  // Nor in the metadata after the mount's commits, nor in the daemon's log.
+  EXPECT_EQ(
+      run("grep -l hunter2 " + shell_quote(meta()) + " " + shell_quote(meta() + ".log")).output,
+      "");
+}
+
+}  // namespace
+}  // namespace clonefs::testing
