@@ -31,6 +31,13 @@ json counters_json(const StatusCounters& c) {
           {"bytes_copied", c.bytes_copied}};
 }
 
+json supervisor_json(const StatusSupervisor& s) {
+  return {{"pid", s.pid},
+          {"serving_pid", s.serving_pid},
+          {"restarts", s.restarts},
+          {"last_restart", s.last_restart ? json(*s.last_restart) : json(nullptr)}};
+}
+
 // "field \"hydration.batch\" should be a non-negative integer, not \"16\"" (the value cut short:
 // the message is one line of an error).
 [[noreturn]] void mistyped(const std::string& field, const char* expected, const json& got) {
@@ -131,6 +138,24 @@ StatusCounters counters_from(const json& j, const std::string& path) {
           .bytes_copied = f.count("bytes_copied")};
 }
 
+int process_id(const json& v, const std::string& name) {
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > INT32_MAX) {
+    mistyped(name, "a process id", v);
+  }
+  return v.get<int>();
+}
+
+StatusSupervisor supervisor_from(const json& j, const std::string& path) {
+  Fields f(j, path);
+  return {.pid = process_id(f.at("pid"), path + ".pid"),
+          .serving_pid = process_id(f.at("serving_pid"), path + ".serving_pid"),
+          .restarts = f.count("restarts"),
+          .last_restart = f.nullable("last_restart", [](const json& v, const std::string& name) {
+            if (!v.is_string()) mistyped(name, "a string or null", v);
+            return v.get<std::string>();
+          })};
+}
+
 }  // namespace
 
 void to_json(json& j, const CloneStatus& s) {
@@ -154,6 +179,7 @@ void to_json(json& j, const CloneStatus& s) {
   j["hydration_settings"] = controls_fields(s.hydration_settings);
   j["complete"] = s.complete;
   j["counters"] = s.counters ? counters_json(*s.counters) : json(nullptr);
+  j["supervisor"] = s.supervisor ? supervisor_json(*s.supervisor) : json(nullptr);
 }
 
 void from_json(const json& j, CloneStatus& s) {
@@ -186,6 +212,7 @@ void from_json(const json& j, CloneStatus& s) {
   out.hydration_settings = controls_from(Fields(f.at("hydration_settings"), "hydration_settings"));
   out.complete = f.flag("complete");
   out.counters = f.nullable("counters", counters_from);
+  out.supervisor = f.nullable("supervisor", supervisor_from);
   s = std::move(out);
 }
 

@@ -29,6 +29,10 @@
 //   complete              bool         every region valid
 //   counters              object|null  null offline; else, since the mount:
 //     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied
+//   supervisor            object|null  null offline or without a supervisor (fuse/supervisor.h);
+//     else: pid integer (the supervisor's), serving_pid integer (the serving process's, as
+//     pid), restarts integer (serving processes started after the first), last_restart
+//     string|null (why the last one was started: the dead one's pid and exit code or signal)
 //
 // Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
 // a default — a zero read for a renamed field would look like a real figure. Fields this build
@@ -78,6 +82,15 @@ struct StatusCounters {
   bool operator==(const StatusCounters&) const = default;
 };
 
+// The supervisor holding the connection across restarts of the serving process (live only).
+struct StatusSupervisor {
+  int pid = 0;
+  int serving_pid = 0;
+  uint64_t restarts = 0;
+  std::optional<std::string> last_restart;  // nullopt before any restart
+  bool operator==(const StatusSupervisor&) const = default;
+};
+
 struct CloneStatus {
   std::optional<std::string> image;  // nullopt offline
   std::string metadata;
@@ -97,7 +110,8 @@ struct CloneStatus {
   std::optional<StatusHydration> hydration;  // nullopt offline
   StatusControls hydration_settings;
   bool complete = false;
-  std::optional<StatusCounters> counters;  // nullopt offline
+  std::optional<StatusCounters> counters;      // nullopt offline
+  std::optional<StatusSupervisor> supervisor;  // nullopt offline or unsupervised
   bool operator==(const CloneStatus&) const = default;
 };
 

@@ -64,6 +64,13 @@ CloneStatus live_status(const LiveStatusSources& in) {
   s.hydration_settings = controls_of(hydration.settings);
   s.complete = s.regions_valid == s.regions_total;
   s.counters = counters_of(in.engine.counters());
+  if (in.supervisor_pid > 0) {
+    s.supervisor = StatusSupervisor{
+        .pid = in.supervisor_pid,
+        .serving_pid = in.pid,
+        .restarts = in.restarts,
+        .last_restart = in.last_restart.empty() ? std::nullopt : std::optional(in.last_restart)};
+  }
   return s;
 }
 

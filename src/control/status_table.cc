@@ -84,6 +84,14 @@ std::string format_status_table(const CloneStatus& s) {
   }
   row("complete", s.complete ? "yes" : "no");
   if (s.counters) row("counters", counters_line(*s.counters));
+  if (s.supervisor) {
+    row("supervisor",
+        "pid " + std::to_string(s.supervisor->pid) + ", serving pid " +
+            std::to_string(s.supervisor->serving_pid) + ", " +
+            std::to_string(s.supervisor->restarts) + " restarts" +
+            (s.supervisor->last_restart ? " (last: " + *s.supervisor->last_restart + ")"
+                                        : std::string()));
+  }
   return out.str();
 }
 

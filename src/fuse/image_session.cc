@@ -21,8 +21,8 @@ ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spd
 
 std::string ImageSession::status_json() const {
   // Serialised here, once, by the one to_json (control/status.h).
-  CloneStatus status =
-      live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_, pid_});
+  CloneStatus status = live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(),
+                                    hydrator_, pid_, supervisor_pid_, restarts_, last_restart_});
   return nlohmann::json(status).dump();
 }
 

@@ -16,8 +16,10 @@
 #include "control/hydration_control.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
+#include "fuse/connection_resume.h"
 #include "fuse/image_ops.h"
 #include "fuse/image_session.h"
+#include "fuse/supervisor_channel.h"
 
 namespace clonefs {
 namespace {
@@ -121,7 +123,7 @@ Status probe_mount(const std::string& image_path, uint64_t image_size) {
 // The session, mounted on construction's success, torn down in reverse order.
 class MountedSession {
  public:
-  MountedSession(const ServeOptions& options, ImageSession& state) {
+  MountedSession(const ServeOptions& options, ImageSession& state, const HeldConnection* held) {
     std::vector<std::string> strings = fuse_arguments(options);
     std::vector<char*> argv;
     for (std::string& s : strings) argv.push_back(s.data());
@@ -137,6 +139,15 @@ class MountedSession {
       return;
     }
     signals_ = true;
+    if (held != nullptr) {
+      // libfuse takes /dev/fd/N as "already open and mounted": nothing to unmount here.
+      std::string device = "/dev/fd/" + std::to_string(held->fuse_fd);
+      if (fuse_session_mount(session_, device.c_str()) != 0) {
+        status_ = Status::error(EIO, "cannot serve the connection of " + options.image_path +
+                                         " held by the supervisor");
+      }
+      return;
+    }
     if (fuse_session_mount(session_, options.image_path.c_str()) != 0) {
       status_ =
           Status::error(EIO, "cannot mount " + options.image_path +
@@ -154,6 +165,24 @@ class MountedSession {
   MountedSession& operator=(const MountedSession&) = delete;
 
   const Status& status() const { return status_; }
+
+  // The INIT handshake, before any worker thread reads: a restarted serving process replays the
+  // kernel's INIT its first predecessor recorded; the first one, when supervised, records it and
+  // hands the connection (and with it, unmounting) to the supervisor. Unsupervised, the loop
+  // answers INIT itself.
+  Status handshake(const Supervision* supervision, const ImageAttributes& attributes,
+                   bool created) {
+    if (supervision == nullptr) return Status::ok();
+    if (supervision->connection)
+      return replay_init(session_, supervision->connection->init_request);
+    auto init = receive_init(session_);
+    if (!init) return init.status();
+    HeldConnection connection{fuse_session_fd(session_), std::move(*init), attributes, created};
+    CLONEFS_RETURN_IF_ERROR(send_connection(supervision->channel, connection));
+    mounted_ = false;
+    return Status::ok();
+  }
+
   // Runs until unmounted (fusermount3 -u, umount) or SIGINT/SIGTERM/SIGHUP.
   int loop(unsigned max_threads) {
     fuse_loop_config* config = fuse_loop_cfg_create();
@@ -214,6 +243,7 @@ Status check_image_path(const std::string& image_path) {
 
 int serve_image(const ServeOptions& options) {
   spdlog::logger& log = *options.logger;
+  if (options.supervision != nullptr) keep_receive_buffers_resident(options.max_threads);
   OpenOptions open_options;
   open_options.engine.copy_on_read = options.copy_on_read;
   open_options.engine.on_commit_failure = [&log](const Status& failed) {
@@ -230,16 +260,24 @@ int serve_image(const ServeOptions& options) {
     options.report(settings.status());
     return 1;
   }
+  const Supervision* supervision = options.supervision;
+  const HeldConnection* inherited =
+      supervision != nullptr && supervision->connection ? &*supervision->connection : nullptr;
   bool created = false;
-  auto attributes = prepare_image_file(options.image_path, **clone, created);
-  if (!attributes) {
-    options.report(attributes.status());
-    return 1;
+  Result<ImageAttributes> attributes = inherited ? inherited->attributes : ImageAttributes{};
+  if (inherited != nullptr) {
+    created = inherited->created_image;  // IMAGE is mounted over: checked and prepared at the mount
+  } else {
+    attributes = prepare_image_file(options.image_path, **clone, created);
+    if (!attributes) {
+      options.report(attributes.status());
+      return 1;
+    }
+    // Lets `clonefs status IMAGE` find the metadata while unmounted (best effort: the file
+    // system holding IMAGE may not support user xattrs).
+    ::setxattr(options.image_path.c_str(), kMetadataXattr, options.metadata_path.data(),
+               options.metadata_path.size(), 0);
   }
-  // Lets `clonefs status IMAGE` find the metadata while unmounted (best effort: the file system
-  // holding IMAGE may not support user xattrs).
-  ::setxattr(options.image_path.c_str(), kMetadataXattr, options.metadata_path.data(),
-             options.metadata_path.size(), 0);
 
   // Paused until the mount is up: nothing to copy for if mounting fails.
   HydrationSettings held = *settings;
@@ -247,17 +285,27 @@ int serve_image(const ServeOptions& options) {
   Hydrator hydrator((*clone)->engine(), held);
   ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
                      *attributes, max_read_option(options.fuse_options));
+  if (supervision != nullptr) {
+    state.set_supervision(supervision->supervisor_pid, supervision->restarts,
+                          supervision->last_restart);
+  }
   std::thread probe;
   Status ready;
   int loop_rc = 0;
   {
-    MountedSession mounted(options, state);
-    if (!mounted.status()) {
-      if (created) ::unlink(options.image_path.c_str());
+    MountedSession mounted(options, state, inherited);
+    Status session = mounted.status();
+    if (session) session = mounted.handshake(supervision, *attributes, created);
+    if (!session) {
+      if (created && inherited == nullptr) ::unlink(options.image_path.c_str());
       hydrator.stop();
       (void)(*clone)->engine().close();
-      options.report(mounted.status());
+      options.report(session);
       return 1;
+    }
+    if (inherited != nullptr) {
+      log.info("serving the connection of {} again (restart {}: {})", options.image_path,
+               supervision->restarts, supervision->last_restart);
     }
     // Joined after the session is torn down: a stat stuck on a dead session returns only then.
     probe = std::thread([&] {
@@ -274,14 +322,20 @@ int serve_image(const ServeOptions& options) {
       options.report(ready);
     });
     loop_rc = mounted.loop(options.max_threads);
-    if (loop_rc > 0) log.info("signal {} received: unmounting", loop_rc);
+    if (supervision != nullptr && ::getppid() != supervision->supervisor_pid) {
+      log.error("the supervisor (pid {}) is gone: serving stops and the mount ends",
+                supervision->supervisor_pid);
+    } else if (loop_rc > 0) {
+      log.info("signal {} received: unmounting", loop_rc);
+    }
     if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
   }
   probe.join();
   int rc = finish(**clone, hydrator, log);
   // What the mount created, it removes: an empty file left where IMAGE was would look like a
-  // disk image with nothing in it. (`clonefs unmount` tells the user.)
-  if (created) {
+  // disk image with nothing in it. (`clonefs unmount` tells the user.) A supervised mount's
+  // supervisor does it, after the unmount.
+  if (created && supervision == nullptr) {
     if (::unlink(options.image_path.c_str()) == 0) {
       log.info("removed {} (the mount had created it)", options.image_path);
     } else {

@@ -44,6 +44,10 @@ CloneStatus live_sample() {
                               .regions_copied = 40000,
                               .regions_skipped = 960,
                               .bytes_copied = 40000ull << 16};
+  s.supervisor = StatusSupervisor{.pid = 4241,
+                                  .serving_pid = 4242,
+                                  .restarts = 3,
+                                  .last_restart = "serving process 4240 died (signal 9 (Killed))"};
   return s;
 }
 
@@ -118,6 +122,11 @@ const std::map<std::string, std::string> kLiveFields = {
     {"counters.regions_copied", "integer"},
     {"counters.regions_skipped", "integer"},
     {"counters.bytes_copied", "integer"},
+    {"supervisor", "object"},
+    {"supervisor.pid", "integer"},
+    {"supervisor.serving_pid", "integer"},
+    {"supervisor.restarts", "integer"},
+    {"supervisor.last_restart", "string"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {
@@ -149,7 +158,7 @@ TEST(StatusJson, OfflineHasTheSameTopLevelKeysWithNulls) {
   for (const auto& [key, value] : j.items()) keys.insert(key);
   for (const auto& [key, value] : live.items()) live_keys.insert(key);
   EXPECT_EQ(keys, live_keys);
-  for (const char* key : {"image", "pid", "hydration", "counters"}) {
+  for (const char* key : {"image", "pid", "hydration", "counters", "supervisor"}) {
     EXPECT_TRUE(j[key].is_null()) << key << " is " << j[key].dump();
   }
   EXPECT_TRUE(j["hydration_settings"]["paused"].get<bool>());
@@ -161,7 +170,8 @@ TEST(StatusJson, UnknownEtaIsNull) {
   EXPECT_TRUE(json(s)["hydration"]["eta_seconds"].is_null());
 }
 
-// The exact bytes `clonefs status --json` printed before the struct existed, for this status.
+// The exact bytes `clonefs status --json` printed before the struct existed, for this status,
+// with the fields added since ("supervisor").
 TEST(StatusJson, SerialisesByteForByteAsBefore) {
   EXPECT_EQ(
       json(offline_sample()).dump(),
@@ -169,7 +179,8 @@ TEST(StatusJson, SerialisesByteForByteAsBefore) {
       R"("hydration":null,"hydration_settings":{"batch":4,"paused":true,"rate_limit":0,"threshold":8},)"
       R"("image":null,"image_size":1048576,"metadata":"/var/lib/vm.meta","metadata_mode":"unmounted",)"
       R"("metadata_mode_reason":"","mounted":false,"pid":null,"region_size":4096,"regions_in_flight":0,)"
-      R"("regions_total":256,"regions_uncommitted":0,"regions_valid":256,"source":"/srv/golden.img"})");
+      R"("regions_total":256,"regions_uncommitted":0,"regions_valid":256,"source":"/srv/golden.img",)"
+      R"("supervisor":null})");
 }
 
 TEST(StatusJson, RoundTripsLiveAndOffline) {
@@ -219,6 +230,9 @@ TEST(StatusJson, MistypedFieldsAreErrorsNamingThem) {
       {json::json_pointer("/hydration/failed_sample"), json::array({1, "x"})},
       {json::json_pointer("/hydration_settings"), nullptr},
       {json::json_pointer("/counters/bytes_copied"), nullptr},
+      {json::json_pointer("/supervisor/pid"), 0},
+      {json::json_pointer("/supervisor/serving_pid"), "4242"},
+      {json::json_pointer("/supervisor/last_restart"), 3},
   };
   for (const auto& [pointer, value] : bad) {
     json j = whole;
