@@ -13,8 +13,8 @@ namespace clonefs {
 
 // An initialised FUSE connection, as the first serving process handed it over.
 struct HeldConnection {
-  int fuse_fd = -1;          // the supervisor's descriptor of /dev/fuse (inherited by successors)
-  std::string init_request;  // the kernel's FUSE_INIT, as read (fuse/connection_resume.h)
+  int fuse_fd = -1;            // the supervisor's descriptor of /dev/fuse (inherited by successors)
+  std::string init_request;    // the kernel's FUSE_INIT, as read (fuse/connection_resume.h)
   ImageAttributes attributes;  // IMAGE's, taken before it was mounted over
   bool created_image = false;  // the mount created IMAGE: removed when the mount ends
 };

@@ -138,9 +138,11 @@ class Supervisor {
       } else if (auto* r = std::get_if<ReportMessage>(&**message)) {
         if (!reported_) {
           report_once(r->report);
-        } else if (r->report) {
-          auto pause = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
-                                                                             died_at_);
+        } else if (!r->report) {
+          log_.error("serving process {} could not start: {}", server_, r->report.message());
+        } else {
+          auto pause =
+              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - died_at_);
           log_.info("serving process {} is serving again, {} ms after its predecessor died",
                     server_, pause.count());
         }
@@ -194,9 +196,10 @@ class Supervisor {
       return 1;
     }
     if (Status resent = notify_resend(connection_->fuse_fd); !resent) {
-      log_.error("serving process {} died ({}), and the requests it held cannot be queued again "
-                 "({}; Linux 6.9 or later is needed): the mount ends",
-                 dead, how, resent.message());
+      log_.error(
+          "serving process {} died ({}), and the requests it held cannot be queued again "
+          "({}; Linux 6.9 or later is needed): the mount ends",
+          dead, how, resent.message());
       return 1;
     }
     restarts_.push_back(died_at_);
@@ -234,8 +237,8 @@ class Supervisor {
     }
     const char* argv[] = {"fusermount3", "-u", "-z", image.c_str(), nullptr};
     pid_t pid;
-    if (int err = ::posix_spawnp(&pid, "fusermount3", nullptr, nullptr,
-                                 const_cast<char**>(argv), environ)) {
+    if (int err = ::posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv),
+                                 environ)) {
       return Status::from_errno(err, "run fusermount3 to unmount " + image);
     }
     int status = 0;

@@ -49,8 +49,7 @@ Status send_datagram(int channel, const std::string& bytes, int fd) {
 Status send_connection(int channel, const HeldConnection& connection) {
   std::string bytes(1, kConnection);
   bytes.push_back(connection.created_image ? 1 : 0);
-  bytes.append(reinterpret_cast<const char*>(&connection.attributes),
-               sizeof connection.attributes);
+  bytes.append(reinterpret_cast<const char*>(&connection.attributes), sizeof connection.attributes);
   bytes += connection.init_request;
   return send_datagram(channel, bytes, connection.fuse_fd);
 }
@@ -103,8 +102,8 @@ Result<std::optional<ChannelMessage>> receive_message(int channel) {
     std::string text(buf.data() + 1 + sizeof code, size - 1 - sizeof code);
     return std::optional<ChannelMessage>(ReportMessage{Status::error(code, text)});
   }
-  return Status::error(EPROTO, "malformed message from the serving process (" +
-                                   std::to_string(size) + " bytes)");
+  return Status::error(
+      EPROTO, "malformed message from the serving process (" + std::to_string(size) + " bytes)");
 }
 
 }  // namespace clonefs

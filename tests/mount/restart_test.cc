@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -134,13 +134,13 @@ TEST_F(RestartTest, FioVerifiesEveryBlockWhileTheServingProcessIsKilled) {
   for (; runs < 8 && (runs == 0 || killer.kills() < kMinKills); ++runs) {
     // Random 4K writes with an fsync every 16, then every block read back and checked against
     // its crc32c; any I/O error or bad block fails fio.
-    CommandResult fio = run(
-        "cd " + shell_quote(dir_.path()) + " && fio --name=verify --filename=" +
-        shell_quote(loop.device()) +
-        " --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --iodepth=8 --size=32M"
-        " --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 --fsync=16"
-        " --randseed=" +
-        std::to_string(seed % 100000 + static_cast<uint64_t>(runs)));
+    CommandResult fio =
+        run("cd " + shell_quote(dir_.path()) +
+            " && fio --name=verify --filename=" + shell_quote(loop.device()) +
+            " --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --iodepth=8 --size=32M"
+            " --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 --fsync=16"
+            " --randseed=" +
+            std::to_string(seed % 100000 + static_cast<uint64_t>(runs)));
     ASSERT_EQ(fio.exit_code, 0) << "after " << killer.kills() << " kills:\n" << fio.output;
     ASSERT_NE(fio.output.find("err= 0"), std::string::npos) << fio.output;
   }

@@ -67,8 +67,8 @@ TEST_F(ChannelTest, ConnectionArrivesWithItsDescriptor) {
 
 TEST_F(ChannelTest, ReportsKeepTheirErrnoAndText) {
   ASSERT_TRUE(send_report(server(), Status::ok()).is_ok());
-  ASSERT_TRUE(send_report(server(), Status::error(EBUSY, "image /x is already a mount point"))
-                  .is_ok());
+  ASSERT_TRUE(
+      send_report(server(), Status::error(EBUSY, "image /x is already a mount point")).is_ok());
   auto ready = receive_message(supervisor());
   ASSERT_TRUE(ready.is_ok() && ready->has_value());
   auto* r = std::get_if<ReportMessage>(&**ready);
