@@ -291,44 +291,48 @@ int serve_image(const ServeOptions& options) {
   }
   std::thread probe;
   Status ready;
+  Status startup;
   int loop_rc = 0;
   {
     MountedSession mounted(options, state, inherited);
-    Status session = mounted.status();
-    if (session) session = mounted.handshake(supervision, *attributes, created);
-    if (!session) {
-      if (created && inherited == nullptr) ::unlink(options.image_path.c_str());
-      hydrator.stop();
-      (void)(*clone)->engine().close();
-      options.report(session);
-      return 1;
-    }
-    if (inherited != nullptr) {
-      log.info("serving the connection of {} again (restart {}: {})", options.image_path,
-               supervision->restarts, supervision->last_restart);
-    }
-    // Joined after the session is torn down: a stat stuck on a dead session returns only then.
-    probe = std::thread([&] {
-      ready = probe_mount(options.image_path, state.image_size());
-      if (ready) {
-        hydrator.set_paused(settings->paused);
-        log.info(
-            "serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
-            "copy-on-read {})",
-            options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
-            settings->threshold, settings->batch, settings->rate,
-            options.copy_on_read ? "on" : "off");
+    startup = mounted.status();
+    if (startup) startup = mounted.handshake(supervision, *attributes, created);
+    if (startup) {
+      if (inherited != nullptr) {
+        log.info("serving the connection of {} again (restart {}: {})", options.image_path,
+                 supervision->restarts, supervision->last_restart);
       }
-      options.report(ready);
-    });
-    loop_rc = mounted.loop(options.max_threads);
-    if (supervision != nullptr && ::getppid() != supervision->supervisor_pid) {
-      log.error("the supervisor (pid {}) is gone: serving stops and the mount ends",
-                supervision->supervisor_pid);
-    } else if (loop_rc > 0) {
-      log.info("signal {} received: unmounting", loop_rc);
+      // Joined after the session is torn down: a stat stuck on a dead session returns only then.
+      probe = std::thread([&] {
+        ready = probe_mount(options.image_path, state.image_size());
+        if (ready) {
+          hydrator.set_paused(settings->paused);
+          log.info(
+              "serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
+              "copy-on-read {})",
+              options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
+              settings->threshold, settings->batch, settings->rate,
+              options.copy_on_read ? "on" : "off");
+        }
+        options.report(ready);
+      });
+      loop_rc = mounted.loop(options.max_threads);
+      if (supervision != nullptr && ::getppid() != supervision->supervisor_pid) {
+        log.error("the supervisor (pid {}) is gone: serving stops and the mount ends",
+                  supervision->supervisor_pid);
+      } else if (loop_rc > 0) {
+        log.info("signal {} received: unmounting", loop_rc);
+      }
+      if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
     }
-    if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
+  }
+  if (!startup) {
+    // After the session's teardown, which unmounted what it had mounted.
+    if (created && inherited == nullptr) ::unlink(options.image_path.c_str());
+    hydrator.stop();
+    (void)(*clone)->engine().close();
+    options.report(startup);
+    return 1;
   }
   probe.join();
   int rc = finish(**clone, hydrator, log);
