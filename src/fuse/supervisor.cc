@@ -84,7 +84,6 @@ class Supervisor {
     server_ = pid;
     server_fd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (server_fd_ < 0) return Status::from_errno(errno, "pidfd_open of the serving process");
-    started_at_ = Clock::now();
     return Status::ok();
   }
 
@@ -270,7 +269,6 @@ class Supervisor {
   bool reported_ = false;
   bool ready_ = false;
   bool stopping_ = false;
-  Clock::time_point started_at_;
   Clock::time_point died_at_;
   std::deque<Clock::time_point> restarts_;
 };
