@@ -97,13 +97,20 @@ bool connection_alive(int fuse_fd) {
 
 namespace clonefs {
 
-void keep_receive_buffers_resident(unsigned workers) {
-  // libfuse 3.14's receive buffer: FUSE_MAX_MAX_PAGES (256) pages and a header page.
-  const size_t buffer = 257 * static_cast<size_t>(::getpagesize());
+namespace {
+// libfuse 3.14's receive buffer: FUSE_MAX_MAX_PAGES (256) pages and a header page.
+size_t receive_buffer_size() { return 257 * static_cast<size_t>(::getpagesize()); }
+}  // namespace
+
+void use_one_resident_heap() {
   ::mallopt(M_ARENA_MAX, 1);
   ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
   ::mallopt(M_TRIM_THRESHOLD, INT_MAX);
-  ::mallopt(M_TOP_PAD, static_cast<int>(buffer));
+  ::mallopt(M_TOP_PAD, static_cast<int>(receive_buffer_size()));
+}
+
+void touch_receive_buffers(unsigned workers) {
+  const size_t buffer = receive_buffer_size();
   std::vector<void*> touched;
   for (unsigned i = 0; i < workers + 2; ++i) {
     void* p = std::malloc(buffer);

@@ -243,7 +243,7 @@ Status check_image_path(const std::string& image_path) {
 
 int serve_image(const ServeOptions& options) {
   spdlog::logger& log = *options.logger;
-  if (options.supervision != nullptr) keep_receive_buffers_resident(options.max_threads);
+  if (options.supervision != nullptr) use_one_resident_heap();
   OpenOptions open_options;
   open_options.engine.copy_on_read = options.copy_on_read;
   open_options.engine.on_commit_failure = [&log](const Status& failed) {
@@ -316,6 +316,7 @@ int serve_image(const ServeOptions& options) {
         }
         options.report(ready);
       });
+      if (supervision != nullptr) touch_receive_buffers(options.max_threads);
       loop_rc = mounted.loop(options.max_threads);
       if (supervision != nullptr && ::getppid() != supervision->supervisor_pid) {
         log.error("the supervisor (pid {}) is gone: serving stops and the mount ends",
