@@ -16,6 +16,7 @@
 #include "hydration_flags.h"
 #include "io/paths.h"
 #include "service_notify.h"
+#include "supervised_serve.h"
 
 namespace clonefs::cli {
 namespace {
@@ -31,6 +32,7 @@ struct MountArgs {
   bool no_priority = false;
   double source_timeout = 30;  // seconds; NbdSourceOptions says why this default
   unsigned source_connections = NbdSourceOptions{}.connections;
+  unsigned restart_limit = 10;  // 0: no supervisor
 };
 
 // Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in the
@@ -57,7 +59,7 @@ std::shared_ptr<spdlog::logger> make_logger(const MountArgs& args) {
   } else {
     logger = spdlog::basic_logger_mt("clonefs", args.log_file);
   }
-  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] [%t] %v");
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] [%P:%t] %v");
   logger->set_level(spdlog::level::from_str(args.log_level));
   logger->flush_on(spdlog::level::info);  // a daemon's log must be current when someone reads it
   return logger;
@@ -129,7 +131,8 @@ int run_foreground(const MountArgs& args) {
       tell_service_manager_serving(args.image);
     }
   };
-  return serve_image(options);
+  if (args.restart_limit == 0) return serve_image(options);
+  return serve_supervised(options, args.restart_limit, "", -1, options.report);
 }
 
 // The detached daemon: new session, no terminal, cwd /; stderr kept until the mount is ready so
@@ -153,7 +156,8 @@ int run_daemon_child(const MountArgs& args, int report_fd) {
     }
     if (!status) options.logger->error("mount failed: {}", status.message());
   };
-  return serve_image(options);
+  if (args.restart_limit == 0) return serve_image(options);
+  return serve_supervised(options, args.restart_limit, args.log_file, report_fd, options.report);
 }
 
 // A pause saved by an earlier mount or `clonefs hydrate` holds at this mount too; say so, or a
@@ -268,6 +272,11 @@ Command add_mount_command(CLI::App& root) {
                       std::to_string(NbdSourceOptions{}.connections) + ", at most " +
                       std::to_string(kMaxNbdConnections) + ")")
       ->check(CLI::Range(1u, kMaxNbdConnections));
+  app->add_option(
+         "--restart-limit", args->restart_limit,
+         "Restarts of a crashed serving process allowed within a minute before the "
+         "mount ends\n(default 10; 0: no supervisor, a crash of the daemon ends the mount)")
+      ->check(CLI::Range(0u, 10000u));
   app->add_option("--log-level", args->log_level,
                   "trace, debug, info, warn, error, critical or off (default info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "app.h"
 #include "control/control_client.h"
@@ -137,6 +138,14 @@ int run_unmount(const UnmountArgs& args) {
   // nobody). If the unmount is refused, hydration is resumed as it was.
   auto before = live_status_of(args.image);
   bool was_paused = before && hydration_paused(*before);
+  // A supervised mount ends when its supervisor has unmounted and cleaned up after the serving
+  // process's final commit: waited for too.
+  std::optional<UniqueFd> supervisor;
+  if (before && before->supervisor) {
+    auto opened = open_daemon(before->supervisor->pid);
+    if (!opened) return fail(opened.status());
+    supervisor = std::move(*opened);
+  }
   // "hold" is not saved for the next mount; a daemon older than it only knows "pause".
   if (!was_paused && !send_hydrate_command(args.image, "hold")) {
     (void)send_hydrate_command(args.image, "pause");
@@ -156,6 +165,10 @@ int run_unmount(const UnmountArgs& args) {
     return fail(unmounted);
   }
   if (Status exited = wait_for_exit(*daemon, *pid, args.image); !exited) return fail(exited);
+  if (supervisor) {
+    if (Status exited = wait_for_exit(*supervisor, before->supervisor->pid, args.image); !exited)
+      return fail(exited);
+  }
   if (::access(args.image.c_str(), F_OK) != 0 && errno == ENOENT) {
     std::printf("removed %s (the mount had created it)\n", args.image.c_str());
   }

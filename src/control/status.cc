@@ -40,6 +40,13 @@ json source_connection_json(const StatusSourceConnection& c) {
           {"last_error", c.last_error}};
 }
 
+json supervisor_json(const StatusSupervisor& s) {
+  return {{"pid", s.pid},
+          {"serving_pid", s.serving_pid},
+          {"restarts", s.restarts},
+          {"last_restart", s.last_restart ? json(*s.last_restart) : json(nullptr)}};
+}
+
 // "field \"hydration.batch\" should be a non-negative integer, not \"16\"" (the value cut short:
 // the message is one line of an error).
 [[noreturn]] void mistyped(const std::string& field, const char* expected, const json& got) {
@@ -153,6 +160,24 @@ StatusSourceConnection source_connection_from(const json& j, const std::string& 
           .last_error = f.text("last_error")};
 }
 
+int process_id(const json& v, const std::string& name) {
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > INT32_MAX) {
+    mistyped(name, "a process id", v);
+  }
+  return v.get<int>();
+}
+
+StatusSupervisor supervisor_from(const json& j, const std::string& path) {
+  Fields f(j, path);
+  return {.pid = process_id(f.at("pid"), path + ".pid"),
+          .serving_pid = process_id(f.at("serving_pid"), path + ".serving_pid"),
+          .restarts = f.count("restarts"),
+          .last_restart = f.nullable("last_restart", [](const json& v, const std::string& name) {
+            if (!v.is_string()) mistyped(name, "a string or null", v);
+            return v.get<std::string>();
+          })};
+}
+
 }  // namespace
 
 void to_json(json& j, const CloneStatus& s) {
@@ -178,6 +203,7 @@ void to_json(json& j, const CloneStatus& s) {
   j["counters"] = s.counters ? counters_json(*s.counters) : json(nullptr);
   j["source_connection"] =
       s.source_connection ? source_connection_json(*s.source_connection) : json(nullptr);
+  j["supervisor"] = s.supervisor ? supervisor_json(*s.supervisor) : json(nullptr);
 }
 
 void from_json(const json& j, CloneStatus& s) {
@@ -211,6 +237,7 @@ void from_json(const json& j, CloneStatus& s) {
   out.complete = f.flag("complete");
   out.counters = f.nullable("counters", counters_from);
   out.source_connection = f.nullable("source_connection", source_connection_from);
+  out.supervisor = f.nullable("supervisor", supervisor_from);
   s = std::move(out);
 }
 

@@ -37,6 +37,10 @@
 //     (NBD) source: state string ("connected", "degraded": fewer connections than wanted,
 //     "reconnecting": none), connections integer (open now), connections_wanted integer,
 //     reconnects integer (since the mount), last_error string (secrets redacted)
+//   supervisor            object|null  null offline or without a supervisor (fuse/supervisor.h);
+//     else: pid integer (the supervisor's), serving_pid integer (the serving process's, as
+//     pid), restarts integer (serving processes started after the first), last_restart
+//     string|null (why the last one was started: the dead one's pid and exit code or signal)
 //
 // Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
 // a default — a zero read for a renamed field would look like a real figure. Fields this build
@@ -100,6 +104,15 @@ struct StatusSourceConnection {
   bool operator==(const StatusSourceConnection&) const = default;
 };
 
+// The supervisor holding the connection across restarts of the serving process (live only).
+struct StatusSupervisor {
+  int pid = 0;
+  int serving_pid = 0;
+  uint64_t restarts = 0;
+  std::optional<std::string> last_restart;  // nullopt before any restart
+  bool operator==(const StatusSupervisor&) const = default;
+};
+
 struct CloneStatus {
   std::optional<std::string> image;  // nullopt offline
   std::string metadata;
@@ -121,6 +134,7 @@ struct CloneStatus {
   bool complete = false;
   std::optional<StatusCounters> counters;                   // nullopt offline
   std::optional<StatusSourceConnection> source_connection;  // nullopt offline, local sources
+  std::optional<StatusSupervisor> supervisor;  // nullopt offline or unsupervised
   bool operator==(const CloneStatus&) const = default;
 };
 

@@ -98,6 +98,14 @@ std::string format_status_table(const CloneStatus& s) {
                            std::to_string(c.reconnects) + " reconnects" +
                            (c.last_error.empty() ? "" : " (last error: " + c.last_error + ")"));
   }
+  if (s.supervisor) {
+    row("supervisor",
+        "pid " + std::to_string(s.supervisor->pid) + ", serving pid " +
+            std::to_string(s.supervisor->serving_pid) + ", " +
+            std::to_string(s.supervisor->restarts) + " restarts" +
+            (s.supervisor->last_restart ? " (last: " + *s.supervisor->last_restart + ")"
+                                        : std::string()));
+  }
   return out.str();
 }
 

@@ -75,6 +75,13 @@ CloneStatus live_status(const LiveStatusSources& in) {
                                                  .reconnects = link->reconnects,
                                                  .last_error = link->last_error};
   }
+  if (in.supervisor_pid > 0) {
+    s.supervisor = StatusSupervisor{
+        .pid = in.supervisor_pid,
+        .serving_pid = in.pid,
+        .restarts = in.restarts,
+        .last_restart = in.last_restart.empty() ? std::nullopt : std::optional(in.last_restart)};
+  }
   return s;
 }
 

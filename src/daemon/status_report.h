@@ -20,6 +20,10 @@ struct LiveStatusSources {
   const CloneEngine& engine;
   const Hydrator& hydrator;
   int pid;
+  // The supervisor's pid (0: unsupervised), and its restarts so far.
+  int supervisor_pid = 0;
+  uint64_t restarts = 0;
+  std::string last_restart;  // "" before any
 };
 
 CloneStatus live_status(const LiveStatusSources& sources);

@@ -2,7 +2,9 @@
 // sees a regular file as the mount's root inode, as in qemu-storage-daemon's FUSE export).
 #pragma once
 
+#ifndef FUSE_USE_VERSION
 #define FUSE_USE_VERSION 314
+#endif
 #include <fuse_lowlevel.h>
 
 namespace clonefs {

@@ -38,6 +38,13 @@ class ImageSession {
   // The user's -o max_read=N (0: none): libfuse refuses the session unless init() repeats it.
   unsigned max_read() const { return max_read_; }
 
+  // Started by a supervisor (fuse/supervisor.h): shown in the status.
+  void set_supervision(pid_t supervisor_pid, unsigned restarts, std::string last_restart) {
+    supervisor_pid_ = supervisor_pid;
+    restarts_ = restarts;
+    last_restart_ = std::move(last_restart);
+  }
+
   // The live status (control/status.h), built by daemon/status_report.h; and as JSON.
   CloneStatus status() const;
   std::string status_json() const;
@@ -51,6 +58,9 @@ class ImageSession {
   const uid_t owner_uid_;
   const pid_t pid_;
   const unsigned max_read_;
+  pid_t supervisor_pid_ = 0;
+  unsigned restarts_ = 0;
+  std::string last_restart_;
   ImageFile image_;
 };
 

@@ -20,8 +20,10 @@
 #include "control/status_prometheus.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
+#include "fuse/connection_resume.h"
 #include "fuse/image_ops.h"
 #include "fuse/image_session.h"
+#include "fuse/supervisor_channel.h"
 
 namespace clonefs {
 namespace {
@@ -125,7 +127,7 @@ Status probe_mount(const std::string& image_path, uint64_t image_size) {
 // The session, mounted on construction's success, torn down in reverse order.
 class MountedSession {
  public:
-  MountedSession(const ServeOptions& options, ImageSession& state) {
+  MountedSession(const ServeOptions& options, ImageSession& state, const HeldConnection* held) {
     std::vector<std::string> strings = fuse_arguments(options);
     std::vector<char*> argv;
     for (std::string& s : strings) argv.push_back(s.data());
@@ -141,6 +143,15 @@ class MountedSession {
       return;
     }
     signals_ = true;
+    if (held != nullptr) {
+      // libfuse takes /dev/fd/N as "already open and mounted": nothing to unmount here.
+      std::string device = "/dev/fd/" + std::to_string(held->fuse_fd);
+      if (fuse_session_mount(session_, device.c_str()) != 0) {
+        status_ = Status::error(EIO, "cannot serve the connection of " + options.image_path +
+                                         " held by the supervisor");
+      }
+      return;
+    }
     if (fuse_session_mount(session_, options.image_path.c_str()) != 0) {
       status_ =
           Status::error(EIO, "cannot mount " + options.image_path +
@@ -158,6 +169,24 @@ class MountedSession {
   MountedSession& operator=(const MountedSession&) = delete;
 
   const Status& status() const { return status_; }
+
+  // The INIT handshake, before any worker thread reads: a restarted serving process replays the
+  // kernel's INIT its first predecessor recorded; the first one, when supervised, records it and
+  // hands the connection (and with it, unmounting) to the supervisor. Unsupervised, the loop
+  // answers INIT itself.
+  Status handshake(const Supervision* supervision, const ImageAttributes& attributes,
+                   bool created) {
+    if (supervision == nullptr) return Status::ok();
+    if (supervision->connection)
+      return replay_init(session_, supervision->connection->init_request);
+    auto init = receive_init(session_);
+    if (!init) return init.status();
+    HeldConnection connection{fuse_session_fd(session_), std::move(*init), attributes, created};
+    CLONEFS_RETURN_IF_ERROR(send_connection(supervision->channel, connection));
+    mounted_ = false;
+    return Status::ok();
+  }
+
   // Runs until unmounted (fusermount3 -u, umount) or SIGINT/SIGTERM/SIGHUP.
   int loop(unsigned max_threads) {
     fuse_loop_config* config = fuse_loop_cfg_create();
@@ -222,6 +251,7 @@ namespace {
 
 int serve_clone(const ServeOptions& options) {
   spdlog::logger& log = *options.logger;
+  if (options.supervision != nullptr) use_one_resident_heap();
   OpenOptions open_options;
   open_options.engine.copy_on_read = options.copy_on_read;
   open_options.nbd = options.nbd;
@@ -239,16 +269,24 @@ int serve_clone(const ServeOptions& options) {
     options.report(settings.status());
     return 1;
   }
+  const Supervision* supervision = options.supervision;
+  const HeldConnection* inherited =
+      supervision != nullptr && supervision->connection ? &*supervision->connection : nullptr;
   bool created = false;
-  auto attributes = prepare_image_file(options.image_path, **clone, created);
-  if (!attributes) {
-    options.report(attributes.status());
-    return 1;
+  Result<ImageAttributes> attributes = inherited ? inherited->attributes : ImageAttributes{};
+  if (inherited != nullptr) {
+    created = inherited->created_image;  // IMAGE is mounted over: checked and prepared at the mount
+  } else {
+    attributes = prepare_image_file(options.image_path, **clone, created);
+    if (!attributes) {
+      options.report(attributes.status());
+      return 1;
+    }
+    // Lets `clonefs status IMAGE` find the metadata while unmounted (best effort: the file
+    // system holding IMAGE may not support user xattrs).
+    ::setxattr(options.image_path.c_str(), kMetadataXattr, options.metadata_path.data(),
+               options.metadata_path.size(), 0);
   }
-  // Lets `clonefs status IMAGE` find the metadata while unmounted (best effort: the file system
-  // holding IMAGE may not support user xattrs).
-  ::setxattr(options.image_path.c_str(), kMetadataXattr, options.metadata_path.data(),
-             options.metadata_path.size(), 0);
 
   std::vector<RegionRun> plan;
   if (!options.profile_path.empty()) {
@@ -287,42 +325,62 @@ int serve_clone(const ServeOptions& options) {
   };
   ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
                      *attributes, max_read_option(options.fuse_options));
+  if (supervision != nullptr) {
+    state.set_supervision(supervision->supervisor_pid, supervision->restarts,
+                          supervision->last_restart);
+  }
   std::thread probe;
   std::optional<MetricsFileWriter> metrics;  // started once ready, stopped before the final commit
   Status ready;
+  Status startup;
   int loop_rc = 0;
   {
-    MountedSession mounted(options, state);
-    if (!mounted.status()) {
-      if (created) ::unlink(options.image_path.c_str());
-      if (recorder) (*clone)->engine().remove_observer(&*recorder);
-      hydrator.stop();
-      (void)(*clone)->engine().close();
-      options.report(mounted.status());
-      return 1;
-    }
-    // Joined after the session is torn down: a stat stuck on a dead session returns only then.
-    probe = std::thread([&] {
-      ready = probe_mount(options.image_path, state.image_size());
-      if (ready) {
-        hydrator.set_paused(settings->paused);
-        log.info(
-            "serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
-            "copy-on-read {})",
-            options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
-            settings->threshold, settings->batch, settings->rate,
-            options.copy_on_read ? "on" : "off");
-        if (!options.metrics_file.empty()) {
-          metrics.emplace(
-              options.metrics_file, options.metrics_interval, [&state] { return state.status(); },
-              [&log](const Status& failed) { log.warn("{}", failed.message()); });
-        }
+    MountedSession mounted(options, state, inherited);
+    startup = mounted.status();
+    if (startup) startup = mounted.handshake(supervision, *attributes, created);
+    if (startup) {
+      if (inherited != nullptr) {
+        log.info("serving the connection of {} again (restart {}: {})", options.image_path,
+                 supervision->restarts, supervision->last_restart);
       }
-      options.report(ready);
-    });
-    loop_rc = mounted.loop(options.max_threads);
-    if (loop_rc > 0) log.info("signal {} received: unmounting", loop_rc);
-    if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
+      // Joined after the session is torn down: a stat stuck on a dead session returns only then.
+      probe = std::thread([&] {
+        ready = probe_mount(options.image_path, state.image_size());
+        if (ready) {
+          hydrator.set_paused(settings->paused);
+          log.info(
+              "serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
+              "copy-on-read {})",
+              options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
+              settings->threshold, settings->batch, settings->rate,
+              options.copy_on_read ? "on" : "off");
+          if (!options.metrics_file.empty()) {
+            metrics.emplace(
+                options.metrics_file, options.metrics_interval, [&state] { return state.status(); },
+                [&log](const Status& failed) { log.warn("{}", failed.message()); });
+          }
+        }
+        options.report(ready);
+      });
+      if (supervision != nullptr) touch_receive_buffers(options.max_threads);
+      loop_rc = mounted.loop(options.max_threads);
+      if (supervision != nullptr && ::getppid() != supervision->supervisor_pid) {
+        log.error("the supervisor (pid {}) is gone: serving stops and the mount ends",
+                  supervision->supervisor_pid);
+      } else if (loop_rc > 0) {
+        log.info("signal {} received: unmounting", loop_rc);
+      }
+      if (loop_rc < 0) log.error("FUSE session loop failed: {}", std::strerror(-loop_rc));
+    }
+  }
+  if (!startup) {
+    // After the session's teardown, which unmounted what it had mounted.
+    if (created && inherited == nullptr) ::unlink(options.image_path.c_str());
+    if (recorder) (*clone)->engine().remove_observer(&*recorder);
+    hydrator.stop();
+    (void)(*clone)->engine().close();
+    options.report(startup);
+    return 1;
   }
   // The session is gone (libfuse's handlers too): from here on a SIGTERM — sent right after
   // umount(8) returned, by a service manager or a shutdown script — would kill the process in
@@ -333,8 +391,9 @@ int serve_clone(const ServeOptions& options) {
   metrics.reset();
   int rc = finish(**clone, hydrator, log);
   // What the mount created, it removes: an empty file left where IMAGE was would look like a
-  // disk image with nothing in it. (`clonefs unmount` tells the user.)
-  if (created) {
+  // disk image with nothing in it. (`clonefs unmount` tells the user.) A supervised mount's
+  // supervisor does it, after the unmount.
+  if (created && supervision == nullptr) {
     if (::unlink(options.image_path.c_str()) == 0) {
       log.info("removed {} (the mount had created it)", options.image_path);
     } else {

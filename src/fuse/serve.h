@@ -14,6 +14,7 @@
 #include "control/control_protocol.h"
 #include "control/metrics_file.h"
 #include "io/nbd_source.h"
+#include "fuse/supervision.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -40,6 +41,10 @@ struct ServeOptions {
   // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached
   // daemon passes the result to its waiting parent through this.
   std::function<void(const Status&)> report;
+  // Set when a supervisor started this process (fuse/supervisor.h): the first one hands the
+  // connection over once the kernel's INIT is answered and leaves unmounting to the supervisor; a
+  // restarted one serves the connection it is given instead of mounting.
+  const Supervision* supervision = nullptr;
 };
 
 // Returns the process exit code: 0 after a clean unmount and final commit, 1 if opening,

@@ -9,10 +9,12 @@
 #include <random>
 #include <thread>
 
-#include "mount/mount_fixture.h"
+#include "mount/kill_target.h"
 
 namespace clonefs::testing {
 namespace {
+
+class Ext4SigkillTest : public MountTest, public ::testing::WithParamInterface<KillTarget> {};
 
 int ext4_kill_rounds() {
   const char* env = std::getenv("CLONEFS_EXT4_KILL_ROUNDS");
@@ -29,7 +31,7 @@ bool write_and_fsync(const std::string& path, const std::vector<std::byte>& byte
   return ok;
 }
 
-TEST_F(MountTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
+TEST_P(Ext4SigkillTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -39,7 +41,7 @@ TEST_F(MountTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
   std::map<std::string, std::vector<std::byte>> acknowledged;  // fsynced files and their bytes
   const std::string mnt = dir_.file("mnt");
   for (int round = 0; round <= ext4_kill_rounds(); ++round) {
-    mount();
+    mount(mount_flags_for(GetParam()));
     auto loop = std::make_unique<LoopDevice>(image());
     ASSERT_TRUE(loop->ok());
     auto fs = std::make_unique<FilesystemMount>(loop->device(), mnt);
@@ -54,7 +56,8 @@ TEST_F(MountTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
       EXPECT_EQ(fsck.exit_code, 0) << fsck.output;
       break;
     }
-    const int pid = mounted_->daemon_pid();
+    const int serving = mounted_->daemon_pid();
+    const int pid = pid_to_kill(*mounted_, GetParam());
     ASSERT_GT(pid, 0);
     std::thread killer([pid, delay = std::chrono::milliseconds(200 + rng() % 800)] {
       std::this_thread::sleep_for(delay);
@@ -67,6 +70,7 @@ TEST_F(MountTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
       acknowledged[name] = std::move(bytes);
     }
     killer.join();
+    wait_until_gone(serving);
     fs.reset();    // lazy unmount of the filesystem whose device died
     loop.reset();  // detach
     mounted_->kill_daemon();
@@ -75,6 +79,11 @@ TEST_F(MountTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
   std::printf("ext4 SIGKILLs survived: %d, fsynced files checked: %zu\n", ext4_kill_rounds(),
               acknowledged.size());
 }
+
+INSTANTIATE_TEST_SUITE_P(Kill, Ext4SigkillTest,
+                         ::testing::Values(KillTarget::kUnsupervisedDaemon,
+                                           KillTarget::kSupervisor),
+                         kill_target_name);
 
 }  // namespace
 }  // namespace clonefs::testing

@@ -11,10 +11,12 @@
 #include <set>
 #include <thread>
 
-#include "mount/mount_fixture.h"
+#include "mount/kill_target.h"
 
 namespace clonefs::testing {
 namespace {
+
+class SigkillTest : public MountTest, public ::testing::WithParamInterface<KillTarget> {};
 
 constexpr uint64_t kBlock = 4096;
 constexpr uint64_t kImageSize = 32 << 20;
@@ -53,7 +55,7 @@ int kill_rounds() {
   return env ? std::atoi(env) : 12;
 }
 
-TEST_F(MountTest, SigkillUnderLoadLosesNoFsyncedWrite) {
+TEST_P(SigkillTest, SigkillUnderLoadLosesNoFsyncedWrite) {
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -63,7 +65,7 @@ TEST_F(MountTest, SigkillUnderLoadLosesNoFsyncedWrite) {
   CrashModel model(source_bytes);
   int kills = 0;
   for (int round = 0; round <= kill_rounds(); ++round) {
-    mount("--no-hydration");
+    mount("--no-hydration " + mount_flags_for(GetParam()));
     // Slow enough that kills land mid-hydration.
     ASSERT_EQ(run(clonefs("hydrate --rate 16M --resume " + shell_quote(image()))).exit_code, 0);
     auto image_bytes = read_file(image());
@@ -79,7 +81,8 @@ TEST_F(MountTest, SigkillUnderLoadLosesNoFsyncedWrite) {
 
     int fd = ::open(image().c_str(), O_WRONLY);
     ASSERT_GE(fd, 0);
-    const int pid = mounted_->daemon_pid();
+    const int serving = mounted_->daemon_pid();
+    const int pid = pid_to_kill(*mounted_, GetParam());
     ASSERT_GT(pid, 0);
     auto kill_after = std::chrono::milliseconds(100 + rng() % 900);
     std::thread killer([pid, kill_after] {
@@ -100,6 +103,7 @@ TEST_F(MountTest, SigkillUnderLoadLosesNoFsyncedWrite) {
     }
     killer.join();
     ::close(fd);
+    wait_until_gone(serving);
     mounted_->kill_daemon();  // already dead: clears the dead mount
     mounted_.reset();
     ++kills;
@@ -108,6 +112,11 @@ TEST_F(MountTest, SigkillUnderLoadLosesNoFsyncedWrite) {
   std::printf("SIGKILLs survived: %d\n", kills);
   unmount();
 }
+
+INSTANTIATE_TEST_SUITE_P(Kill, SigkillTest,
+                         ::testing::Values(KillTarget::kUnsupervisedDaemon,
+                                           KillTarget::kSupervisor),
+                         kill_target_name);
 
 }  // namespace
 }  // namespace clonefs::testing

@@ -42,11 +42,12 @@ class MountGuard {
  public:
   explicit MountGuard(std::string image) : image_(std::move(image)) {}
   ~MountGuard() {
-    auto pid = clonefs::daemon_pid(image_);
-    if (pid &&
+    auto status = clonefs::live_status_of(image_);
+    if (status &&
         run(shell_quote(clonefs_binary()) + " unmount " + shell_quote(image_)).exit_code == 0)
       return;
-    if (pid) ::kill(*pid, SIGKILL);
+    if (status && status->supervisor) ::kill(status->supervisor->pid, SIGKILL);
+    if (status && status->pid) ::kill(*status->pid, SIGKILL);
     run("fusermount3 -u -z " + shell_quote(image_) + " 2>/dev/null");
   }
   MountGuard(const MountGuard&) = delete;
@@ -154,11 +155,15 @@ TEST_F(ReadmeVm, AfterTheDaemonDiesTheRecoveryStepsBringBackWhatWasFsynced) {
   run_line(blocks_[0][0]);  // create
   run_line(blocks_[0][1]);  // mount
   run_line(blocks_[0][2]);  // the guest writes and fsyncs
-  auto pid = clonefs::daemon_pid(vms("dev.img"));
-  ASSERT_TRUE(pid.is_ok()) << pid.status().message();
-  ASSERT_EQ(::kill(*pid, SIGKILL), 0);
-  for (int i = 0; i < 500 && ::kill(*pid, 0) == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // The daemon: the supervisor, whose PID `clonefs mount` printed; its serving process stops too.
+  auto status = clonefs::live_status_of(vms("dev.img"));
+  ASSERT_TRUE(status.is_ok()) << status.status().message();
+  ASSERT_TRUE(status->supervisor && status->pid);
+  ASSERT_EQ(::kill(status->supervisor->pid, SIGKILL), 0);
+  for (int pid : {status->supervisor->pid, *status->pid}) {
+    for (int i = 0; i < 1000 && ::kill(pid, 0) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   CommandResult dead =
       run("dd if=" + shell_quote(vms("dev.img")) + " of=/dev/null bs=4K count=1 status=none");
   EXPECT_NE(dead.exit_code, 0) << "I/O on a dead mount succeeded";

@@ -76,13 +76,26 @@ CommandResult MountedImage::unmount() {
   return r;
 }
 
+int MountedImage::supervisor_pid() const {
+  auto status = clonefs::live_status_of(image_);
+  return status && status->supervisor ? status->supervisor->pid : -1;
+}
+
+namespace {
+void kill_and_wait(int pid) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGKILL);
+  for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+}  // namespace
+
 void MountedImage::kill_daemon() {
   int pid = daemon_pid();
-  if (pid > 0) {
-    ::kill(pid, SIGKILL);
-    for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  int supervisor = supervisor_pid();
+  if (supervisor > 0 && pid > 0) ::kill(pid, SIGSTOP);  // no restart, no SIGTERM handling
+  kill_and_wait(supervisor);
+  kill_and_wait(pid);
   run("fusermount3 -u -z " + shell_quote(image_));
   mounted_ = false;
 }

@@ -37,11 +37,14 @@ class MountedImage {
   bool ok() const { return result_.exit_code == 0; }
   const CommandResult& result() const { return result_; }
   const std::string& image() const { return image_; }
-  // The daemon's PID, read through the control channel.
+  // The serving process's PID, read through the control channel.
   int daemon_pid() const;
+  // The supervisor's PID (fuse/supervisor.h), -1 if none (--restart-limit 0) or unreadable.
+  int supervisor_pid() const;
   // Unmounts now (clonefs unmount); returns its result.
   CommandResult unmount();
-  // Kills the daemon with SIGKILL and clears the dead mount (fusermount3 -u).
+  // Kills the daemon with SIGKILL — the supervisor and its serving process at once (stopped
+  // first, so that it gets no chance to commit) — and clears the dead mount (fusermount3 -u).
   void kill_daemon();
 
  private:

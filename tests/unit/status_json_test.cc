@@ -54,6 +54,10 @@ CloneStatus live_sample() {
                                                .connections_wanted = 4,
                                                .reconnects = 2,
                                                .last_error = "connection lost"};
+  s.supervisor = StatusSupervisor{.pid = 4241,
+                                  .serving_pid = 4242,
+                                  .restarts = 3,
+                                  .last_restart = "serving process 4240 died (signal 9 (Killed))"};
   return s;
 }
 
@@ -138,6 +142,11 @@ const std::map<std::string, std::string> kLiveFields = {
     {"source_connection.connections_wanted", "integer"},
     {"source_connection.reconnects", "integer"},
     {"source_connection.last_error", "string"},
+    {"supervisor", "object"},
+    {"supervisor.pid", "integer"},
+    {"supervisor.serving_pid", "integer"},
+    {"supervisor.restarts", "integer"},
+    {"supervisor.last_restart", "string"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {
@@ -169,7 +178,8 @@ TEST(StatusJson, OfflineHasTheSameTopLevelKeysWithNulls) {
   for (const auto& [key, value] : j.items()) keys.insert(key);
   for (const auto& [key, value] : live.items()) live_keys.insert(key);
   EXPECT_EQ(keys, live_keys);
-  for (const char* key : {"image", "pid", "hydration", "counters", "source_connection"}) {
+  for (const char* key : {"image", "pid", "hydration", "counters", "source_connection",
+                          "supervisor"}) {
     EXPECT_TRUE(j[key].is_null()) << key << " is " << j[key].dump();
   }
   EXPECT_TRUE(j["hydration_settings"]["paused"].get<bool>());
@@ -191,7 +201,7 @@ TEST(StatusJson, SerialisesByteForByteAsBefore) {
       R"("image":null,"image_size":1048576,"metadata":"/var/lib/vm.meta","metadata_mode":"unmounted",)"
       R"("metadata_mode_reason":"","mounted":false,"pid":null,"region_size":4096,"regions_in_flight":0,)"
       R"("regions_total":256,"regions_uncommitted":0,"regions_valid":256,"source":"/srv/golden.img",)"
-      R"("source_connection":null})");
+      R"("source_connection":null,"supervisor":null})");
 }
 
 TEST(StatusJson, RoundTripsLiveAndOffline) {
@@ -241,6 +251,9 @@ TEST(StatusJson, MistypedFieldsAreErrorsNamingThem) {
       {json::json_pointer("/hydration/failed_sample"), json::array({1, "x"})},
       {json::json_pointer("/hydration_settings"), nullptr},
       {json::json_pointer("/counters/bytes_copied"), nullptr},
+      {json::json_pointer("/supervisor/pid"), 0},
+      {json::json_pointer("/supervisor/serving_pid"), "4242"},
+      {json::json_pointer("/supervisor/last_restart"), 3},
   };
   for (const auto& [pointer, value] : bad) {
     json j = whole;

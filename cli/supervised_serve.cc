@@ -1,0 +1,38 @@
+#include "supervised_serve.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "fuse/supervisor.h"
+#include "fuse/supervisor_channel.h"
+
+namespace clonefs::cli {
+
+int serve_supervised(const ServeOptions& options, unsigned restart_limit,
+                     const std::string& log_file, int report_fd,
+                     std::function<void(const Status&)> report) {
+  SuperviseOptions supervise_options;
+  supervise_options.image_path = options.image_path;
+  supervise_options.restart_limit = restart_limit;
+  supervise_options.logger = options.logger;
+  supervise_options.report = std::move(report);
+  if (report_fd >= 0) supervise_options.supervisor_only_fds.push_back(report_fd);
+  supervise_options.serve = [&options, &log_file](const Supervision& supervision) {
+    ServeOptions serving = options;
+    serving.supervision = &supervision;
+    serving.report = [&](const Status& status) {
+      if (Status sent = send_report(supervision.channel, status); !sent)
+        options.logger->error("{}", sent.message());
+      if (!status || log_file.empty()) return;
+      int log_fd = ::open(log_file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (log_fd >= 0) {
+        ::dup2(log_fd, STDERR_FILENO);
+        ::close(log_fd);
+      }
+    };
+    return serve_image(serving);
+  };
+  return supervise(supervise_options);
+}
+
+}  // namespace clonefs::cli

@@ -1,0 +1,31 @@
+// What a serving process knows of the supervisor that started it (fuse/supervisor.h), and the
+// connection the supervisor keeps for its successors.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+#include "image/image_file.h"
+
+namespace clonefs {
+
+// An initialised FUSE connection, as the first serving process handed it over.
+struct HeldConnection {
+  int fuse_fd = -1;            // the supervisor's descriptor of /dev/fuse (inherited by successors)
+  std::string init_request;    // the kernel's FUSE_INIT, as read (fuse/connection_resume.h)
+  ImageAttributes attributes;  // IMAGE's, taken before it was mounted over
+  bool created_image = false;  // the mount created IMAGE: removed when the mount ends
+};
+
+struct Supervision {
+  int channel = -1;  // to the supervisor (fuse/supervisor_channel.h)
+  pid_t supervisor_pid = 0;
+  unsigned restarts = 0;     // serving processes started after the first
+  std::string last_restart;  // why the last one was started ("" before any)
+  // Set for a restart: serve this connection instead of mounting.
+  std::optional<HeldConnection> connection;
+};
+
+}  // namespace clonefs

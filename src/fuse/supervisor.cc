@@ -1,0 +1,289 @@
+#include "fuse/supervisor.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+#include <optional>
+
+#include "control/control_protocol.h"
+#include "fuse/connection_resume.h"
+#include "fuse/supervisor_channel.h"
+
+extern char** environ;
+
+namespace clonefs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// The serving process: the signals the supervisor reads through its signalfd are libfuse's
+// again, and it stops (final commit included) if the supervisor dies.
+[[noreturn]] void run_server(const SuperviseOptions& options, const Supervision& supervision,
+                             int keep_out_a, int keep_out_b) {
+  ::close(keep_out_a);
+  ::close(keep_out_b);
+  for (int fd : options.supervisor_only_fds) ::close(fd);
+  sigset_t set = stop_signals();
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != supervision.supervisor_pid) ::_exit(1);  // died before the prctl
+  int rc = options.serve(supervision);
+  options.logger->flush();
+  ::_exit(rc);
+}
+
+class Supervisor {
+ public:
+  explicit Supervisor(const SuperviseOptions& options) : options_(options), log_(*options.logger) {}
+
+  int run() {
+    sigset_t set = stop_signals();
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    signals_ = ::signalfd(-1, &set, SFD_CLOEXEC);
+    int pair[2];
+    if (signals_ < 0 || ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+      return fail_start(Status::from_errno(errno, "supervisor setup"));
+    }
+    channel_ = pair[0];
+    supervision_.channel = pair[1];
+    supervision_.supervisor_pid = ::getpid();
+    if (Status started = start_server(); !started) return fail_start(started);
+    log_.info("supervisor {} started serving process {}", ::getpid(), server_);
+    int rc = watch();
+    end_mount();
+    return rc;
+  }
+
+ private:
+  Status start_server() {
+    pid_t pid = ::fork();
+    if (pid < 0) return Status::from_errno(errno, "fork of the serving process");
+    if (pid == 0) run_server(options_, supervision_, channel_, signals_);
+    server_ = pid;
+    server_fd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (server_fd_ < 0) return Status::from_errno(errno, "pidfd_open of the serving process");
+    return Status::ok();
+  }
+
+  int fail_start(const Status& why) {
+    log_.error("{}", why.message());
+    report_once(why);
+    return 1;
+  }
+
+  void report_once(const Status& report) {
+    if (reported_) return;
+    reported_ = true;
+    ready_ = report.is_ok();
+    options_.report(report);
+  }
+
+  // Until the mount ends; returns the mount's exit code.
+  int watch() {
+    for (;;) {
+      pollfd fds[3] = {{server_fd_, POLLIN, 0}, {channel_, POLLIN, 0}, {signals_, POLLIN, 0}};
+      if (::poll(fds, 3, -1) < 0) {
+        if (errno == EINTR) continue;
+        log_.error("supervisor poll: {}", std::strerror(errno));
+        return 1;
+      }
+      if (fds[1].revents & POLLIN) read_messages();
+      if (fds[2].revents & POLLIN) forward_stop_signal();
+      if (fds[0].revents & POLLIN) {
+        read_messages();  // what it sent before dying
+        std::optional<int> rc = server_exited();
+        if (rc) return *rc;
+      }
+    }
+  }
+
+  void read_messages() {
+    for (;;) {
+      auto message = receive_message(channel_);
+      if (!message) {
+        log_.error("supervisor: {}", message.status().message());
+        return;
+      }
+      if (!message->has_value()) return;
+      if (auto* c = std::get_if<ConnectionMessage>(&**message)) {
+        if (connection_) {
+          ::close(c->connection.fuse_fd);
+          continue;
+        }
+        connection_ = std::move(c->connection);
+        supervision_.connection = connection_;
+      } else if (auto* r = std::get_if<ReportMessage>(&**message)) {
+        if (!reported_) {
+          report_once(r->report);
+        } else if (!r->report) {
+          log_.error("serving process {} could not start: {}", server_, r->report.message());
+        } else {
+          auto pause =
+              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - died_at_);
+          log_.info("serving process {} is serving again, {} ms after its predecessor died",
+                    server_, pause.count());
+        }
+      }
+    }
+  }
+
+  void forward_stop_signal() {
+    signalfd_siginfo info{};
+    if (::read(signals_, &info, sizeof info) != sizeof info) return;
+    log_.info("supervisor: signal {} received: stopping serving process {}", info.ssi_signo,
+              server_);
+    stopping_ = true;
+    if (server_ > 0) ::kill(server_, SIGTERM);
+  }
+
+  // After the serving process exited: nullopt when a successor now serves, else the exit code.
+  std::optional<int> server_exited() {
+    int wait_status = 0;
+    while (::waitpid(server_, &wait_status, 0) < 0 && errno == EINTR) {
+    }
+    died_at_ = Clock::now();
+    ::close(server_fd_);
+    server_fd_ = -1;
+    const pid_t dead = server_;
+    server_ = 0;
+    const std::string how = describe_exit(wait_status);
+    const bool clean = WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
+    if (!reported_) {
+      report_once(Status::error(EIO, "the serving process for " + options_.image_path +
+                                         " exited before the mount was ready (" + how + ")"));
+      return 1;
+    }
+    if (!ready_) return 1;
+    if (clean || stopping_) {
+      log_.info("serving process {} ended ({}): the mount ends", dead, how);
+      return clean ? 0 : 1;
+    }
+    if (!connection_ || !connection_alive(connection_->fuse_fd)) {
+      log_.error("serving process {} died ({}) and the connection is gone: the mount ends", dead,
+                 how);
+      return 1;
+    }
+    while (!restarts_.empty() && died_at_ - restarts_.front() > options_.restart_window)
+      restarts_.pop_front();
+    if (restarts_.size() >= options_.restart_limit) {
+      log_.error(
+          "serving process {} died ({}) after {} restarts within {} s: a crash loop; the mount "
+          "ends (limit: --restart-limit {})",
+          dead, how, restarts_.size(), options_.restart_window.count(), options_.restart_limit);
+      return 1;
+    }
+    if (Status resent = notify_resend(connection_->fuse_fd); !resent) {
+      log_.error(
+          "serving process {} died ({}), and the requests it held cannot be queued again "
+          "({}; Linux 6.9 or later is needed): the mount ends",
+          dead, how, resent.message());
+      return 1;
+    }
+    restarts_.push_back(died_at_);
+    ++supervision_.restarts;
+    supervision_.last_restart = "serving process " + std::to_string(dead) + " died (" + how + ")";
+    if (Status started = start_server(); !started) {
+      log_.error("cannot restart: {}: the mount ends", started.message());
+      return 1;
+    }
+    log_.warn("{}: restart {}, serving process {}", supervision_.last_restart,
+              supervision_.restarts, server_);
+    return std::nullopt;
+  }
+
+  // The connection, if still mounted, is closed first (aborted: nobody serves it any more), then
+  // lazily unmounted; an IMAGE the mount created is removed.
+  void end_mount() {
+    if (!connection_) return;
+    bool alive = connection_alive(connection_->fuse_fd);
+    ::close(connection_->fuse_fd);
+    if (alive) {
+      Status gone = lazy_unmount(options_.image_path);
+      if (gone)
+        log_.info("unmounted {}", options_.image_path);
+      else
+        log_.warn("{}", gone.message());
+    }
+    if (connection_->created_image) remove_created(options_.image_path);
+  }
+
+  static Status lazy_unmount(const std::string& image) {
+    if (::geteuid() == 0) {
+      if (::umount2(image.c_str(), MNT_DETACH) == 0 || errno == EINVAL) return Status::ok();
+      return Status::from_errno(errno, "unmount " + image);
+    }
+    const char* argv[] = {"fusermount3", "-u", "-z", image.c_str(), nullptr};
+    pid_t pid;
+    if (int err = ::posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv),
+                                 environ)) {
+      return Status::from_errno(err, "run fusermount3 to unmount " + image);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return Status::error(EIO, "fusermount3 -u -z " + image + " failed");
+    return Status::ok();
+  }
+
+  void remove_created(const std::string& image) {
+    struct stat st {};
+    char mark[8];
+    if (::stat(image.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) return;
+    if (::getxattr(image.c_str(), kCreatedImageXattr, mark, sizeof mark) <= 0) return;
+    if (::unlink(image.c_str()) == 0)
+      log_.info("removed {} (the mount had created it)", image);
+    else
+      log_.warn("cannot remove {}, which the mount had created: {}", image, std::strerror(errno));
+  }
+
+  const SuperviseOptions& options_;
+  spdlog::logger& log_;
+  int signals_ = -1;
+  int channel_ = -1;
+  pid_t server_ = 0;
+  int server_fd_ = -1;
+  Supervision supervision_;
+  std::optional<HeldConnection> connection_;
+  bool reported_ = false;
+  bool ready_ = false;
+  bool stopping_ = false;
+  Clock::time_point died_at_;
+  std::deque<Clock::time_point> restarts_;
+};
+
+}  // namespace
+
+std::string describe_exit(int wait_status) {
+  if (WIFSIGNALED(wait_status)) {
+    int sig = WTERMSIG(wait_status);
+    const char* name = ::sigdescr_np(sig);
+    return "signal " + std::to_string(sig) + (name ? std::string(" (") + name + ")" : "");
+  }
+  return "exit code " + std::to_string(WEXITSTATUS(wait_status));
+}
+
+int supervise(const SuperviseOptions& options) { return Supervisor(options).run(); }
+
+}  // namespace clonefs

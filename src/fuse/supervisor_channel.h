@@ -1,0 +1,30 @@
+// The serving process's messages to its supervisor, over a SOCK_SEQPACKET socket pair: one
+// datagram each, the connection's descriptor passed with SCM_RIGHTS.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "fuse/supervision.h"
+#include "util/status.h"
+
+namespace clonefs {
+
+// The first serving process, once the kernel's INIT is answered.
+Status send_connection(int channel, const HeldConnection& connection);
+// Once per serving process: OK once requests are served, or what stopped it first.
+Status send_report(int channel, const Status& report);
+
+struct ConnectionMessage {
+  HeldConnection connection;  // fuse_fd: the supervisor's own descriptor now
+};
+struct ReportMessage {
+  Status report;
+};
+using ChannelMessage = std::variant<ConnectionMessage, ReportMessage>;
+
+// One message without waiting: nullopt when none is queued; an error for a malformed one.
+Result<std::optional<ChannelMessage>> receive_message(int channel);
+
+}  // namespace clonefs
