@@ -16,6 +16,7 @@
 
 #include "control/control_protocol.h"
 #include "daemon/hydration_control.h"
+#include "daemon/status_report.h"
 #include "engine/access_profile.h"
 #include "control/status_prometheus.h"
 #include "engine/clone.h"
