@@ -13,6 +13,8 @@ packages=(
   # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata, python3 for
   # the bench's unit tests (ctest bench_python_unit)
   fio sqlite3 procps python3
+  # tests: XFS and btrfs on loop devices, where hydration shares the source's extents (reflink)
+  xfsprogs btrfs-progs
 )
 missing=()
 for p in "${packages[@]}"; do

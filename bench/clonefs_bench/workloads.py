@@ -18,6 +18,7 @@ from .ext4loop import Ext4OnLoop
 from .fio import Fio
 from .floor import commit_floor
 from .inputs import Inputs
+from .kernel_copy import kernel_copy_hydration
 from .peers import Passthrough, Peer
 from .proc import RunLog, drop_caches, du_kib, du_mib, log, rss_mib
 from .strace import syscall_costs
@@ -418,4 +419,6 @@ PHASES = (
     Phase("ext4 untar through a loop device (7)", untar, "untar"),
     Phase("1 TiB mount time and RSS (8)", tera, "tera"),
     Phase("latency with hydration paused vs running (#4)", latency, "latency"),
+    Phase("kernel copy: XFS reflink, ext4 copy_file_range hydration (10)", kernel_copy_hydration,
+          "kernel_copy"),
 )

@@ -20,6 +20,7 @@ json hydration_json(const StatusHydration& h) {
   j["eta_seconds"] = h.eta_seconds ? json(*h.eta_seconds) : json(nullptr);
   j["failed_regions"] = h.failed_regions;
   j["failed_sample"] = h.failed_sample;
+  j["copy_method"] = h.copy_method;
   return j;
 }
 
@@ -28,7 +29,9 @@ json counters_json(const StatusCounters& c) {
           {"metadata_commits", c.metadata_commits},
           {"regions_copied", c.regions_copied},
           {"regions_skipped", c.regions_skipped},
-          {"bytes_copied", c.bytes_copied}};
+          {"bytes_copied", c.bytes_copied},
+          {"regions_shared", c.regions_shared},
+          {"bytes_shared", c.bytes_shared}};
 }
 
 // "field \"hydration.batch\" should be a non-negative integer, not \"16\"" (the value cut short:
@@ -119,7 +122,8 @@ StatusHydration hydration_from(const json& j, const std::string& path) {
                                       return v.get<double>();
                                     }),
           .failed_regions = f.count("failed_regions"),
-          .failed_sample = f.counts("failed_sample")};
+          .failed_sample = f.counts("failed_sample"),
+          .copy_method = f.text("copy_method")};
 }
 
 StatusCounters counters_from(const json& j, const std::string& path) {
@@ -128,7 +132,9 @@ StatusCounters counters_from(const json& j, const std::string& path) {
           .metadata_commits = f.count("metadata_commits"),
           .regions_copied = f.count("regions_copied"),
           .regions_skipped = f.count("regions_skipped"),
-          .bytes_copied = f.count("bytes_copied")};
+          .bytes_copied = f.count("bytes_copied"),
+          .regions_shared = f.count("regions_shared"),
+          .bytes_shared = f.count("bytes_shared")};
 }
 
 }  // namespace

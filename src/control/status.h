@@ -23,12 +23,14 @@
 //     state string ("running", "paused", "complete", "idle"), state_reason string (why idle),
 //     paused bool, threshold integer (regions in flight), batch integer (regions per copy),
 //     rate_limit integer (bytes/s, 0 = unlimited), rate_bytes_per_s number (measured),
-//     eta_seconds number|null, failed_regions integer, failed_sample [integer]
+//     eta_seconds number|null, failed_regions integer, failed_sample [integer],
+//     copy_method string ("reflink", "copy_file_range", "read-write": how regions are copied)
 //   hydration_settings    object       the controls: live, in force; offline, saved for the next
 //     mount (defaults if none were saved): paused, threshold, batch, rate_limit (as in hydration)
 //   complete              bool         every region valid
 //   counters              object|null  null offline; else, since the mount:
-//     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied
+//     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied,
+//     regions_shared, bytes_shared (made valid by sharing the source's extents: reflink)
 //
 // Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
 // a default — a zero read for a renamed field would look like a real figure. Fields this build
@@ -65,6 +67,7 @@ struct StatusHydration {
   std::optional<double> eta_seconds;  // nullopt: unknown
   uint64_t failed_regions = 0;
   std::vector<uint64_t> failed_sample;
+  std::string copy_method;  // io/copy_method.h's spelling
   bool operator==(const StatusHydration&) const = default;
 };
 
@@ -75,6 +78,8 @@ struct StatusCounters {
   uint64_t regions_copied = 0;
   uint64_t regions_skipped = 0;
   uint64_t bytes_copied = 0;
+  uint64_t regions_shared = 0;
+  uint64_t bytes_shared = 0;
   bool operator==(const StatusCounters&) const = default;
 };
 

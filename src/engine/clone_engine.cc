@@ -36,6 +36,7 @@ Result<std::unique_ptr<CloneEngine>> CloneEngine::start(const Geometry& geometry
   std::unique_ptr<CloneEngine> engine(
       new CloneEngine(geometry, source, destination, store, options));
   CLONEFS_RETURN_IF_ERROR(store.load(engine->bitmap_));
+  engine->copy_method_ = std::min(options.best_copy_method, destination.probe_copy(source));
   if (options.commit_period.count() > 0) {
     engine->committer_ = std::thread([e = engine.get()] { e->committer_loop(); });
   }

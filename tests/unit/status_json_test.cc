@@ -37,13 +37,16 @@ CloneStatus live_sample() {
                                 .rate_bytes_per_s = 123456789.5,
                                 .eta_seconds = 68.25,
                                 .failed_regions = 2,
-                                .failed_sample = {7, 9}};
+                                .failed_sample = {7, 9},
+                                .copy_method = "reflink"};
   s.hydration_settings = {.threshold = 64, .batch = 16, .rate_limit = 200 << 20};
   s.counters = StatusCounters{.destination_syncs = 3,
                               .metadata_commits = 5,
                               .regions_copied = 40000,
                               .regions_skipped = 960,
-                              .bytes_copied = 40000ull << 16};
+                              .bytes_copied = 40000ull << 16,
+                              .regions_shared = 120,
+                              .bytes_shared = 120ull << 16};
   return s;
 }
 
@@ -106,6 +109,7 @@ const std::map<std::string, std::string> kLiveFields = {
     {"hydration.eta_seconds", "number"},
     {"hydration.failed_regions", "integer"},
     {"hydration.failed_sample", "array"},
+    {"hydration.copy_method", "string"},
     {"hydration_settings", "object"},
     {"hydration_settings.paused", "boolean"},
     {"hydration_settings.threshold", "integer"},
@@ -118,6 +122,8 @@ const std::map<std::string, std::string> kLiveFields = {
     {"counters.regions_copied", "integer"},
     {"counters.regions_skipped", "integer"},
     {"counters.bytes_copied", "integer"},
+    {"counters.regions_shared", "integer"},
+    {"counters.bytes_shared", "integer"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {
