@@ -51,8 +51,7 @@ Status kernel_copy(CopyMethod method, int source_fd, const std::string& source_n
   }
   if (method != CopyMethod::kCopyFileRange) {
     return Status::error(EINVAL, std::string(to_string(method)) + " is not a kernel copy (" +
-                                     describe(source_name, destination_name, offset, length) +
-                                     ")");
+                                     describe(source_name, destination_name, offset, length) + ")");
   }
   // copy_file_range may copy less than asked (a signal, a size cap); 0 is the source's end.
   for (uint64_t done = 0; done < length;) {
@@ -60,15 +59,14 @@ Status kernel_copy(CopyMethod method, int source_fd, const std::string& source_n
     ssize_t n = ::copy_file_range(source_fd, &in, destination_fd, &out, length - done, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::from_errno(
-          errno, "copy_file_range " +
-                     describe(source_name, destination_name, offset + done, length - done));
+      return Status::from_errno(errno, "copy_file_range " + describe(source_name, destination_name,
+                                                                     offset + done, length - done));
     }
     if (n == 0) {
-      return Status::error(EIO, "copy_file_range " +
-                                    describe(source_name, destination_name, offset + done,
-                                             length - done) +
-                                    ": unexpected end of the source");
+      return Status::error(
+          EIO, "copy_file_range " +
+                   describe(source_name, destination_name, offset + done, length - done) +
+                   ": unexpected end of the source");
     }
     done += static_cast<uint64_t>(n);
   }

@@ -87,9 +87,11 @@ Status record_workload(const CloneFiles& files, std::span<const Op> ops,
   open.metadata.vfs = RecordingVfs::kName;
   std::atomic<uint64_t> copies{0};
   open.wrappers.destination =
-      [&trace,
-       &copies](std::unique_ptr<DestinationDevice> real) -> std::unique_ptr<DestinationDevice> {
-    return std::make_unique<RecordingDestination>(std::move(real), trace, &copies);
+      [&trace, &copies,
+       &options](std::unique_ptr<DestinationDevice> real) -> std::unique_ptr<DestinationDevice> {
+    auto recording = std::make_unique<RecordingDestination>(std::move(real), trace, &copies);
+    recording->emulate_reflink = options.emulate_reflink;
+    return recording;
   };
   auto clone = Clone::open(files.metadata, open);
   if (!clone) return clone.status();

@@ -22,6 +22,7 @@ struct ScenarioOptions {
   bool copy_on_read = false;
   // The best copy hydration may use (scratch files on tmpfs allow copy_file_range, not reflink).
   CopyMethod best_copy_method = CopyMethod::kReflink;
+  bool emulate_reflink = false;       // RecordingDestination::emulate_reflink
   bool background_hydration = false;  // a second thread hydrates while the workload runs
   size_t random_points = 8;           // crash points drawn at random, besides those around syncs
   size_t random_states = 4;  // random pending subsets per crash point (half with torn sectors)

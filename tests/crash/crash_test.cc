@@ -64,7 +64,9 @@ Totals run_random_workloads(const char* name, uint64_t first_seed, size_t defaul
     if (!report.failure.empty()) break;
     // Scratch files share one file system, so the kernel can copy between them, but tmpfs (the
     // default scratch place) cannot share extents.
-    EXPECT_EQ(report.copy_method, std::min(options.best_copy_method, CopyMethod::kCopyFileRange));
+    const CopyMethod allowed =
+        options.emulate_reflink ? CopyMethod::kReflink : CopyMethod::kCopyFileRange;
+    EXPECT_EQ(report.copy_method, std::min(options.best_copy_method, allowed));
   }
   totals.print(name);
   return totals;
@@ -78,12 +80,22 @@ TEST(CrashRecovery, RandomWorkloadsKeepTheContractAfterPowerLoss) {
   EXPECT_GT(totals.kernel_copies, 0u) << "no workload hydrated through copy_from";
 }
 
+// Sharing the source's extents: hydration, and writes and discards into invalid regions, which
+// share the region first and write over it.
+TEST(CrashRecovery, RandomWorkloadsSharingExtentsKeepTheContractAfterPowerLoss) {
+  ScenarioOptions options;
+  options.emulate_reflink = true;
+  Totals totals =
+      run_random_workloads("random workloads, sharing", 1, 12, 28, options, /*pauses=*/false);
+  EXPECT_GT(totals.kernel_copies, 0u);
+}
+
 // The same workloads with hydration reading and writing through the engine's buffers, as it
 // does from a block device or a remote source.
 TEST(CrashRecovery, RandomWorkloadsReadingAndWritingKeepTheContractAfterPowerLoss) {
   ScenarioOptions options;
   options.best_copy_method = CopyMethod::kReadWrite;
-  Totals totals = run_random_workloads("random workloads, read and write", 1, 20, 28, options,
+  Totals totals = run_random_workloads("random workloads, read and write", 1, 12, 28, options,
                                        /*pauses=*/false);
   EXPECT_EQ(totals.kernel_copies, 0u);
 }

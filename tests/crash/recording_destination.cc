@@ -27,6 +27,7 @@ Status RecordingDestination::punch(uint64_t offset, uint64_t length) {
 // fdatasync, which makes it durable as it does a write. Recorded after it completes, as a write.
 Status RecordingDestination::copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
                                        CopyMethod method) {
+  if (emulate_reflink && method == CopyMethod::kReflink) method = CopyMethod::kCopyFileRange;
   Status copied = ForwardingDestination::copy_from(source, offset, length, method);
   if (!copied.is_ok()) return copied;
   std::vector<std::byte> bytes(length);
@@ -34,6 +35,11 @@ Status RecordingDestination::copy_from(SourceDevice& source, uint64_t offset, ui
   trace_.append(Event::write(TracedFile::kDestination, offset, bytes));
   if (copies_ != nullptr) ++*copies_;
   return copied;
+}
+
+CopyMethod RecordingDestination::probe_copy(SourceDevice& source) {
+  CopyMethod real = ForwardingDestination::probe_copy(source);
+  return emulate_reflink && real == CopyMethod::kCopyFileRange ? CopyMethod::kReflink : real;
 }
 
 // Recorded before the real fdatasync: a write racing with it (recorded later) then counts as

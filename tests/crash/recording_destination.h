@@ -21,6 +21,12 @@ class RecordingDestination final : public ForwardingDestination {
   Status sync() override;
   Status copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
                    CopyMethod method) override;
+  CopyMethod probe_copy(SourceDevice& source) override;
+
+  // Offers reflink where the scratch file system (tmpfs) has none, doing it by copy_file_range:
+  // the same bytes in the file, so what a crash leaves is the same, and the engine's sharing
+  // paths (hydration, writes into invalid regions) run under the harness.
+  bool emulate_reflink = false;
 
  private:
   std::unique_ptr<DestinationDevice> owned_;

@@ -158,8 +158,8 @@ class KernelCopyMount : public MountTest {
     fs.type = type;
     fs.backing = dir_.file(type + ".fs");
     fs.mountpoint = dir_.file(type);
-    CommandResult made = run("truncate -s " + size + " " + shell_quote(fs.backing) + " && " +
-                             mkfs + " " + shell_quote(fs.backing));
+    CommandResult made = run("truncate -s " + size + " " + shell_quote(fs.backing) + " && " + mkfs +
+                             " " + shell_quote(fs.backing));
     if (made.exit_code != 0) return mkfs + " failed: " + made.output;
     fs.loop = std::make_unique<LoopDevice>(fs.backing);
     if (!fs.loop->ok()) return "losetup failed for " + fs.backing;
@@ -178,14 +178,14 @@ class KernelCopyMount : public MountTest {
   }
 
   struct Hydrated {
-    double seconds = 0;         // `hydrate --resume --wait`
-    double grown_mib = 0;       // the destination file system's used space, by the hydration
+    double seconds = 0;    // `hydrate --resume --wait`
+    double grown_mib = 0;  // the destination file system's used space, by the hydration
   };
   // Creates the clone of `source` (at source_path) into dest_path, hydrates it paused-then-
   // resumed, and checks it end to end.
   Hydrated hydrate_and_check(const GeneratedSource& source, const std::string& source_path,
-                           const std::string& dest_path, ScratchFilesystem& dest_fs,
-                           const std::string& expected_method) {
+                             const std::string& dest_path, ScratchFilesystem& dest_fs,
+                             const std::string& expected_method) {
     CommandResult created =
         run(clonefs("create --source " + shell_quote(source_path) + " --dest " +
                     shell_quote(dest_path) + " --metadata " + shell_quote(meta())));
@@ -212,12 +212,13 @@ class KernelCopyMount : public MountTest {
     EXPECT_TRUE(after.counters.has_value());
     if (after.counters) {
       const StatusCounters& c = *after.counters;
-      std::printf("%s: hydrated %.1f MiB in %.3f s by %s, used space %+.1f MiB: %llu regions "
-                  "shared, %llu copied, %llu skipped\n",
-                  dest_fs.type.c_str(), static_cast<double>(source.size()) / kMiB, seconds,
-                  expected_method.c_str(), grown_mib, static_cast<unsigned long long>(c.regions_shared),
-                  static_cast<unsigned long long>(c.regions_copied),
-                  static_cast<unsigned long long>(c.regions_skipped));
+      std::printf(
+          "%s: hydrated %.1f MiB in %.3f s by %s, used space %+.1f MiB: %llu regions "
+          "shared, %llu copied, %llu skipped\n",
+          dest_fs.type.c_str(), static_cast<double>(source.size()) / kMiB, seconds,
+          expected_method.c_str(), grown_mib, static_cast<unsigned long long>(c.regions_shared),
+          static_cast<unsigned long long>(c.regions_copied),
+          static_cast<unsigned long long>(c.regions_skipped));
       if (expected_method == "reflink") {
         EXPECT_GT(c.regions_shared, 0u);
         // Only the odd-sized last region may have been copied.
@@ -235,8 +236,9 @@ class KernelCopyMount : public MountTest {
     Overlay write{kSlice + 8 * kMiB + 1234, random_bytes(100 * 1024, 77)};
     int fd = ::open(image().c_str(), O_WRONLY | O_CLOEXEC);
     EXPECT_GE(fd, 0);
-    EXPECT_EQ(::pwrite(fd, write.bytes.data(), write.bytes.size(), static_cast<off_t>(write.offset)),
-              static_cast<ssize_t>(write.bytes.size()));
+    EXPECT_EQ(
+        ::pwrite(fd, write.bytes.data(), write.bytes.size(), static_cast<off_t>(write.offset)),
+        static_cast<ssize_t>(write.bytes.size()));
     EXPECT_EQ(::fsync(fd), 0);
     ::close(fd);
     // The written range and a MiB around it (cmp checked the rest before).
@@ -258,8 +260,8 @@ class KernelCopyMount : public MountTest {
     CommandResult head = run("cmp -n " + std::to_string(write.offset) + " " +
                              shell_quote(dest_path) + " " + shell_quote(source_path));
     EXPECT_EQ(head.exit_code, 0) << head.output;
-    CommandResult rest = run("cmp -i " + std::to_string(write_end) + " " +
-                             shell_quote(dest_path) + " " + shell_quote(source_path));
+    CommandResult rest = run("cmp -i " + std::to_string(write_end) + " " + shell_quote(dest_path) +
+                             " " + shell_quote(source_path));
     EXPECT_EQ(rest.exit_code, 0) << rest.output;
 
     // The source goes; the destination, read from the disk again, is still the image.
@@ -278,8 +280,8 @@ TEST_F(KernelCopyMount, XfsShares4GiBInUnder2SecondsUsingAlmostNoSpace) {
   ASSERT_EQ(problem, "") << "install-deps.sh installs xfsprogs";
   GeneratedSource source(4 * 1024 * kMiB + 5000, 14);
   ASSERT_NO_FATAL_FAILURE(source.write(first_.file("source.img"), /*share=*/true));
-  Hydrated h = hydrate_and_check(source, first_.file("source.img"), first_.file("dest.img"),
-                                 first_, "reflink");
+  Hydrated h = hydrate_and_check(source, first_.file("source.img"), first_.file("dest.img"), first_,
+                                 "reflink");
   EXPECT_LT(h.grown_mib, 64.0) << "the destination shares the source's extents";
   EXPECT_LT(h.seconds, 2.0) << "4 GiB shared by reflink";
 }
@@ -290,8 +292,8 @@ TEST_F(KernelCopyMount, BtrfsSharesTheSourcesExtents) {
   if (!problem.empty()) GTEST_SKIP() << "btrfs unavailable: " << problem;
   GeneratedSource source(1024 * kMiB + 3000, 15);
   ASSERT_NO_FATAL_FAILURE(source.write(first_.file("source.img"), /*share=*/true));
-  Hydrated h = hydrate_and_check(source, first_.file("source.img"), first_.file("dest.img"),
-                                 first_, "reflink");
+  Hydrated h = hydrate_and_check(source, first_.file("source.img"), first_.file("dest.img"), first_,
+                                 "reflink");
   EXPECT_LT(h.grown_mib, 64.0) << "the destination shares the source's extents";
 }
 
@@ -300,8 +302,8 @@ TEST_F(KernelCopyMount, Ext4CopiesWithCopyFileRange) {
   ASSERT_EQ(problem, "");
   GeneratedSource source(128 * kMiB + 7000, 16);
   ASSERT_NO_FATAL_FAILURE(source.write(first_.file("source.img"), /*share=*/false));
-  Hydrated h = hydrate_and_check(source, first_.file("source.img"), first_.file("dest.img"),
-                                 first_, "copy_file_range");
+  Hydrated h = hydrate_and_check(source, first_.file("source.img"), first_.file("dest.img"), first_,
+                                 "copy_file_range");
   // ext4 copies for real: the source's data, not its holes.
   EXPECT_GT(h.grown_mib, 64.0);
   EXPECT_LT(h.grown_mib, 128.0);

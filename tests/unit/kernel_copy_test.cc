@@ -1,13 +1,14 @@
 // Hydration through DestinationDevice::copy_from (reflink or copy_file_range): chosen at start by
 // probing, used for the source's data extents only, given up for good when the files rule it
 // out, for one span when the range does, and never hiding an I/O error.
+#include "io/kernel_copy.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <mutex>
 
-#include "io/kernel_copy.h"
 #include "support/engine_fixture.h"
 
 namespace clonefs::testing {
@@ -203,6 +204,111 @@ TEST_F(KernelCopySparse, HolesAreNeverCopied) {
   EXPECT_EQ(c.bytes_copied.load() + c.bytes_shared.load(), kRegion + kRegion / 2);
   ASSERT_TRUE(engine.close().is_ok());
   EXPECT_TRUE(read_file(dest) == read_file(source)) << "the garbage in the holes was punched";
+}
+
+// A destination on a file system that shares extents, modelled: it offers reflink and does it
+// by reading the source and writing, so the engine's sharing paths run on any TMPDIR.
+class ModelReflinkDestination : public FaultyDestination {
+ public:
+  explicit ModelReflinkDestination(std::unique_ptr<DestinationDevice> target)
+      : FaultyDestination(*target), held_(std::move(target)) {}
+  std::atomic<int> shared{0};
+  CopyMethod probe_copy(SourceDevice&) override { return CopyMethod::kReflink; }
+  Status copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
+                   CopyMethod method) override {
+    if (int err = fail_copy.load()) return Status::from_errno(err, "reflink (injected)");
+    if (method != CopyMethod::kReflink)
+      return FaultyDestination::copy_from(source, offset, length, method);
+    ++shared;
+    std::vector<std::byte> bytes(length);
+    CLONEFS_RETURN_IF_ERROR(source.read_at(offset, bytes));
+    return write_at(offset, bytes);
+  }
+
+ private:
+  std::unique_ptr<DestinationDevice> held_;
+};
+
+class SharedWrites : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kRegion = 4096;
+  static constexpr uint64_t kSize = 16 * kRegion + 1000;
+  void SetUp() override {
+    source_ = random_bytes(kSize, 9);
+    model_ = source_;
+    write_file(dir_.file("source.img"), source_);
+    ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"),
+                              kRegion, false})
+                    .is_ok());
+    OpenOptions options;
+    options.engine.commit_period = std::chrono::milliseconds(0);
+    options.wrappers.destination = [this](std::unique_ptr<DestinationDevice> real) {
+      auto wrapped = std::make_unique<ModelReflinkDestination>(std::move(real));
+      dest_ = wrapped.get();
+      return std::unique_ptr<DestinationDevice>(std::move(wrapped));
+    };
+    auto clone = Clone::open(dir_.file("meta.db"), options);
+    ASSERT_TRUE(clone.is_ok()) << clone.status().message();
+    clone_ = std::move(*clone);
+  }
+  CloneEngine& engine() { return clone_->engine(); }
+  Status write(uint64_t offset, const std::vector<std::byte>& bytes) {
+    std::copy(bytes.begin(), bytes.end(), model_.begin() + static_cast<long>(offset));
+    return engine().write(offset, bytes);
+  }
+  void expect_image_is_model() {
+    std::vector<std::byte> image(kSize);
+    ASSERT_TRUE(engine().read(0, image).is_ok());
+    EXPECT_TRUE(image == model_);
+  }
+  TempDir dir_;
+  std::vector<std::byte> source_, model_;
+  ModelReflinkDestination* dest_ = nullptr;
+  std::unique_ptr<Clone> clone_;
+};
+
+TEST_F(SharedWrites, APartialWriteIntoAnInvalidRegionSharesItThenWritesOverIt) {
+  ASSERT_EQ(engine().copy_method(), CopyMethod::kReflink);
+  ASSERT_TRUE(write(3 * kRegion + 100, random_bytes(50, 1)).is_ok());
+  ASSERT_TRUE(write(kSize - 10, random_bytes(10, 2)).is_ok());  // the short last region
+  EXPECT_EQ(dest_->shared.load(), 2);
+  EXPECT_EQ(engine().counters().regions_shared.load(), 2u);
+  EXPECT_EQ(engine().counters().regions_copied.load(), 0u);
+  EXPECT_TRUE(engine().bitmap().test(3));
+  // A partial discard too: shared, then the range zeroed.
+  ASSERT_TRUE(engine().discard(5 * kRegion + 512, 1024).is_ok());
+  std::fill_n(model_.begin() + 5 * kRegion + 512, 1024, std::byte{0});
+  EXPECT_EQ(dest_->shared.load(), 3);
+  expect_image_is_model();
+  ASSERT_TRUE(engine().flush().is_ok());
+  std::vector<std::byte> dest = read_file(dir_.file("dest.img"));
+  EXPECT_TRUE(std::equal(dest.begin() + 3 * kRegion, dest.begin() + 4 * kRegion,
+                         model_.begin() + 3 * kRegion));
+}
+
+TEST_F(SharedWrites, ARegionThatCannotBeSharedIsReadAndMerged) {
+  dest_->fail_copy = EINVAL;
+  ASSERT_TRUE(write(3 * kRegion + 100, random_bytes(50, 1)).is_ok());
+  EXPECT_EQ(engine().copy_method(), CopyMethod::kReflink) << "EINVAL is about the range";
+  EXPECT_EQ(engine().counters().regions_copied.load(), 1u);
+  dest_->fail_copy = EXDEV;
+  ASSERT_TRUE(write(7 * kRegion + 100, random_bytes(50, 2)).is_ok());
+  EXPECT_EQ(engine().copy_method(), CopyMethod::kCopyFileRange);
+  EXPECT_EQ(engine().counters().regions_copied.load(), 2u);
+  EXPECT_EQ(engine().counters().regions_shared.load(), 0u);
+  dest_->fail_copy = EIO;
+  EXPECT_EQ(engine().copy_method(), CopyMethod::kCopyFileRange);
+  expect_image_is_model();
+}
+
+TEST_F(SharedWrites, AnIoErrorWhileSharingFailsTheWriteAndLeavesTheRegionInvalid) {
+  dest_->fail_copy = EIO;
+  Status written = engine().write(3 * kRegion + 100, random_bytes(50, 1));
+  EXPECT_EQ(written.code(), EIO);
+  EXPECT_FALSE(engine().bitmap().test(3));
+  std::vector<std::byte> image(kSize);
+  ASSERT_TRUE(engine().read(0, image).is_ok());
+  EXPECT_TRUE(image == source_);
 }
 
 TEST(KernelCopyProbe, FilesOnDifferentFileSystemsOrNoFileAreReadAndWritten) {
