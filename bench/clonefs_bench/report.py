@@ -45,7 +45,7 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
     cf, pt, pio = hyd.cf, hyd.pt, ph.io
     sp, tar, t, lat = res.sparse, res.untar, res.tera, res.latency
     kc = res.kernel_copy
-    big = "%.0f GiB" % kc.big_gib if kc.big_gib else "big"
+    kc_big = "%.0f GiB" % kc.big_gib if kc.big_gib else "big"
     rows = [
         Row("1a", "Seq read 1 MiB, never touched (fall-through), cold; peer = cor", "MB/s", "hi", u.seq1, peer.seq1, raw.seq),
         Row("1b", "  CoR off (default): first read, cold; peer = nocor", "MB/s", "hi", u.seq1, peer.nc_seq1, raw.seq),
@@ -99,9 +99,9 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
                 "—" if lat.hyd_rate is None else "%.1f" % lat.hyd_rate)),
         Row("10a", "XFS on loop, %d MiB random: full hydration, cold, clonefs shares extents (reflink); raw = cp --reflink=always + sync, median of %d" % (s.src_mib, s.cold_repeats), "s", "lo", kc.xfs_reflink_s, None, kc.xfs_cp_s),
         Row("10b", "  the same, clonefs --copy-method read-write", "s", "lo", kc.xfs_rw_s, None, kc.xfs_cp_s),
-        Row("10c", "XFS, %s source (%d MiB copies by reflink): clonefs reflink; raw = cp --reflink=always + sync" % (big, s.src_mib), "s", "lo", kc.xfs_big_reflink_s, None, kc.xfs_big_cp_s),
+        Row("10c", "XFS, %s source (%d MiB copies by reflink): clonefs reflink; raw = cp --reflink=always + sync" % (kc_big, s.src_mib), "s", "lo", kc.xfs_big_reflink_s, None, kc.xfs_big_cp_s),
         Row("10d", "  the same, clonefs --copy-method read-write (once)", "s", "lo", kc.xfs_big_rw_s, None, kc.xfs_big_cp_s),
-        Row("10e", "  XFS space used by the clonefs reflink hydration of the %s source" % big, "MiB", "lo", kc.xfs_big_space_mib),
+        Row("10e", "  XFS space used by the clonefs reflink hydration of the %s source" % kc_big, "MiB", "lo", kc.xfs_big_space_mib),
         Row("10f", "ext4 on loop, %d MiB random: clonefs copy_file_range; raw = cp + sync, median of %d" % (s.src_mib, s.cold_repeats), "s", "lo", kc.ext4_cfr_s, None, kc.ext4_cp_s),
         Row("10g", "  the same, clonefs --copy-method read-write", "s", "lo", kc.ext4_rw_s, None, kc.ext4_cp_s),
     ]

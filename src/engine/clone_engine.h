@@ -2,6 +2,7 @@
 // docs/SEMANTICS.md. Knows nothing of FUSE; thread-safe (FUSE calls it from many threads).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -121,6 +122,13 @@ class CloneEngine {
   const EngineCounters& counters() const { return counters_; }
   // How hydration copies now: chosen at start, lowered for good if a method fails to apply.
   CopyMethod copy_method() const { return copy_method_.load(std::memory_order_relaxed); }
+  // The regions one hydration step should take, given the batch asked for. Sharing extents
+  // costs per call, not per byte: a reflink step takes at least kMaxKernelCopyBytes of regions
+  // (16 GiB on XFS at 16 KiB regions: 2.2-2.8 s at batch 16, 0.5-1.1 s at 256 or 1,024).
+  uint64_t step_regions(uint64_t batch) const {
+    if (copy_method() != CopyMethod::kReflink) return batch;
+    return std::max<uint64_t>(batch, kMaxKernelCopyBytes / geometry_.region_size());
+  }
   EngineStatus status() const;
   // Nanoseconds (steady clock) of the last user read/write/discard/flush; the hydrator yields to
   // it.

@@ -147,7 +147,7 @@ void Hydrator::worker_loop() {
       continue;
     }
     // A batch stops before the next failed region, so one bad region does not sink its batch.
-    uint64_t batch = settings_.batch;
+    uint64_t batch = engine_.step_regions(settings_.batch);
     if (auto next_failed = failed_.lower_bound(*start); next_failed != failed_.end()) {
       batch = std::min(batch, *next_failed - *start);
     }
