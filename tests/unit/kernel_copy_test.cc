@@ -286,6 +286,17 @@ TEST_F(SharedWrites, APartialWriteIntoAnInvalidRegionSharesItThenWritesOverIt) {
                          model_.begin() + 3 * kRegion));
 }
 
+// Sharing costs per call, not per byte: a hydration step shares at least kMaxKernelCopyBytes.
+TEST_F(SharedWrites, AReflinkStepTakesAtLeastTheKernelCopyCapOfRegions) {
+  EXPECT_EQ(engine().step_regions(16), kMaxKernelCopyBytes / kRegion);
+  EXPECT_EQ(engine().step_regions(100000), 100000u);
+}
+
+TEST_F(KernelCopy, CopyingStepsKeepTheBatchAskedFor) {
+  open_with({.best_copy_method = CopyMethod::kCopyFileRange});
+  EXPECT_EQ(engine_->step_regions(16), 16u);
+}
+
 TEST_F(SharedWrites, ARegionThatCannotBeSharedIsReadAndMerged) {
   dest_->fail_copy = EINVAL;
   ASSERT_TRUE(write(3 * kRegion + 100, random_bytes(50, 1)).is_ok());
