@@ -10,7 +10,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
 
 packages=(fio qemu-utils qemu-system-common strace python3 libbenchmark-dev nbdkit libnbd-bin
-          e2fsprogs mount util-linux fuse3 tar coreutils procps)
+          e2fsprogs xfsprogs mount util-linux fuse3 tar coreutils procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

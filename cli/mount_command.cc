@@ -33,6 +33,7 @@ struct MountArgs {
   double source_timeout = 30;  // seconds; NbdSourceOptions says why this default
   unsigned source_connections = NbdSourceOptions{}.connections;
   unsigned restart_limit = 10;  // 0: no supervisor
+  std::string copy_method = "reflink";
 };
 
 // Lexically normal as well (no `.`, `..`): the daemon finds the image again by this name in the
@@ -106,6 +107,8 @@ ServeOptions serve_options(const MountArgs& args) {
   options.metadata_path = args.metadata;
   options.image_path = args.image;
   options.copy_on_read = args.copy_on_read && !args.no_copy_on_read;
+  options.best_copy_method =
+      copy_method_from_string(args.copy_method).value_or(CopyMethod::kReflink);
   options.hydration_controls = args.hydration_controls;
   options.fuse_options = args.fuse_options;
   options.profile_path = args.profile;
@@ -252,6 +255,11 @@ Command add_mount_command(CLI::App& root) {
                             "Also hydrate regions when they are read (default: off)");
   app->add_flag("--no-copy-on-read", args->no_copy_on_read, "Do not hydrate on read (the default)")
       ->excludes(cor);
+  app->add_option("--copy-method", args->copy_method,
+                  "The best way hydration may copy: reflink (share the source's extents, the "
+                  "default), copy_file_range or read-write; the best the files allow up to it is "
+                  "used")
+      ->check(CLI::IsMember({"reflink", "copy_file_range", "read-write"}));
   app->add_option("-o", args->fuse_options, "FUSE mount options, e.g. -o allow_other (repeatable)")
       ->allow_extra_args(false);
   app->add_option("--profile", args->profile,

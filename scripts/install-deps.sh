@@ -23,6 +23,8 @@ packages=(
   # tests of NBD sources: nbdkit (file, sparse-random, memory plugins; error, delay filters) and
   # qemu-nbd (a qcow2 served read-only)
   nbdkit qemu-utils
+  # tests: XFS and btrfs on loop devices, where hydration shares the source's extents (reflink)
+  xfsprogs btrfs-progs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -40,7 +40,7 @@ before. All I/O on the images is fio with direct=1 unless the row says otherwise
 
 PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace", "nbdkit", "libnbd-bin")
 TOOLS = ("fio", "strace", "qemu-img", "qemu-storage-daemon", "losetup", "mkfs.ext4",
-         "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse")
+         "mkfs.xfs", "xfs_io", "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse")
 
 
 @dataclass(frozen=True)

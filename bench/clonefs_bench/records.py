@@ -168,6 +168,21 @@ class Nbd:                     # 10, issue #12: (delay ms, workload, implementat
 
 
 @dataclass
+class KernelCopy:              # 10: hydration copied by the kernel (issue 14), seconds
+    xfs_reflink_s: F = None    # the random source on XFS: clonefs sharing extents
+    xfs_rw_s: F = None         # clonefs --copy-method read-write on the same XFS
+    xfs_cp_s: F = None         # cp --reflink=always + sync
+    big_gib: F = None          # the big source: copies of the random one, by reflink
+    xfs_big_reflink_s: F = None
+    xfs_big_rw_s: F = None     # once
+    xfs_big_cp_s: F = None
+    xfs_big_space_mib: F = None  # XFS space used by a clonefs hydration of the big source
+    ext4_cfr_s: F = None       # the random source on ext4: copy_file_range
+    ext4_rw_s: F = None
+    ext4_cp_s: F = None        # cp + sync
+
+
+@dataclass
 class Results:
     cf_untouched: CloneUntouched = field(default_factory=CloneUntouched)
     cf_fsync: CloneFsyncUntouched = field(default_factory=CloneFsyncUntouched)
@@ -184,3 +199,4 @@ class Results:
     latency: Latency = field(default_factory=Latency)
     order: HydrationOrder = field(default_factory=HydrationOrder)
     nbd: Nbd = field(default_factory=Nbd)
+    kernel_copy: KernelCopy = field(default_factory=KernelCopy)

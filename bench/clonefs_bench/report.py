@@ -44,6 +44,8 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
     cor, hyd, ph = res.cf_cor, res.cf_hydrated, res.peer_hydrated
     cf, pt, pio = hyd.cf, hyd.pt, ph.io
     sp, tar, t, lat = res.sparse, res.untar, res.tera, res.latency
+    kc = res.kernel_copy
+    kc_big = "%.0f GiB" % kc.big_gib if kc.big_gib else "big"
     rows = [
         Row("1a", "Seq read 1 MiB, never touched (fall-through), cold; peer = cor", "MB/s", "hi", u.seq1, peer.seq1, raw.seq),
         Row("1b", "  CoR off (default): first read, cold; peer = nocor", "MB/s", "hi", u.seq1, peer.nc_seq1, raw.seq),
@@ -95,6 +97,13 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
             note="running: %s IOPS, hydration %s MB/s" % (
                 "—" if lat.iops_run is None else "%.0f" % lat.iops_run,
                 "—" if lat.hyd_rate is None else "%.1f" % lat.hyd_rate)),
+        Row("10a", "XFS on loop, %d MiB random: full hydration, cold, clonefs shares extents (reflink); raw = cp --reflink=always + sync, median of %d" % (s.src_mib, s.cold_repeats), "s", "lo", kc.xfs_reflink_s, None, kc.xfs_cp_s),
+        Row("10b", "  the same, clonefs --copy-method read-write", "s", "lo", kc.xfs_rw_s, None, kc.xfs_cp_s),
+        Row("10c", "XFS, %s source (%d MiB copies by reflink): clonefs reflink; raw = cp --reflink=always + sync" % (kc_big, s.src_mib), "s", "lo", kc.xfs_big_reflink_s, None, kc.xfs_big_cp_s),
+        Row("10d", "  the same, clonefs --copy-method read-write (once)", "s", "lo", kc.xfs_big_rw_s, None, kc.xfs_big_cp_s),
+        Row("10e", "  XFS space used by the clonefs reflink hydration of the %s source" % kc_big, "MiB", "lo", kc.xfs_big_space_mib),
+        Row("10f", "ext4 on loop, %d MiB random: clonefs copy_file_range; raw = cp + sync, median of %d" % (s.src_mib, s.cold_repeats), "s", "lo", kc.ext4_cfr_s, None, kc.ext4_cp_s),
+        Row("10g", "  the same, clonefs --copy-method read-write", "s", "lo", kc.ext4_rw_s, None, kc.ext4_cp_s),
     ]
     o = res.order
     share = lambda v: "—" if v.dest_share is None else "%.0f%%" % (100 * v.dest_share)
@@ -139,6 +148,8 @@ TARGETS = [
     ("1 TiB daemon RSS a few s later < 64 MiB", "8d", None, "<", 64, None),
     ("1 TiB daemon peak RSS (VmHWM) < 64 MiB", "8e", None, "<", 64, None),
     ("issue 13: replay with a recorded profile <= 1.3x fully hydrated", "10c", "raw", "<=", 1.3, None),
+    ("XFS: full hydration of the big (16 GiB) source < 1 s", "10c", None, "<", 1.0, None),
+    ("ext4: copy_file_range hydration <= cp + sync", "10f", "raw", "<=", 1.0, None),
 ]
 
 

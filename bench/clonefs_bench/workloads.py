@@ -19,6 +19,7 @@ from .fio import Fio
 from .floor import commit_floor
 from .inputs import Inputs
 from .order import hydration_order
+from .kernel_copy import kernel_copy_hydration
 from .peers import Passthrough, Peer
 from .proc import RunLog, drop_caches, du_kib, du_mib, log, rss_mib
 from .strace import syscall_costs
@@ -430,4 +431,6 @@ PHASES = (
     Phase("hydration order: replay on a slow source (issue 13)", hydration_order, "order"),
     Phase("nbd: remote source over NBD, delay 0/1/10 ms, peers nbdfuse+cow and qsd (10)", nbd,
           "nbd"),
+    Phase("kernel copy: XFS reflink, ext4 copy_file_range hydration (10)", kernel_copy_hydration,
+          "kernel_copy"),
 )

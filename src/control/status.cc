@@ -23,13 +23,15 @@ json hydration_json(const StatusHydration& h) {
   j["priority_regions"] = h.priority_regions;
   j["plan_regions"] = h.plan_regions;
   j["plan_regions_left"] = h.plan_regions_left;
+  j["copy_method"] = h.copy_method;
   return j;
 }
 
 json counters_json(const StatusCounters& c) {
   return {{"destination_syncs", c.destination_syncs}, {"metadata_commits", c.metadata_commits},
           {"regions_copied", c.regions_copied},       {"regions_skipped", c.regions_skipped},
-          {"bytes_copied", c.bytes_copied},           {"bytes_fell_through", c.bytes_fell_through}};
+          {"bytes_copied", c.bytes_copied},           {"bytes_fell_through", c.bytes_fell_through},
+          {"regions_shared", c.regions_shared},       {"bytes_shared", c.bytes_shared}};
 }
 
 json source_connection_json(const StatusSourceConnection& c) {
@@ -138,7 +140,8 @@ StatusHydration hydration_from(const json& j, const std::string& path) {
           .failed_sample = f.counts("failed_sample"),
           .priority_regions = f.count("priority_regions"),
           .plan_regions = f.count("plan_regions"),
-          .plan_regions_left = f.count("plan_regions_left")};
+          .plan_regions_left = f.count("plan_regions_left"),
+          .copy_method = f.text("copy_method")};
 }
 
 StatusCounters counters_from(const json& j, const std::string& path) {
@@ -148,7 +151,9 @@ StatusCounters counters_from(const json& j, const std::string& path) {
           .regions_copied = f.count("regions_copied"),
           .regions_skipped = f.count("regions_skipped"),
           .bytes_copied = f.count("bytes_copied"),
-          .bytes_fell_through = f.count("bytes_fell_through")};
+          .bytes_fell_through = f.count("bytes_fell_through"),
+          .regions_shared = f.count("regions_shared"),
+          .bytes_shared = f.count("bytes_shared")};
 }
 
 StatusSourceConnection source_connection_from(const json& j, const std::string& path) {

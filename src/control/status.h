@@ -27,12 +27,14 @@
 //     priority_regions integer (invalid regions queued first because reads fell through to the
 //     source), plan_regions integer (regions of the plan given: --profile, --files),
 //     plan_regions_left integer (of those, still invalid)
+//     copy_method string ("reflink", "copy_file_range", "read-write": how regions are copied)
 //   hydration_settings    object       the controls: live, in force; offline, saved for the next
 //     mount (defaults if none were saved): paused, threshold, batch, rate_limit (as in hydration)
 //   complete              bool         every region valid
 //   counters              object|null  null offline; else, since the mount:
 //     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied,
-//     bytes_fell_through (user reads of regions not yet valid, served from the source)
+//     bytes_fell_through (user reads of regions not yet valid, served from the source),
+//     regions_shared, bytes_shared (made valid by sharing the source's extents: reflink)
 //   source_connection     object|null  null offline and for a file or block device; for a remote
 //     (NBD) source: state string ("connected", "degraded": fewer connections than wanted,
 //     "reconnecting": none), connections integer (open now), connections_wanted integer,
@@ -80,6 +82,7 @@ struct StatusHydration {
   uint64_t priority_regions = 0;   // invalid regions queued by reads that fell through
   uint64_t plan_regions = 0;       // regions of the plan given (a profile, file hints)
   uint64_t plan_regions_left = 0;  // of those, still invalid
+  std::string copy_method;  // io/copy_method.h's spelling
   bool operator==(const StatusHydration&) const = default;
 };
 
@@ -91,6 +94,8 @@ struct StatusCounters {
   uint64_t regions_skipped = 0;
   uint64_t bytes_copied = 0;
   uint64_t bytes_fell_through = 0;  // user reads of invalid regions, served from the source
+  uint64_t regions_shared = 0;
+  uint64_t bytes_shared = 0;
   bool operator==(const StatusCounters&) const = default;
 };
 

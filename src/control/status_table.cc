@@ -47,6 +47,7 @@ std::string counters_line(const StatusCounters& c) {
   return std::to_string(c.destination_syncs) + " destination syncs, " +
          std::to_string(c.metadata_commits) + " commits, " + std::to_string(c.regions_copied) +
          " regions copied (" + format_bytes(c.bytes_copied) + "), " +
+         std::to_string(c.regions_shared) + " shared (" + format_bytes(c.bytes_shared) + "), " +
          std::to_string(c.regions_skipped) + " skipped";
 }
 
@@ -84,6 +85,7 @@ std::string format_status_table(const CloneStatus& s) {
                        std::to_string(h.plan_regions - h.plan_regions_left) + " / " +
                        std::to_string(h.plan_regions) + " regions done");
     }
+    row("copy method", h.copy_method);
   } else {
     const StatusControls& c = s.hydration_settings;
     row("hydration", std::string(c.paused ? "paused" : "on") + controls_tail(c) +

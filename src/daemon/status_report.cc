@@ -34,7 +34,10 @@ StatusCounters counters_of(const EngineCounters& c) {
           .regions_copied = c.regions_copied.load(),
           .regions_skipped = c.regions_skipped.load(),
           .bytes_copied = c.bytes_copied.load(),
-          .bytes_fell_through = c.bytes_fell_through.load()};
+          .bytes_fell_through = c.bytes_fell_through.load(),
+
+          .regions_shared = c.regions_shared.load(),
+          .bytes_shared = c.bytes_shared.load()};
 }
 
 // What both paths fill alike.
@@ -65,6 +68,7 @@ CloneStatus live_status(const LiveStatusSources& in) {
   s.metadata_mode = to_string(engine.mode);
   s.metadata_mode_reason = engine.mode_reason;
   s.hydration = hydration_of(hydration);
+  s.hydration->copy_method = to_string(in.engine.copy_method());
   s.hydration_settings = controls_of(hydration.settings);
   s.complete = s.regions_valid == s.regions_total;
   s.counters = counters_of(in.engine.counters());

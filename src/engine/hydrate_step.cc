@@ -1,9 +1,12 @@
 // One hydration step: copy a batch of contiguous invalid regions from the source, leaving holes
-// and all-zero regions sparse in the destination.
+// sparse in the destination. Read and written, all-zero regions are left sparse too; shared
+// (reflink) or copied inside the kernel, they are not looked at: finding them would mean reading
+// every byte, which costs far more than sharing them (no space) and as much as copying them.
 #include <atomic>
 #include <cstring>
 
 #include "engine/clone_engine.h"
+#include "io/kernel_copy.h"
 #include "util/page_buffer.h"
 
 namespace clonefs {
@@ -77,6 +80,17 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions,
     return step;
   }
 
+  if (copy_method() != CopyMethod::kReadWrite) {
+    auto done = hydrate_in_kernel(span, cancel, step);
+    if (!done) return done.status();
+    if (*done) {
+      CLONEFS_RETURN_IF_ERROR(mark_valid(held.first(), held.count()));
+      step.hydrated = held.count();
+      return step;
+    }
+    step.copied_bytes = step.shared_bytes = 0;  // all of it is read and written below
+  }
+
   // The span is read in pieces of at most kMaxCopyBytes. Zeros are found per unit: a region, or
   // a kMaxCopyBytes part of a region larger than that. Contiguous data units of a piece are one
   // write; contiguous zero units, across pieces, one punch. Units and pieces both start at
@@ -137,6 +151,65 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions,
   CLONEFS_RETURN_IF_ERROR(mark_valid(held.first(), held.count()));
   step.hydrated = held.count();
   return step;
+}
+
+Result<bool> CloneEngine::hydrate_in_kernel(const Extent& span, const std::atomic<bool>* cancel,
+                                            HydrateStep& step) {
+  const CopyMethod method = copy_method();
+  uint64_t data_regions = 0, data_bytes = 0;
+  uint64_t last_data_region = geometry_.region_count();  // none yet
+  for (uint64_t pos = span.begin; pos < span.end;) {
+    auto data = source_.next_data(pos);
+    if (!data) return data.status();
+    const uint64_t data_begin = data->has_value() ? std::min((*data)->begin, span.end) : span.end;
+    // A hole may still hold an uncommitted write from before a crash.
+    if (data_begin > pos) CLONEFS_RETURN_IF_ERROR(destination_.punch(pos, data_begin - pos));
+    if (data_begin == span.end) break;
+    const uint64_t data_end = std::min((*data)->end, span.end);
+    for (uint64_t piece = data_begin; piece < data_end;) {
+      if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+        return Status::error(ECANCELED, "hydration of image bytes " + std::to_string(span.begin) +
+                                            "-" + std::to_string(span.end) + " cancelled");
+      }
+      const uint64_t piece_end = std::min(data_end, piece + kMaxKernelCopyBytes);
+      Status copied = destination_.copy_from(source_, piece, piece_end - piece, method);
+      if (!copied.is_ok()) {
+        if (!method_does_not_apply(copied)) return copied;
+        // EINVAL is about this range (FICLONERANGE's block alignment at an odd-sized end), the
+        // others about the files: only those rule the method out for the rest of the clone.
+        if (copied.code() != EINVAL) fall_back_from(method, copied);
+        return false;
+      }
+      piece = piece_end;
+    }
+    for (uint64_t r = geometry_.region_of(data_begin); r <= geometry_.region_of(data_end - 1);
+         ++r) {
+      if (r != last_data_region) ++data_regions;
+      last_data_region = r;
+    }
+    data_bytes += data_end - data_begin;
+    pos = data_end;
+  }
+  const uint64_t regions = geometry_.region_of(span.end - 1) - geometry_.region_of(span.begin) + 1;
+  counters_.regions_skipped.fetch_add(regions - data_regions, std::memory_order_relaxed);
+  if (method == CopyMethod::kReflink) {
+    step.shared_bytes += data_bytes;
+    counters_.regions_shared.fetch_add(data_regions, std::memory_order_relaxed);
+    counters_.bytes_shared.fetch_add(data_bytes, std::memory_order_relaxed);
+  } else {
+    step.copied_bytes += data_bytes;
+    counters_.regions_copied.fetch_add(data_regions, std::memory_order_relaxed);
+    counters_.bytes_copied.fetch_add(data_bytes, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void CloneEngine::fall_back_from(CopyMethod failed, const Status& why) {
+  CopyMethod expected = failed;
+  if (copy_method_.compare_exchange_strong(expected, fallback_of(failed)) &&
+      options_.on_copy_fallback) {
+    options_.on_copy_fallback(failed, fallback_of(failed), why);
+  }
 }
 
 }  // namespace clonefs

@@ -213,7 +213,9 @@ std::optional<uint64_t> Hydrator::next_start() {
 uint64_t Hydrator::claimable_from(uint64_t start) const {
   const RegionBitmap& bitmap = engine_.bitmap();
   uint64_t n = 0;
-  while (n < settings_.batch && start + n < engine_.geometry().region_count() &&
+  // A reflink step takes more regions than the batch asks (CloneEngine::step_regions).
+  const uint64_t limit = engine_.step_regions(settings_.batch);
+  while (n < limit && start + n < engine_.geometry().region_count() &&
          !bitmap.test(start + n) && !is_failed(start + n)) {
     ++n;
   }

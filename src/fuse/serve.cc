@@ -260,6 +260,11 @@ int serve_clone(const ServeOptions& options) {
     log.error("periodic commit failed, metadata is read-only until remounted: {}",
               failed.message());
   };
+  open_options.engine.best_copy_method = options.best_copy_method;
+  open_options.engine.on_copy_fallback = [&log](CopyMethod from, CopyMethod to, const Status& why) {
+    log.warn("hydration copies by {} from now on, {} does not apply: {}", to_string(to),
+             to_string(from), why.message());
+  };
   auto clone = Clone::open(options.metadata_path, open_options);
   if (!clone) {
     options.report(clone.status());
@@ -351,10 +356,11 @@ int serve_clone(const ServeOptions& options) {
           hydrator.set_paused(settings->paused);
           log.info(
               "serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
-              "copy-on-read {})",
+              "copy-on-read {}; copy method {}, best allowed {})",
               options.metadata_path, options.image_path, settings->paused ? "paused" : "on",
               settings->threshold, settings->batch, settings->rate,
-              options.copy_on_read ? "on" : "off");
+              options.copy_on_read ? "on" : "off", to_string((*clone)->engine().copy_method()),
+              to_string(options.best_copy_method));
           if (!options.metrics_file.empty()) {
             metrics.emplace(
                 options.metrics_file, options.metrics_interval, [&state] { return state.status(); },

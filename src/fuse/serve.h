@@ -15,6 +15,7 @@
 #include "control/metrics_file.h"
 #include "io/nbd_source.h"
 #include "fuse/supervision.h"
+#include "io/copy_method.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -23,6 +24,8 @@ struct ServeOptions {
   std::string metadata_path;  // absolute: a detached daemon runs from /
   std::string image_path;  // absolute; created empty if missing (removed again if mounting fails)
   bool copy_on_read = false;
+  // The best way hydration may copy; the best the source and destination allow up to it is used.
+  CopyMethod best_copy_method = CopyMethod::kReflink;
   // Given at mount (flags): applied over the controls saved in the metadata, and saved.
   std::vector<HydrateCommand> hydration_controls;
   std::vector<std::string> fuse_options;  // extra -o values (allow_other, debug, ...)

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "io/copy_method.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -52,6 +53,9 @@ class SourceDevice {
   // Makes reads waiting for the source to come back fail at once (ECANCELED), and every later
   // one: the clone is shutting down and must not wait out an outage.
   virtual void cancel_waits() {}
+  // The open descriptor of a regular file, which the kernel can copy from (io/kernel_copy.h);
+  // -1 when there is none (a block device, a remote source): hydration then reads and writes.
+  virtual int file_descriptor() const { return -1; }
 };
 
 // The local image that becomes the standalone copy.
@@ -66,6 +70,22 @@ class DestinationDevice {
   virtual Status punch(uint64_t offset, uint64_t length) = 0;
   virtual uint64_t size() const = 0;
   virtual const std::string& name() const = 0;
+  // The best way this destination can copy from `source` without the bytes passing through
+  // the engine, found by trying calls that change nothing; kReadWrite when there is none.
+  virtual CopyMethod probe_copy(SourceDevice& source) {
+    (void)source;
+    return CopyMethod::kReadWrite;
+  }
+  // Afterwards [offset, offset + length) reads what `source` holds at the same offsets, copied
+  // by `method` (kReflink or kCopyFileRange); durable only after sync(), as a write. EOPNOTSUPP,
+  // EXDEV or EINVAL: the method does not apply here (kernel_copy.h), the engine falls back.
+  virtual Status copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
+                           CopyMethod method) {
+    (void)source;
+    return Status::error(EOPNOTSUPP, std::string(to_string(method)) + " into " + name() +
+                                         " at offset " + std::to_string(offset) + " (" +
+                                         std::to_string(length) + " bytes): not supported");
+  }
 };
 
 }  // namespace clonefs

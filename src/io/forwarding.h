@@ -20,6 +20,7 @@ class ForwardingSource : public SourceDevice {
   bool reachable() const override { return target_.reachable(); }
   std::optional<SourceConnection> connection() const override { return target_.connection(); }
   void cancel_waits() override { target_.cancel_waits(); }
+  int file_descriptor() const override { return target_.file_descriptor(); }
 
  private:
   SourceDevice& target_;
@@ -38,6 +39,11 @@ class ForwardingDestination : public DestinationDevice {
   Status punch(uint64_t offset, uint64_t length) override { return target_.punch(offset, length); }
   uint64_t size() const override { return target_.size(); }
   const std::string& name() const override { return target_.name(); }
+  CopyMethod probe_copy(SourceDevice& source) override { return target_.probe_copy(source); }
+  Status copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
+                   CopyMethod method) override {
+    return target_.copy_from(source, offset, length, method);
+  }
 
  private:
   DestinationDevice& target_;

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/kernel_copy.h"
 #include "io/unique_fd.h"
 
 namespace clonefs {
@@ -61,6 +62,7 @@ class PosixSource final : public SourceDevice {
   }
   uint64_t size() const override { return size_; }
   const std::string& name() const override { return path_; }
+  int file_descriptor() const override { return regular_ ? fd_.get() : -1; }
 
   Result<std::optional<Extent>> next_data(uint64_t offset) override {
     if (offset >= size_) return std::optional<Extent>();
@@ -117,6 +119,21 @@ class PosixDestination final : public DestinationDevice {
   }
   uint64_t size() const override { return size_; }
   const std::string& name() const override { return path_; }
+  // A block device takes neither call (both want regular files at both ends).
+  CopyMethod probe_copy(SourceDevice& source) override {
+    if (block_size_ != 0) return CopyMethod::kReadWrite;
+    return probe_kernel_copy(source.file_descriptor(), source.size(), fd_.get());
+  }
+  Status copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
+                   CopyMethod method) override {
+    const int source_fd = source.file_descriptor();
+    if (source_fd < 0 || block_size_ != 0) {
+      return Status::error(EOPNOTSUPP, std::string(to_string(method)) + " from " + source.name() +
+                                           " into " + range(offset, length) +
+                                           ": not two regular files");
+    }
+    return kernel_copy(method, source_fd, source.name(), fd_.get(), path_, offset, length);
+  }
 
  private:
   // The logical block size of a block device; 0 for a regular file.

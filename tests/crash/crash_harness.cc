@@ -78,23 +78,28 @@ FileImage snapshot(const std::string& path) {
 // Runs the workload on the live clone with every persistence-relevant call recorded.
 Status record_workload(const CloneFiles& files, std::span<const Op> ops,
                        const ScenarioOptions& options, ImageModel& model, Trace& trace,
-                       std::vector<bool>& ever_valid) {
+                       std::vector<bool>& ever_valid, ScenarioReport& report) {
   RecordingVfs::Scope recording(files.metadata, trace);
   OpenOptions open;
   open.engine.commit_period = options.commit_period;
   open.engine.copy_on_read = options.copy_on_read;
+  open.engine.best_copy_method = options.best_copy_method;
   open.metadata.vfs = RecordingVfs::kName;
+  std::atomic<uint64_t> copies{0};
   open.wrappers.destination =
-      [&trace,
+      [&trace, &copies,
        &options](std::unique_ptr<DestinationDevice> real) -> std::unique_ptr<DestinationDevice> {
-    auto recorded = std::make_unique<RecordingDestination>(std::move(real), trace);
-    if (options.wrap_destination) return options.wrap_destination(std::move(recorded));
-    return recorded;
+    auto recording = std::make_unique<RecordingDestination>(std::move(real), trace, &copies);
+    recording->emulate_reflink = options.emulate_reflink;
+    if (options.wrap_destination) return options.wrap_destination(std::move(recording));
+    return recording;
   };
   auto clone = Clone::open(files.metadata, open);
   if (!clone) return clone.status();
-  CLONEFS_RETURN_IF_ERROR(
-      run_workload((*clone)->engine(), ops, model, trace, options.background_hydration));
+  report.copy_method = (*clone)->engine().copy_method();
+  Status ran = run_workload((*clone)->engine(), ops, model, trace, options.background_hydration);
+  report.kernel_copies = copies.load();
+  CLONEFS_RETURN_IF_ERROR(ran);
   const RegionBitmap& bits = (*clone)->engine().bitmap();
   for (uint64_t r = 0; r < bits.region_count(); ++r) ever_valid.push_back(bits.test(r));
   return Status::ok();  // the clone closes its database here, still recorded: a checkpoint
@@ -206,7 +211,7 @@ ScenarioReport run_scenario(uint64_t seed, std::span<const Op> ops,
   Trace trace;
   Oracle oracle;
   oracle.model = &model;
-  Status ran = record_workload(files, ops, options, model, trace, oracle.ever_valid);
+  Status ran = record_workload(files, ops, options, model, trace, oracle.ever_valid, report);
   const std::vector<Event> events = trace.take();
   if (!ran.is_ok())
     return {.failure = "live run failed: " + ran.message() + "\nworkload: " + describe(ops)};

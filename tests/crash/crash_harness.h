@@ -13,6 +13,7 @@
 
 #include "crash/workload.h"
 #include "io/devices.h"
+#include "io/copy_method.h"
 
 namespace clonefs::crash {
 
@@ -22,6 +23,9 @@ struct ScenarioOptions {
   uint64_t tail = 1536;                        // a multiple of 512, or 0
   std::chrono::milliseconds commit_period{0};  // 0: commits only on flush and close
   bool copy_on_read = false;
+  // The best copy hydration may use (scratch files on tmpfs allow copy_file_range, not reflink).
+  CopyMethod best_copy_method = CopyMethod::kReflink;
+  bool emulate_reflink = false;       // RecordingDestination::emulate_reflink
   bool background_hydration = false;  // a second thread hydrates while the workload runs
   size_t random_points = 8;           // crash points drawn at random, besides those around syncs
   size_t random_states = 4;  // random pending subsets per crash point (half with torn sectors)
@@ -35,8 +39,10 @@ struct ScenarioOptions {
 struct ScenarioReport {
   size_t trace_events = 0;
   size_t crash_points = 0;
-  size_t states_checked = 0;  // distinct states recovered and checked
-  std::string failure;        // "" if every state kept the contract
+  size_t states_checked = 0;                        // distinct states recovered and checked
+  std::string failure;                              // "" if every state kept the contract
+  CopyMethod copy_method = CopyMethod::kReadWrite;  // the one the engine chose
+  uint64_t kernel_copies = 0;  // hydration copies made inside the kernel (copy_from)
 };
 
 // The image geometry a scenario with these options uses.

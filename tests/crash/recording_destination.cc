@@ -1,5 +1,7 @@
 #include "crash/recording_destination.h"
 
+#include <vector>
+
 namespace clonefs::crash {
 
 // Writes are recorded after they complete: a write whose record precedes a sync's record was
@@ -18,6 +20,26 @@ Status RecordingDestination::punch(uint64_t offset, uint64_t length) {
     trace_.append(Event::punch(TracedFile::kDestination, offset, length));
   }
   return punched;
+}
+
+// A copy inside the kernel (reflink, copy_file_range) is, for what a crash leaves, a write of the
+// source's bytes: dirty in the page cache, or a change to the file's extent map, until the next
+// fdatasync, which makes it durable as it does a write. Recorded after it completes, as a write.
+Status RecordingDestination::copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
+                                       CopyMethod method) {
+  if (emulate_reflink && method == CopyMethod::kReflink) method = CopyMethod::kCopyFileRange;
+  Status copied = ForwardingDestination::copy_from(source, offset, length, method);
+  if (!copied.is_ok()) return copied;
+  std::vector<std::byte> bytes(length);
+  CLONEFS_RETURN_IF_ERROR(source.read_at(offset, bytes));
+  trace_.append(Event::write(TracedFile::kDestination, offset, bytes));
+  if (copies_ != nullptr) ++*copies_;
+  return copied;
+}
+
+CopyMethod RecordingDestination::probe_copy(SourceDevice& source) {
+  CopyMethod real = ForwardingDestination::probe_copy(source);
+  return emulate_reflink && real == CopyMethod::kCopyFileRange ? CopyMethod::kReflink : real;
 }
 
 // Recorded before the real fdatasync: a write racing with it (recorded later) then counts as

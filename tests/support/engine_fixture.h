@@ -44,6 +44,7 @@ class EngineFixture : public ::testing::Test {
     ASSERT_TRUE(dest.is_ok());
     real_dest_ = std::move(*dest);
     source_ = std::make_unique<FaultySource>(*real_source_);
+    source_->share_descriptor = share_source_descriptor_;
     dest_ = std::make_unique<FaultyDestination>(*real_dest_);
     store_ = std::make_unique<RecordingStore>(*meta_);
     auto geometry = Geometry::make(kImageSize, kRegion);
@@ -82,6 +83,8 @@ class EngineFixture : public ::testing::Test {
   }
 
   TempDir dir_;
+  // Lets the destination copy from the source inside the kernel (FaultySource hides it).
+  bool share_source_descriptor_ = false;
   std::vector<std::byte> source_bytes_;
   std::vector<std::byte> model_;
   std::unique_ptr<MetadataStore> meta_;

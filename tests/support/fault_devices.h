@@ -20,6 +20,8 @@ class FaultyDestination : public ForwardingDestination {
   std::atomic<int> fail_write{0};     // errno to fail write_at() and punch() with
   std::atomic<int> injected{0};       // calls failed on purpose
   std::function<void()> before_sync;  // runs inside sync(), before the real one
+  std::atomic<int> copies{0};         // copy_from() calls, failed or not
+  std::atomic<int> fail_copy{0};      // errno to fail copy_from() with (fail_write does too)
 
   Status sync() override {
     ++syncs;
@@ -45,6 +47,16 @@ class FaultyDestination : public ForwardingDestination {
     }
     return ForwardingDestination::punch(offset, length);
   }
+  Status copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
+                   CopyMethod method) override {
+    ++copies;
+    if (int err = fail_copy.load() ? fail_copy.load() : fail_write.load()) {
+      ++injected;
+      return Status::from_errno(err,
+                                std::string(to_string(method)) + " into " + name() + " (injected)");
+    }
+    return ForwardingDestination::copy_from(source, offset, length, method);
+  }
 };
 
 class FaultySource : public ForwardingSource {
@@ -56,6 +68,12 @@ class FaultySource : public ForwardingSource {
   std::atomic<int> read_delay_ms{0};  // each read takes at least this long, so reads overlap
   std::atomic<int> most_reading{0};   // the most reads seen in progress at once
   std::function<void(uint64_t offset)> before_read;  // set before the source is used
+  // Off: the source shows no descriptor, so every byte hydration takes from it passes through
+  // read_at, where the faults above are; on, copies inside the kernel bypass them.
+  std::atomic<bool> share_descriptor{false};
+  int file_descriptor() const override {
+    return share_descriptor.load() ? ForwardingSource::file_descriptor() : -1;
+  }
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
     ++reads;
     if (before_read) before_read(offset);

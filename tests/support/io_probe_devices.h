@@ -42,6 +42,8 @@ class ProbeSource : private std::unique_ptr<SourceDevice>, public ForwardingSour
     }
     return ForwardingSource::read_at(offset, buf);
   }
+  // What this measures and throws happens in read_at: copies inside the kernel would bypass it.
+  int file_descriptor() const override { return -1; }
 };
 
 class ProbeDestination : private std::unique_ptr<DestinationDevice>, public ForwardingDestination {

@@ -40,14 +40,17 @@ CloneStatus live_sample() {
                                 .failed_sample = {7, 9},
                                 .priority_regions = 24,
                                 .plan_regions = 4096,
-                                .plan_regions_left = 1000};
+                                .plan_regions_left = 1000,
+                                .copy_method = "reflink"};
   s.hydration_settings = {.threshold = 64, .batch = 16, .rate_limit = 200 << 20};
   s.counters = StatusCounters{.destination_syncs = 3,
                               .metadata_commits = 5,
                               .regions_copied = 40000,
                               .regions_skipped = 960,
                               .bytes_copied = 40000ull << 16,
-                              .bytes_fell_through = 123456};
+                              .bytes_fell_through = 123456,
+                              .regions_shared = 120,
+                              .bytes_shared = 120ull << 16};
 
   s.source_connection = StatusSourceConnection{.state = "degraded",
                                                .connections = 3,
@@ -123,6 +126,7 @@ const std::map<std::string, std::string> kLiveFields = {
     {"hydration.priority_regions", "integer"},
     {"hydration.plan_regions", "integer"},
     {"hydration.plan_regions_left", "integer"},
+    {"hydration.copy_method", "string"},
     {"hydration_settings", "object"},
     {"hydration_settings.paused", "boolean"},
     {"hydration_settings.threshold", "integer"},
@@ -147,6 +151,8 @@ const std::map<std::string, std::string> kLiveFields = {
     {"supervisor.serving_pid", "integer"},
     {"supervisor.restarts", "integer"},
     {"supervisor.last_restart", "string"},
+    {"counters.regions_shared", "integer"},
+    {"counters.bytes_shared", "integer"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {

@@ -31,13 +31,16 @@ CloneStatus live() {
   s.hydration = StatusHydration{.state = "running",
                                 .controls = {.threshold = 64, .batch = 16, .rate_limit = 200 << 20},
                                 .rate_bytes_per_s = 150 << 20,
-                                .eta_seconds = 245};
+                                .eta_seconds = 245,
+                                .copy_method = "copy_file_range"};
   s.hydration_settings = s.hydration->controls;
   s.counters = StatusCounters{.destination_syncs = 3,
                               .metadata_commits = 5,
                               .regions_copied = 4000,
                               .regions_skipped = 96,
-                              .bytes_copied = 4000ull << 16};
+                              .bytes_copied = 4000ull << 16,
+                              .regions_shared = 12,
+                              .bytes_shared = 12ull << 16};
   return s;
 }
 
@@ -55,9 +58,10 @@ TEST(StatusTable, Live) {
       "hydration       running, threshold 64 regions, batch 16 regions, rate limit 200.0 MiB/s\n"
       "rate            150.0 MiB/s, ETA 4m 05s\n"
       "failed regions  0\n"
+      "copy method     copy_file_range\n"
       "complete        no\n"
-      "counters        3 destination syncs, 5 commits, 4000 regions copied (250.0 MiB), 96 "
-      "skipped\n");
+      "counters        3 destination syncs, 5 commits, 4000 regions copied (250.0 MiB), 12 "
+      "shared (768.0 KiB), 96 skipped\n");
 }
 
 TEST(StatusTable, OfflineShowsTheSavedControls) {
