@@ -101,11 +101,16 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
     for key, name, v in (("10a", "address order (--no-priority)", o.address),
                          ("10b", "on-demand priority (default)", o.priority),
                          ("10c", "recorded profile (--profile)", o.profile),
-                         ("10d", "fully hydrated (the floor)", o.hydrated)):
+                         ("10d", "fully hydrated (the floor)", o.hydrated),
+                         ("10e", "address order, reader pausing 5 ms between reads of a file",
+                          o.address_think),
+                         ("10f", "on-demand priority, reader pausing 5 ms between reads of a file",
+                          o.priority_think)):
         rows.append(Row(key, "Issue 13: replay of scattered whole-file reads (%s MiB, 5%%) 1 s after"
                         " mount, slow source, rate-limited hydration: %s; raw = the floor"
                         % (fmt(o.replay_mib), name), "s", "lo", v.replay_s, None,
-                        o.hydrated.replay_s, note="%s of the bytes from the destination" % share(v)))
+                        None if key in ("10e", "10f") else o.hydrated.replay_s,
+                        note="%s of the bytes from the destination" % share(v)))
     return rows
 
 
