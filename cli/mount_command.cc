@@ -89,8 +89,8 @@ Status preflight(const MountArgs& args) {
   if (!args.record_profile.empty()) {
     const std::string dir = std::filesystem::path(args.record_profile).parent_path().string();
     if (::access(dir.c_str(), W_OK) != 0) {
-      return Status::from_errno(errno, "cannot record the profile " + args.record_profile +
-                                           ": directory " + dir);
+      return Status::from_errno(
+          errno, "cannot record the profile " + args.record_profile + ": directory " + dir);
     }
   }
   if (!args.foreground) {

@@ -108,9 +108,6 @@ class CloneEngine {
   const RegionBitmap& bitmap() const { return bitmap_; }
   const EngineCounters& counters() const { return counters_; }
   EngineStatus status() const;
-  // Nanoseconds (steady clock) of the last user read/write/discard/flush; the hydrator yields to
-  // it.
-  int64_t last_user_io_ns() const { return last_user_io_ns_.load(std::memory_order_relaxed); }
   // Observers are told of user I/O from the threads doing it, until removed; remove_observer
   // returns once no call into it is in progress.
   void add_observer(AccessObserver* observer);
@@ -171,7 +168,6 @@ class CloneEngine {
   RegionBitmap bitmap_;  // bits set only under mu_ (so a freeze sees a consistent set)
   RegionLocks locks_;
   EngineCounters counters_;
-  std::atomic<int64_t> last_user_io_ns_{0};
   // Taken shared by every user I/O (a leaf: nothing else is taken under it but the observers'
   // own locks); exclusive only to add or remove one.
   mutable std::shared_mutex observers_mu_;
