@@ -94,6 +94,17 @@ Status preflight(const MountArgs& args) {
     if (::access(dir.c_str(), W_OK | X_OK) != 0)
       return Status::from_errno(errno, "metrics file " + args.metrics_file + ": directory " + dir);
   }
+  if (!args.profile.empty() && ::access(args.profile.c_str(), R_OK) != 0)
+    return Status::from_errno(errno, "profile " + args.profile);
+  // The profile is written at unmount at the latest: a path it cannot be written to must fail
+  // now, not then.
+  if (!args.record_profile.empty()) {
+    const std::string dir = std::filesystem::path(args.record_profile).parent_path().string();
+    if (::access(dir.c_str(), W_OK) != 0) {
+      return Status::from_errno(
+          errno, "cannot record the profile " + args.record_profile + ": directory " + dir);
+    }
+  }
   if (!args.foreground) {
     int fd = ::open(args.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return Status::from_errno(errno, "log file " + args.log_file);

@@ -211,13 +211,13 @@ def rows(res, s) -> List:
             peers = [v for v in (nf, q) if v is not None]
             best = (max(peers) if better == "hi" else min(peers)) if peers else None
             fmt = lambda v: "—" if v is None else ("%.1f" % v)
-            out.append(Row("10%s-%dms" % ("abc"[i], delay),
+            out.append(Row("11%s-%dms" % ("abc"[i], delay),
                            "NBD, nbdkit file + %d ms/read: %s" % (delay, name), unit, better,
                            cf, best, note="peer = better of nbdfuse+cow %s, qsd nbd+cor %s"
                            % (fmt(nf), fmt(q))))
     for (conns, w), v in sorted(n.sweep.items()):
         unit, better = ("IOPS", "hi") if w == "rr16" else ("s", "lo")
-        out.append(Row("10d-%s-%d" % (w, conns), "NBD 10 ms/read, --source-connections %d: %s"
+        out.append(Row("11d-%s-%d" % (w, conns), "NBD 10 ms/read, --source-connections %d: %s"
                        % (conns, "4K randread QD16" if w == "rr16" else "full hydration"),
                        unit, better, v))
     return out

@@ -4,7 +4,8 @@ rate-limited so that a full copy takes about a minute, and a recorded workload â
 (512 KiB, read in 128 KiB O_DIRECT reads) at scattered offsets, about 5% of the image, in a
 fixed order, as a boot or a job start reads â€” replayed 1 s after mount on fresh clones:
 (a) address order (--no-priority), (b) on-demand priority (the default), (c) a profile recorded
-by the same workload on another clone (--profile), (d) a fully hydrated clone (the floor).
+by the same workload on another clone (--profile), (d) a fully hydrated clone (the floor); and
+(a), (b) again with a reader that pauses THINK_MS between two reads of a file.
 Each variant runs `repeats` times, interleaved, and reports medians."""
 import mmap
 import os
@@ -22,6 +23,7 @@ FILE_BYTES = 512 << 10
 READ_BYTES = 128 << 10
 SHARE = 0.05
 FULL_COPY_S = 60
+THINK_MS = 5  # rows 12e/12f: the reader's pause between two reads of a file
 
 
 def workload(size: int, seed: int = 13) -> List[Tuple[int, int]]:
@@ -37,9 +39,10 @@ def workload(size: int, seed: int = 13) -> List[Tuple[int, int]]:
     return reads
 
 
-def replay(image: str, reads: List[Tuple[int, int]]) -> float:
+def replay(image: str, reads: List[Tuple[int, int]], think_s: float = 0) -> float:
     """Seconds to run the reads, O_DIRECT (no page cache, no kernel readahead: the reads the
-    workload makes are the reads clonefs sees)."""
+    workload makes are the reads clonefs sees), pausing `think_s` after each read that does not
+    end a file."""
     buf = mmap.mmap(-1, READ_BYTES)
     fd = os.open(image, os.O_RDONLY | os.O_DIRECT)
     try:
@@ -47,6 +50,8 @@ def replay(image: str, reads: List[Tuple[int, int]]) -> float:
         for off, length in reads:
             if os.preadv(fd, [memoryview(buf)[:length]], off) != length:
                 raise RuntimeError("short read of %s at %d" % (image, off))
+            if think_s and (off + length) % FILE_BYTES:
+                time.sleep(think_s)
         return time.monotonic() - t0
     finally:
         os.close(fd)
@@ -67,16 +72,18 @@ def hydration_order(ctx, r: R.HydrationOrder) -> R.HydrationOrder:
             c.create()
             c.mount("--no-hydration", "--record-profile", profile)
             replay(c.image, reads)
-        fig = {k: [] for k in ("address", "priority", "profile", "hydrated")}
+        fig = {k: [] for k in ("address", "priority", "profile", "hydrated", "address_think",
+                               "priority_think")}
 
-        def variant(name: str, flags: Tuple[str, ...], prepare: Callable[[Clone], None]):
+        def variant(name: str, flags: Tuple[str, ...], prepare: Callable[[Clone], None],
+                    think_s: float = 0):
             with Clone(ctx.clonefs, slow.image, ctx.path("cf_order_" + name)) as c:
                 c.create()
                 drop_caches()  # the slow source's page cache too: every variant reads it cold
                 c.mount(*flags)
                 prepare(c)
                 before = c.status()["counters"]["bytes_fell_through"]
-                seconds = replay(c.image, reads)
+                seconds = replay(c.image, reads, think_s)
                 fell = c.status()["counters"]["bytes_fell_through"] - before
                 fig[name].append((seconds, 1 - fell / replay_bytes))
                 log("order %s: replay %.3f s, %.1f%% from the destination"
@@ -95,6 +102,9 @@ def hydration_order(ctx, r: R.HydrationOrder) -> R.HydrationOrder:
             variant("priority", limited, after_a_second)
             variant("profile", limited + ("--profile", profile), after_a_second)
             variant("hydrated", (), fully)
+            variant("address_think", limited + ("--no-priority",), after_a_second,
+                    THINK_MS / 1000)
+            variant("priority_think", limited, after_a_second, THINK_MS / 1000)
     for name in fig:
         v: R.OrderVariant = getattr(r, name)
         v.replay_s = median_low([s for s, _ in fig[name]])

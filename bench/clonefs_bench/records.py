@@ -157,6 +157,9 @@ class HydrationOrder:          # issue 13: replay of scattered whole-file reads 
     priority: OrderVariant = field(default_factory=OrderVariant)   # on-demand priority (default)
     profile: OrderVariant = field(default_factory=OrderVariant)    # --profile of a recorded run
     hydrated: OrderVariant = field(default_factory=OrderVariant)   # fully hydrated: the floor
+    # The same reads with THINK_MS between two reads of a file (a reader that computes):
+    address_think: OrderVariant = field(default_factory=OrderVariant)
+    priority_think: OrderVariant = field(default_factory=OrderVariant)
     replay_mib: F = None
     rate_mib_s: F = None
 

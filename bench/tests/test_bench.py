@@ -251,6 +251,6 @@ class NbdRows(unittest.TestCase):
                          (10, "seq", "qsd"): 50.0, (10, "hyd", "clonefs"): 5.0,
                          (10, "hyd", "nbdfuse"): 90.0, (10, "hyd", "qsd"): 40.0}
         by = {row.key: row for row in nbd.rows(r, config.FULL)}
-        self.assertEqual(by["10a-10ms"].peer, 50.0)   # MB/s: higher is better
-        self.assertEqual(by["10c-10ms"].peer, 40.0)   # seconds: lower is better
-        self.assertIsNone(by["10b-10ms"].clonefs)
+        self.assertEqual(by["11a-10ms"].peer, 50.0)   # MB/s: higher is better
+        self.assertEqual(by["11c-10ms"].peer, 40.0)   # seconds: lower is better
+        self.assertIsNone(by["11b-10ms"].clonefs)

@@ -139,7 +139,9 @@ Result<AccessProfile> read_profile(const std::string& path) {
     text.append(buf, static_cast<size_t>(n));
     // The largest valid profile is well under this: anything bigger is not one.
     if (text.size() > (kMaxProfileRuns + 16) * 48) {
-      return Status::error(EINVAL, "profile " + path + " is too large to be a clonefs profile");
+      return Status::error(EINVAL, "profile " + path +
+                                       " is too large: not a clonefs access profile (see "
+                                       "docs/PROFILE.md)");
     }
   }
   return parse_profile(text, path);

@@ -80,10 +80,8 @@ Status CloneEngine::writable() const {
   return Status::ok();
 }
 
+// The hydrator yields to user I/O: it keeps the time itself, on its own clock.
 void CloneEngine::note_user_io() {
-  auto now = std::chrono::steady_clock::now().time_since_epoch();
-  last_user_io_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
-                         std::memory_order_relaxed);
   std::shared_lock lock(observers_mu_);
   for (AccessObserver* observer : observers_) observer->user_io();
 }

@@ -134,9 +134,6 @@ class CloneEngine {
     return std::max<uint64_t>(batch, kMaxKernelCopyBytes / geometry_.region_size());
   }
   EngineStatus status() const;
-  // Nanoseconds (steady clock) of the last user read/write/discard/flush; the hydrator yields to
-  // it.
-  int64_t last_user_io_ns() const { return last_user_io_ns_.load(std::memory_order_relaxed); }
   // Observers are told of user I/O from the threads doing it, until removed; remove_observer
   // returns once no call into it is in progress.
   void add_observer(AccessObserver* observer);
@@ -205,7 +202,6 @@ class CloneEngine {
   RegionLocks locks_;
   EngineCounters counters_;
   std::atomic<CopyMethod> copy_method_{CopyMethod::kReadWrite};
-  std::atomic<int64_t> last_user_io_ns_{0};
   // Taken shared by every user I/O (a leaf: nothing else is taken under it but the observers'
   // own locks); exclusive only to add or remove one.
   mutable std::shared_mutex observers_mu_;

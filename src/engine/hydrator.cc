@@ -69,9 +69,11 @@ Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max
 
 Hydrator::~Hydrator() { stop(); }
 
+// Once: after a first stop() the engine may be gone (the destructor's stop() comes after it).
 void Hydrator::stop() {
   {
     std::lock_guard lock(mu_);
+    if (stopping_) return;
     stopping_ = true;
     cancel_.store(true, std::memory_order_relaxed);
     wake_all_locked();

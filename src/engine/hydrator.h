@@ -74,7 +74,7 @@ class Hydrator : private AccessObserver {
   Hydrator(const Hydrator&) = delete;
   Hydrator& operator=(const Hydrator&) = delete;
 
-  void stop();
+  void stop();  // joins the workers and stops observing the engine; later calls do nothing
   void set_paused(bool paused);
   void set_threshold(uint64_t regions);
   void set_batch(uint64_t regions);

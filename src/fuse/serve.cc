@@ -270,6 +270,19 @@ int serve_clone(const ServeOptions& options) {
     options.report(clone.status());
     return 1;
   }
+  // Before anything is saved: a profile of another source changes nothing.
+  std::vector<RegionRun> plan;
+  if (!options.profile_path.empty()) {
+    auto profile = read_profile(options.profile_path);
+    auto runs = profile ? profile_plan(*profile, options.profile_path, (*clone)->record(),
+                                       (*clone)->engine().geometry())
+                        : Result<std::vector<RegionRun>>(profile.status());
+    if (!runs) {
+      options.report(runs.status());
+      return 1;
+    }
+    plan = std::move(*runs);
+  }
   auto settings = settings_for_mount((*clone)->metadata(), options.hydration_controls);
   if (!settings) {
     options.report(settings.status());
@@ -294,18 +307,6 @@ int serve_clone(const ServeOptions& options) {
                options.metadata_path.size(), 0);
   }
 
-  std::vector<RegionRun> plan;
-  if (!options.profile_path.empty()) {
-    auto profile = read_profile(options.profile_path);
-    auto runs = profile ? profile_plan(*profile, options.profile_path, (*clone)->record(),
-                                       (*clone)->engine().geometry())
-                        : Result<std::vector<RegionRun>>(profile.status());
-    if (!runs) {
-      options.report(runs.status());
-      return 1;
-    }
-    plan = std::move(*runs);
-  }
   // Paused until the mount is up: nothing to copy for if mounting fails.
   HydrationSettings held = *settings;
   held.paused = true;

@@ -81,6 +81,15 @@ TEST_F(CliErrors, EachBadInvocationFailsWithOneClearMessageAndWritesNothing) {
       {"hydrate of something not mounted", "hydrate {src} --pause", "source.img"},
       {"hydrate rate garbage", "hydrate {image} --rate fast", "fast"},
       {"finalize incomplete", "finalize --metadata {meta}", "missing"},
+      {"missing profile", "mount --metadata {meta} {image} --profile {dir}/nope.profile",
+       "nope.profile"},
+      {"profile not a profile", "mount --metadata {meta} {image} --rate 1M --profile {src}",
+       "not a clonefs access profile"},
+      {"profile recorded into a missing directory",
+       "mount --metadata {meta} {image} --record-profile {dir}/nodir/p", "nodir"},
+      {"hydrate --files of something not mounted", "hydrate {src} --files {dir}", "source.img"},
+      {"hydrate --profile and --files", "hydrate {image} --profile {src} --files {dir}",
+       "excludes"},
   };
   for (const ErrorCase& c : cases) {
     SCOPED_TRACE(c.name);

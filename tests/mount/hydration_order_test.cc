@@ -107,6 +107,23 @@ TEST_F(HydrationOrder, ARecordedProfileIsHydratedFirstOnAFreshCloneAndRefusedOnA
         << "address order went before the profile";
   }
 
+  // The same, given to a running mount.
+  create_other("later", source());
+  {
+    MountedImage later(dir_.file("later.meta"), dir_.file("later.img"), "--no-hydration");
+    ASSERT_TRUE(later.ok()) << later.result().output;
+    CommandResult hydrate = run(
+        clonefs("hydrate " + shell_quote(later.image()) + " --profile " + shell_quote(profile)));
+    ASSERT_EQ(hydrate.exit_code, 0) << hydrate.output;
+    EXPECT_NE(hydrate.output.find(std::to_string(regions.size()) + " regions of " + profile),
+              std::string::npos)
+        << hydrate.output;
+    CloneStatus s = status_json(later.image());
+    ASSERT_TRUE(s.hydration);
+    EXPECT_EQ(s.hydration->plan_regions, regions.size());
+    EXPECT_EQ(s.hydration->plan_regions_left, regions.size());  // paused: nothing copied yet
+  }
+
   // A clone of another source of the same size: refused at mount and by hydrate.
   write_file(dir_.file("other.img"), random_bytes(32 * kMiB, 9));
   create_other("other", dir_.file("other.img"));
