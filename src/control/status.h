@@ -82,7 +82,7 @@ struct StatusHydration {
   uint64_t priority_regions = 0;   // invalid regions queued by reads that fell through
   uint64_t plan_regions = 0;       // regions of the plan given (a profile, file hints)
   uint64_t plan_regions_left = 0;  // of those, still invalid
-  std::string copy_method;  // io/copy_method.h's spelling
+  std::string copy_method;         // io/copy_method.h's spelling
   bool operator==(const StatusHydration&) const = default;
 };
 
@@ -139,7 +139,7 @@ struct CloneStatus {
   bool complete = false;
   std::optional<StatusCounters> counters;                   // nullopt offline
   std::optional<StatusSourceConnection> source_connection;  // nullopt offline, local sources
-  std::optional<StatusSupervisor> supervisor;  // nullopt offline or unsupervised
+  std::optional<StatusSupervisor> supervisor;               // nullopt offline or unsupervised
   bool operator==(const CloneStatus&) const = default;
 };
 

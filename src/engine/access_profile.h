@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "engine/access_observer.h"
-#include "meta/region_run.h"
 #include "meta/geometry.h"
 #include "meta/metadata_store.h"
+#include "meta/region_run.h"
 #include "util/status.h"
 
 namespace clonefs {

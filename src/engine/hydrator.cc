@@ -217,8 +217,8 @@ uint64_t Hydrator::claimable_from(uint64_t start) const {
   uint64_t n = 0;
   // A reflink step takes more regions than the batch asks (CloneEngine::step_regions).
   const uint64_t limit = engine_.step_regions(settings_.batch);
-  while (n < limit && start + n < engine_.geometry().region_count() &&
-         !bitmap.test(start + n) && !is_failed(start + n)) {
+  while (n < limit && start + n < engine_.geometry().region_count() && !bitmap.test(start + n) &&
+         !is_failed(start + n)) {
     ++n;
   }
   return n;

@@ -17,8 +17,8 @@
 #include "engine/access_observer.h"
 #include "engine/clone_engine.h"
 #include "engine/hydration_clock.h"
-#include "meta/region_run.h"
 #include "meta/hydration_settings.h"
+#include "meta/region_run.h"
 
 namespace clonefs {
 

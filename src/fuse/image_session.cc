@@ -20,8 +20,8 @@ ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spd
       image_(clone.engine(), image_path_, attributes) {}
 
 CloneStatus ImageSession::status() const {
-  return live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_, pid_,
-                      supervisor_pid_, restarts_, last_restart_});
+  return live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_,
+                      pid_, supervisor_pid_, restarts_, last_restart_});
 }
 
 std::string ImageSession::status_json() const {

@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "control/control_protocol.h"
+#include "control/status_prometheus.h"
 #include "daemon/hydration_control.h"
 #include "daemon/status_report.h"
 #include "engine/access_profile.h"
-#include "control/status_prometheus.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
 #include "fuse/connection_resume.h"

@@ -13,9 +13,9 @@
 
 #include "control/control_protocol.h"
 #include "control/metrics_file.h"
-#include "io/nbd_source.h"
 #include "fuse/supervision.h"
 #include "io/copy_method.h"
+#include "io/nbd_source.h"
 #include "util/status.h"
 
 namespace clonefs {
@@ -34,12 +34,12 @@ struct ServeOptions {
   std::string profile_path;
   std::string record_profile_path;
   bool on_demand_priority = true;  // reads that fall through to the source are hydrated first
-  unsigned max_threads = 16;              // FUSE worker threads
+  unsigned max_threads = 16;       // FUSE worker threads
   // --metrics-file: kept up to date while serving (control/metrics_file.h), and left holding the
   // committed state once the clone is closed. "" for none.
   std::string metrics_file;
   std::chrono::milliseconds metrics_interval = MetricsFileWriter::kDefaultInterval;
-  NbdSourceOptions nbd;                   // for a source recorded as an NBD URI
+  NbdSourceOptions nbd;  // for a source recorded as an NBD URI
   std::shared_ptr<spdlog::logger> logger;
   // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached
   // daemon passes the result to its waiting parent through this.

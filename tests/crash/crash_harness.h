@@ -12,8 +12,8 @@
 #include <string>
 
 #include "crash/workload.h"
-#include "io/devices.h"
 #include "io/copy_method.h"
+#include "io/devices.h"
 
 namespace clonefs::crash {
 
