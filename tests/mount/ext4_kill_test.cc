@@ -21,16 +21,6 @@ int ext4_kill_rounds() {
   return env ? std::atoi(env) : 4;
 }
 
-// Writes `bytes` to `path` and fsyncs it; false on any error (the daemon may be dead).
-bool write_and_fsync(const std::string& path, const std::vector<std::byte>& bytes) {
-  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
-}
-
 TEST_P(Ext4SigkillTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));

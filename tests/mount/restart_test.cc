@@ -56,15 +56,6 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
-bool write_and_fsync(const std::string& path, const std::vector<std::byte>& bytes) {
-  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-  if (fd < 0) return false;
-  bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
-}
-
 std::vector<std::byte> pread_file(const std::string& path, uint64_t offset, size_t length) {
   std::vector<std::byte> bytes(length);
   int fd = ::open(path.c_str(), O_RDONLY);

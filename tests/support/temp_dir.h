@@ -26,6 +26,9 @@ class TempDir {
 std::vector<std::byte> random_bytes(size_t size, uint64_t seed);
 void write_file(const std::string& path, const std::vector<std::byte>& bytes);
 std::vector<std::byte> read_file(const std::string& path);
+// Writes `bytes` to `path` (created or truncated) and fsyncs it; false on any error, with errno
+// set (a test whose daemon may be dead checks it).
+bool write_and_fsync(const std::string& path, const std::vector<std::byte>& bytes);
 // FNV-1a of the whole file ("" if it does not exist): for "nothing was written" checks.
 std::string file_digest(const std::string& path);
 
