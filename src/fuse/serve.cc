@@ -372,6 +372,12 @@ int serve_clone(const ServeOptions& options) {
       });
       if (supervision != nullptr) touch_receive_buffers(options.max_threads);
       loop_rc = mounted.loop(options.max_threads);
+      // From here on a SIGTERM — sent right after umount(8) returned, by a service manager or a
+      // shutdown script — would kill the process in the middle of the final commit. Ignored
+      // before the session's teardown: libfuse then leaves a handler that is not its own in
+      // place, where it would otherwise restore the default (death) and leave a window. The
+      // daemon exits once the commit is done.
+      for (int signal : {SIGTERM, SIGINT, SIGHUP}) std::signal(signal, SIG_IGN);
       if (supervision != nullptr && ::getppid() != supervision->supervisor_pid) {
         log.error("the supervisor (pid {}) is gone: serving stops and the mount ends",
                   supervision->supervisor_pid);
@@ -390,10 +396,6 @@ int serve_clone(const ServeOptions& options) {
     options.report(startup);
     return 1;
   }
-  // The session is gone (libfuse's handlers too): from here on a SIGTERM — sent right after
-  // umount(8) returned, by a service manager or a shutdown script — would kill the process in
-  // the middle of the final commit. Ignored: the daemon exits once the commit is done.
-  for (int signal : {SIGTERM, SIGINT, SIGHUP}) std::signal(signal, SIG_IGN);
   probe.join();
   finish_recording();
   metrics.reset();
