@@ -1,12 +1,10 @@
 #include "fuse/connection_resume.h"
 
 #include <linux/fuse.h>
-#include <malloc.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -91,34 +89,6 @@ bool connection_alive(int fuse_fd) {
   pollfd p{fuse_fd, 0, 0};
   if (::poll(&p, 1, 0) < 0) return false;
   return (p.revents & (POLLERR | POLLNVAL)) == 0;
-}
-
-}  // namespace clonefs
-
-namespace clonefs {
-
-namespace {
-// libfuse 3.14's receive buffer: FUSE_MAX_MAX_PAGES (256) pages and a header page.
-size_t receive_buffer_size() { return 257 * static_cast<size_t>(::getpagesize()); }
-}  // namespace
-
-void use_one_resident_heap() {
-  ::mallopt(M_ARENA_MAX, 1);
-  ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  ::mallopt(M_TRIM_THRESHOLD, INT_MAX);
-  ::mallopt(M_TOP_PAD, static_cast<int>(receive_buffer_size()));
-}
-
-void touch_receive_buffers(unsigned workers) {
-  const size_t buffer = receive_buffer_size();
-  std::vector<void*> touched;
-  for (unsigned i = 0; i < workers + 2; ++i) {
-    void* p = std::malloc(buffer);
-    if (p == nullptr) break;
-    std::memset(p, 0, buffer);
-    touched.push_back(p);
-  }
-  for (void* p : touched) std::free(p);
 }
 
 }  // namespace clonefs

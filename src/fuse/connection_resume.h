@@ -38,14 +38,4 @@ Status notify_resend(int fuse_fd);
 // False once the kernel has ended the connection (unmounted or aborted).
 bool connection_alive(int fuse_fd);
 
-// A SIGKILL that lands while the kernel copies a request into a page of the serving process not
-// yet touched fails that request with EIO instead of leaving it for FUSE_NOTIFY_RESEND: the page
-// fault (get_user_pages) is abandoned for the fatal signal, and fuse_dev_do_read ends a request
-// whose copy failed with -EIO. libfuse mallocs each worker's receive buffer (1 MiB + 4 KiB) when
-// the worker starts, so these make those buffers come from memory already resident: one malloc
-// arena, no per-buffer mmap, no trimming (before any thread exists), and, just before the loop
-// starts its workers, `workers` such buffers touched and freed for them to reuse.
-void use_one_resident_heap();
-void touch_receive_buffers(unsigned workers);
-
 }  // namespace clonefs

@@ -24,6 +24,7 @@
 #include "fuse/connection_resume.h"
 #include "fuse/image_ops.h"
 #include "fuse/image_session.h"
+#include "fuse/request_loop.h"
 #include "fuse/supervisor_channel.h"
 
 namespace clonefs {
@@ -189,14 +190,7 @@ class MountedSession {
   }
 
   // Runs until unmounted (fusermount3 -u, umount) or SIGINT/SIGTERM/SIGHUP.
-  int loop(unsigned max_threads) {
-    fuse_loop_config* config = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(config, 0);
-    fuse_loop_cfg_set_max_threads(config, max_threads);
-    int rc = fuse_session_loop_mt(session_, config);
-    fuse_loop_cfg_destroy(config);
-    return rc;
-  }
+  int loop(const RequestLoopOptions& options) { return run_request_loop(session_, options); }
 
  private:
   fuse_session* session_ = nullptr;
@@ -252,7 +246,6 @@ namespace {
 
 int serve_clone(const ServeOptions& options) {
   spdlog::logger& log = *options.logger;
-  if (options.supervision != nullptr) use_one_resident_heap();
   OpenOptions open_options;
   open_options.engine.copy_on_read = options.copy_on_read;
   open_options.nbd = options.nbd;
@@ -370,8 +363,7 @@ int serve_clone(const ServeOptions& options) {
         }
         options.report(ready);
       });
-      if (supervision != nullptr) touch_receive_buffers(options.max_threads);
-      loop_rc = mounted.loop(options.max_threads);
+      loop_rc = mounted.loop({options.max_threads, supervision != nullptr, &log});
       // From here on a SIGTERM — sent right after umount(8) returned, by a service manager or a
       // shutdown script — would kill the process in the middle of the final commit. Ignored
       // before the session's teardown: libfuse then leaves a handler that is not its own in
