@@ -142,6 +142,18 @@ void CloneEngine::mark_valid_range_locked(uint64_t first, uint64_t count) {
       transaction_chunks_.push_back(chunk);
     }
   }
+  if (surviving_) surviving_->record(first, count);
+}
+
+uint64_t CloneEngine::adopt_surviving(std::unique_ptr<SurvivingRegions> surviving) {
+  std::lock_guard lock(mu_);
+  const uint64_t before = transaction_regions_;
+  if (mode_ == MetadataMode::kReadWrite) {
+    surviving->for_each_run(
+        [this](uint64_t first, uint64_t count) { mark_valid_range_locked(first, count); });
+  }
+  surviving_ = std::move(surviving);
+  return transaction_regions_ - before;
 }
 
 // Piece by piece, each at most kMaxCopyBytes: source read, overlay, destination write. Safe

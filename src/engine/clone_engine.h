@@ -17,6 +17,7 @@
 
 #include "engine/access_observer.h"
 #include "engine/region_locks.h"
+#include "engine/surviving_regions.h"
 #include "io/devices.h"
 #include "meta/geometry.h"
 #include "meta/metadata_store.h"
@@ -120,6 +121,11 @@ class CloneEngine {
   Result<HydrateStep> hydrate(uint64_t first, uint64_t max_regions,
                               const std::atomic<bool>* cancel = nullptr);
 
+  // Before any I/O: makes valid (in the open transaction) every region `surviving` holds from a
+  // serving process that died (engine/surviving_regions.h), and records there every region made
+  // valid from now on. Returns how many regions were adopted.
+  uint64_t adopt_surviving(std::unique_ptr<SurvivingRegions> surviving);
+
   const Geometry& geometry() const { return geometry_; }
   const RegionBitmap& bitmap() const { return bitmap_; }
   const SourceDevice& source() const { return source_; }
@@ -218,6 +224,7 @@ class CloneEngine {
   MetadataMode mode_ = MetadataMode::kReadWrite;  // guarded by mu_
   std::string mode_reason_;                       // guarded by mu_
   bool closed_ = false;                           // guarded by mu_
+  std::unique_ptr<SurvivingRegions> surviving_;   // guarded by mu_; null unless supervised
 
   std::mutex commit_mu_;  // serialises commits: one freeze-sync-commit sequence at a time
 

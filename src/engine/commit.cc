@@ -28,6 +28,7 @@ Status CloneEngine::commit() {
     std::lock_guard lock(mu_);
     mode_ = MetadataMode::kFail;
     mode_reason_ = std::string("commit failed: ") + e.what();
+    if (surviving_) surviving_->spoil();
     return Status::error(EIO, "commit failed: " + std::string(e.what()));
   }
 }
@@ -83,6 +84,8 @@ void CloneEngine::fail_commit(const Status& cause, std::span<const ChunkImage> f
   // Closes the gate first: no region becomes valid while the committed chunks are read.
   mode_ = MetadataMode::kReadOnly;
   mode_reason_ = "commit failed: " + cause.message();
+  // A successor must not adopt regions whose data this failure may have dropped.
+  if (surviving_) surviving_->spoil();
   lock.unlock();
   for (const ChunkImage& chunk : frozen) chunks.push_back(chunk.index);
   std::sort(chunks.begin(), chunks.end());

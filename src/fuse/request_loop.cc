@@ -46,8 +46,8 @@ class StopSignals {
     action.sa_flags = 0;  // no SA_RESTART: the main thread's wait returns to look
     for (size_t i = 0; i < std::size(kStopSignals); ++i) {
       ::sigaction(kStopSignals[i], nullptr, &previous_[i]);
-      installed_[i] = previous_[i].sa_handler != SIG_IGN &&
-                      ::sigaction(kStopSignals[i], &action, nullptr) == 0;
+      installed_[i] =
+          previous_[i].sa_handler != SIG_IGN && ::sigaction(kStopSignals[i], &action, nullptr) == 0;
     }
   }
   ~StopSignals() {
@@ -61,7 +61,7 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
 
  private:
-  struct sigaction previous_[std::size(kStopSignals)] {};
+  struct sigaction previous_[std::size(kStopSignals)]{};
   bool installed_[std::size(kStopSignals)] = {};
 };
 
@@ -157,8 +157,8 @@ int run_request_loop(fuse_session* session, const RequestLoopOptions& options) {
     if (w.buffer->data() == nullptr) {
       error = -w.buffer->error();
       if (options.log) {
-        options.log->error("cannot map a FUSE receive buffer of {} bytes: {}",
-                           w.buffer->size(), std::strerror(w.buffer->error()));
+        options.log->error("cannot map a FUSE receive buffer of {} bytes: {}", w.buffer->size(),
+                           std::strerror(w.buffer->error()));
       }
       break;
     }

@@ -244,6 +244,22 @@ Status check_image_path(const std::string& image_path) {
 
 namespace {
 
+// Supervised: what a killed predecessor made valid is valid here too (engine/surviving_regions.h),
+// before any request is served. A successor that cannot adopt it must not serve.
+Status adopt_surviving_regions(const ServeOptions& options, Clone& clone) {
+  if (options.supervision == nullptr || options.supervision->surviving_regions_fd < 0)
+    return Status::ok();
+  auto surviving =
+      SurvivingRegions::map(options.supervision->surviving_regions_fd, clone.engine().geometry());
+  if (!surviving) return surviving.status();
+  const uint64_t adopted = clone.engine().adopt_surviving(std::move(*surviving));
+  if (adopted != 0) {
+    options.logger->info("{} regions the previous serving process made valid are valid again",
+                         adopted);
+  }
+  return Status::ok();
+}
+
 int serve_clone(const ServeOptions& options) {
   spdlog::logger& log = *options.logger;
   OpenOptions open_options;
@@ -261,6 +277,10 @@ int serve_clone(const ServeOptions& options) {
   auto clone = Clone::open(options.metadata_path, open_options);
   if (!clone) {
     options.report(clone.status());
+    return 1;
+  }
+  if (Status adopted = adopt_surviving_regions(options, **clone); !adopted) {
+    options.report(adopted);
     return 1;
   }
   // Before anything is saved: a profile of another source changes nothing.

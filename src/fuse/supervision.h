@@ -24,6 +24,9 @@ struct Supervision {
   pid_t supervisor_pid = 0;
   unsigned restarts = 0;     // serving processes started after the first
   std::string last_restart;  // why the last one was started ("" before any)
+  // The regions serving processes made valid, which outlive them (engine/surviving_regions.h):
+  // a memfd the supervisor holds, inherited by each. -1: none kept.
+  int surviving_regions_fd = -1;
   // Set for a restart: serve this connection instead of mounting.
   std::optional<HeldConnection> connection;
 };

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -68,6 +69,10 @@ class Supervisor {
     }
     channel_ = pair[0];
     supervision_.channel = pair[1];
+    // Sized by the first serving process, which knows the clone's geometry.
+    supervision_.surviving_regions_fd = ::memfd_create("clonefs-surviving-regions", MFD_CLOEXEC);
+    if (supervision_.surviving_regions_fd < 0)
+      return fail_start(Status::from_errno(errno, "memfd for the surviving regions"));
     supervision_.supervisor_pid = ::getpid();
     if (Status started = start_server(); !started) return fail_start(started);
     log_.info("supervisor {} started serving process {}", ::getpid(), server_);

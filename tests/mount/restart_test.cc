@@ -66,6 +66,21 @@ std::vector<std::byte> pread_file(const std::string& path, uint64_t offset, size
   return bytes;
 }
 
+// Read past the page cache (O_DIRECT goes to the serving process, as a guest's cache=none does).
+std::vector<std::byte> pread_direct(const std::string& path, uint64_t offset, size_t length) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT);
+  if (fd < 0) return {};
+  void* buf = nullptr;
+  std::vector<std::byte> bytes;
+  if (::posix_memalign(&buf, 4096, length) == 0 &&
+      ::pread(fd, buf, length, static_cast<off_t>(offset)) == static_cast<ssize_t>(length)) {
+    bytes.assign(static_cast<std::byte*>(buf), static_cast<std::byte*>(buf) + length);
+  }
+  std::free(buf);
+  ::close(fd);
+  return bytes;
+}
+
 // A "Vm...:" figure of /proc/PID/status, in KiB (0 if absent).
 uint64_t status_kib(int pid, const std::string& key) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -268,6 +283,40 @@ TEST_F(RestartTest, PauseOfAKillIsMeasuredAndRestartsAreInTheStatus) {
   unmount();
   EXPECT_FALSE(process_alive(serving));
   EXPECT_FALSE(process_alive(supervisor));
+}
+
+// A write answered by a serving process that is killed before any fsync or commit: its region is
+// valid only in the dead process's memory, its data in the destination. The successor adopts it
+// (engine/surviving_regions.h); before, it read the source there, and the fsync that followed
+// succeeded without the write — gone after the remount.
+TEST_F(RestartTest, WriteAnsweredBeforeAKillIsKeptAndTheFsyncAfterItHolds) {
+  write_file(source(), random_bytes(16 * kMiB, 79));
+  create("--region-size 64K");
+  mount(kManyRestarts + " --no-hydration");
+  const auto block = random_bytes(4096, 80);
+  int fd = ::open(image().c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  std::vector<uint64_t> offsets;
+  for (int i = 0; i < 3; ++i) {
+    const uint64_t offset = (static_cast<uint64_t>(i) * 37 + 5) * 64 * 1024 + 8192;
+    const int pid = mounted_->daemon_pid();
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(::pwrite(fd, block.data(), block.size(), static_cast<off_t>(offset)), 4096);
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    ASSERT_TRUE(wait_until_dead(pid));
+    offsets.push_back(offset);
+    for (uint64_t o : offsets) {
+      EXPECT_TRUE(pread_direct(image(), o, 4096) == block) << "offset " << o << ", kill " << i;
+    }
+  }
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  ::close(fd);
+  unmount();
+  mount("--no-hydration");
+  for (uint64_t o : offsets) {
+    EXPECT_TRUE(pread_direct(image(), o, 4096) == block) << "fsynced write at " << o << " lost";
+  }
+  unmount();
 }
 
 TEST_F(RestartTest, CrashLoopEndsTheMountWithAClearMessage) {

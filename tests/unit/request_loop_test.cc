@@ -55,10 +55,10 @@ bool can_lock(size_t bytes) {
 // userdata, which is the operations' and stays null here).
 struct Device {
   std::mutex lock;
-  std::set<const void*> buffers;       // where libfuse asked to read into
-  size_t largest_read = 0;             // the most it asked for
-  bool every_buffer_locked = true;     // each, as its mapping says
-  int requests = 0;                    // to hand out before `end_errno`
+  std::set<const void*> buffers;    // where libfuse asked to read into
+  size_t largest_read = 0;          // the most it asked for
+  bool every_buffer_locked = true;  // each, as its mapping says
+  int requests = 0;                 // to hand out before `end_errno`
   int handed = 0;
   // Then: every read fails with `end_errno`, or only the first does and the others block, or all
   // block.
@@ -74,7 +74,8 @@ Device* device = nullptr;
 ssize_t device_read(int, void* buf, size_t len, void*) {
   std::unique_lock<std::mutex> hold(device->lock);
   const bool first_read_into_it = device->buffers.insert(buf).second;
-  if (first_read_into_it && mapping_flags(buf).count("lo") == 0) device->every_buffer_locked = false;
+  if (first_read_into_it && mapping_flags(buf).count("lo") == 0)
+    device->every_buffer_locked = false;
   device->largest_read = std::max(device->largest_read, len);
   if (device->handed < device->requests) {
     // A GETATTR: libfuse answers it (EIO, no INIT was processed), which shows it was processed.

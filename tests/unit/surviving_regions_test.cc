@@ -1,0 +1,111 @@
+// engine/surviving_regions.h: what a killed serving process made valid is adopted by its
+// successor and committed by the successor's next commit, never after a failed commit.
+#include "engine/surviving_regions.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <utility>
+#include <vector>
+
+#include "support/engine_fixture.h"
+
+namespace clonefs::testing {
+namespace {
+
+// A memfd, as the supervisor holds it.
+class Memfd {
+ public:
+  Memfd() : fd_(::memfd_create("surviving-regions-test", MFD_CLOEXEC)) {}
+  ~Memfd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Memfd(const Memfd&) = delete;
+  Memfd& operator=(const Memfd&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::vector<std::pair<uint64_t, uint64_t>> runs(const SurvivingRegions& regions) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  regions.for_each_run([&](uint64_t first, uint64_t count) { out.emplace_back(first, count); });
+  return out;
+}
+
+TEST(SurvivingRegionsTest, RecordsRunsAcrossWordsAndRefusesAnotherGeometry) {
+  Memfd memfd;
+  ASSERT_GE(memfd.fd(), 0);
+  auto geometry = Geometry::make(200 * 4096 + 1, 4096);  // 201 regions: a short last word
+  ASSERT_TRUE(geometry.is_ok());
+  {
+    auto regions = SurvivingRegions::map(memfd.fd(), *geometry);
+    ASSERT_TRUE(regions.is_ok()) << regions.status().message();
+    (*regions)->record(3, 2);
+    (*regions)->record(60, 70);  // words 0, 1 and 2
+    (*regions)->record(199, 5);  // past the end: clipped
+    (*regions)->record(61, 1);   // already there
+  }
+  // A successor maps the same file and sees what its predecessor recorded.
+  auto again = SurvivingRegions::map(memfd.fd(), *geometry);
+  ASSERT_TRUE(again.is_ok()) << again.status().message();
+  using Runs = std::vector<std::pair<uint64_t, uint64_t>>;
+  EXPECT_EQ(runs(**again), (Runs{{3, 2}, {60, 70}, {199, 2}}));
+  (*again)->spoil();
+  EXPECT_TRUE(runs(**again).empty());
+
+  auto other = Geometry::make(200 * 8192, 8192);
+  ASSERT_TRUE(other.is_ok());
+  EXPECT_FALSE(SurvivingRegions::map(memfd.fd(), *other).is_ok());
+}
+
+class SurvivingRegionsRules : public EngineFixture {
+ protected:
+  // What serve.cc does in each serving process of a supervised mount.
+  uint64_t adopt() {
+    auto geometry = Geometry::make(kImageSize, kRegion);
+    auto regions = SurvivingRegions::map(memfd_.fd(), *geometry);
+    EXPECT_TRUE(regions.is_ok()) << regions.status().message();
+    if (!regions.is_ok()) return 0;
+    return engine_->adopt_surviving(std::move(*regions));
+  }
+
+  Memfd memfd_;
+};
+
+TEST_F(SurvivingRegionsRules, AWriteAcknowledgedBeforeAKillIsKeptAndTheNextFlushCommitsIt) {
+  EXPECT_EQ(adopt(), 0u);
+  // Into regions not valid, acknowledged, not flushed: only memory says they are valid.
+  ASSERT_TRUE(write(5 * kRegion + 100, random_bytes(333, 11)).is_ok());
+  ASSERT_TRUE(engine_->discard(8 * kRegion, 2 * kRegion).is_ok());
+  std::fill(model_.begin() + 8 * kRegion, model_.begin() + 10 * kRegion, std::byte{0});
+  crash_and_reopen();
+  EXPECT_EQ(adopt(), 3u);
+  EXPECT_TRUE(engine_->bitmap().test(5));
+  expect_image_matches_model();
+  // The successor's flush commits them (after its fdatasync): a restart without the record now
+  // keeps them too.
+  const uint64_t syncs = engine_->counters().destination_syncs.load();
+  ASSERT_TRUE(engine_->flush().is_ok());
+  EXPECT_EQ(engine_->counters().destination_syncs.load(), syncs + 1);
+  crash_and_reopen();
+  EXPECT_TRUE(engine_->bitmap().test(5));
+  EXPECT_TRUE(engine_->bitmap().test(9));
+  expect_image_matches_model();
+}
+
+TEST_F(SurvivingRegionsRules, NothingIsAdoptedAfterAFailedCommit) {
+  EXPECT_EQ(adopt(), 0u);
+  ASSERT_TRUE(write(5 * kRegion + 100, random_bytes(333, 12)).is_ok());
+  dest_->fail_sync = EIO;  // the fdatasync may have dropped the region's data
+  EXPECT_FALSE(engine_->flush().is_ok());
+  crash_and_reopen();
+  EXPECT_EQ(adopt(), 0u);
+  EXPECT_FALSE(engine_->bitmap().test(5));
+  model_ = source_bytes_;  // the write was not kept, and no flush said it was
+  expect_image_matches_model();
+}
+
+}  // namespace
+}  // namespace clonefs::testing
