@@ -52,8 +52,7 @@ Result<std::unique_ptr<SurvivingRegions>> SurvivingRegions::map(int fd, const Ge
     ::munmap(p, bytes);
     return Status::error(EINVAL, "surviving regions record is of another geometry");
   }
-  return std::unique_ptr<SurvivingRegions>(
-      new SurvivingRegions(p, bytes, geometry.region_count()));
+  return std::unique_ptr<SurvivingRegions>(new SurvivingRegions(p, bytes, geometry.region_count()));
 }
 
 SurvivingRegions::SurvivingRegions(void* map, size_t bytes, uint64_t regions)

@@ -26,6 +26,19 @@
 namespace clonefs {
 namespace {
 
+// The sanitizers' runtimes replace mlock() with one that locks nothing (and says it did).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kMlockLocks = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kMlockLocks = false;
+#else
+constexpr bool kMlockLocks = true;
+#endif
+#else
+constexpr bool kMlockLocks = true;
+#endif
+
 // The VmFlags of the mapping holding `address` (proc(5)): "lo" locked, "nh" no huge pages, "dc"
 // not copied on fork.
 std::set<std::string> mapping_flags(const void* address) {
@@ -97,6 +110,14 @@ ssize_t device_read(int, void* buf, size_t len, void*) {
     char byte;
     return ::read(device->block_pipe[0], &byte, 1);  // a cancellation point, as the device's read
   }
+  // Not before every request handed out is answered: libfuse drops a request read once the
+  // session has exited (as it may: the connection is gone), and another worker could still be
+  // returning one.
+  while (device->replied.size() < static_cast<size_t>(device->handed)) {
+    hold.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    hold.lock();
+  }
   errno = device->end_errno;
   return -1;
 }
@@ -152,7 +173,9 @@ TEST(ReceiveBufferTest, ResidentBufferIsLockedOutOfHugePagesAndForks) {
   EXPECT_TRUE(buffer.locked()) << std::strerror(buffer.error());
   EXPECT_EQ(buffer.size() % static_cast<size_t>(::getpagesize()), 0u);
   std::set<std::string> flags = mapping_flags(buffer.data());
-  EXPECT_EQ(flags.count("lo"), 1u);
+  if (kMlockLocks) {
+    EXPECT_EQ(flags.count("lo"), 1u);
+  }
   EXPECT_EQ(flags.count("nh"), 1u);
   EXPECT_EQ(flags.count("dc"), 1u);
   const size_t pages = buffer.size() / static_cast<size_t>(::getpagesize());
@@ -175,7 +198,9 @@ TEST_F(RequestLoopTest, EveryRequestIsReadIntoAWorkersLockedBufferAndProcessed) 
   EXPECT_EQ(device_.replied.size(), 200u);
   EXPECT_GE(device_.buffers.size(), 1u);
   EXPECT_LE(device_.buffers.size(), 4u);
-  EXPECT_TRUE(device_.every_buffer_locked);
+  if (kMlockLocks) {
+    EXPECT_TRUE(device_.every_buffer_locked);
+  }
   // libfuse reads no more than the buffer holds.
   EXPECT_LE(device_.largest_read, receive_buffer_bytes());
   EXPECT_GE(device_.largest_read, 256u * 4096u);
