@@ -142,6 +142,7 @@ class RequestLoopTest : public ::testing::Test {
     fuse_args args = FUSE_ARGS_INIT(1, argv);
     fuse_lowlevel_ops ops{};
     session_ = fuse_session_new(&args, &ops, sizeof ops, nullptr);
+    fuse_opt_free_args(&args);  // the copy libfuse's option parsing made
     ASSERT_NE(session_, nullptr);
     fuse_custom_io io{};
     io.read = device_read;
