@@ -123,7 +123,8 @@ class CloneEngine {
 
   // Before any I/O: makes valid (in the open transaction) every region `surviving` holds from a
   // serving process that died (engine/surviving_regions.h), and records there every region made
-  // valid from now on. Returns how many regions were adopted.
+  // valid from now on. Returns how many regions were adopted. A record spoiled by a failed commit
+  // puts the clone in fail mode instead, as the predecessor was.
   uint64_t adopt_surviving(std::unique_ptr<SurvivingRegions> surviving);
 
   const Geometry& geometry() const { return geometry_; }

@@ -95,7 +95,7 @@ TEST_F(SurvivingRegionsRules, AWriteAcknowledgedBeforeAKillIsKeptAndTheNextFlush
   expect_image_matches_model();
 }
 
-TEST_F(SurvivingRegionsRules, NothingIsAdoptedAfterAFailedCommit) {
+TEST_F(SurvivingRegionsRules, AfterAFailedCommitNothingIsAdoptedAndTheSuccessorFailsEveryIo) {
   EXPECT_EQ(adopt(), 0u);
   ASSERT_TRUE(write(5 * kRegion + 100, random_bytes(333, 12)).is_ok());
   dest_->fail_sync = EIO;  // the fdatasync may have dropped the region's data
@@ -103,8 +103,19 @@ TEST_F(SurvivingRegionsRules, NothingIsAdoptedAfterAFailedCommit) {
   crash_and_reopen();
   EXPECT_EQ(adopt(), 0u);
   EXPECT_FALSE(engine_->bitmap().test(5));
-  model_ = source_bytes_;  // the write was not kept, and no flush said it was
-  expect_image_matches_model();
+  // The write is not kept, so nothing may pass from here on as if it were: the successor fails
+  // every I/O, as its predecessor did, and says why.
+  Status flushed = engine_->flush();
+  EXPECT_FALSE(flushed.is_ok());
+  EXPECT_NE(flushed.message().find("previous serving process failed a commit"), std::string::npos)
+      << flushed.message();
+  EXPECT_FALSE(write(9 * kRegion, random_bytes(100, 13)).is_ok());
+  std::vector<std::byte> back(kRegion);
+  EXPECT_FALSE(engine_->read(5 * kRegion, back).is_ok());
+  // Killed again, the next successor finds the record still spoiled.
+  crash_and_reopen();
+  EXPECT_EQ(adopt(), 0u);
+  EXPECT_FALSE(engine_->flush().is_ok());
 }
 
 }  // namespace
