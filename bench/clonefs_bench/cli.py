@@ -19,7 +19,7 @@ from .fio import Fio
 from .proc import RunLog, log
 from .records import Results
 from .report import build_rows, render_report
-from .runner import run_phases
+from .runner import run_phases, selected
 from .workloads import Context
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,9 +38,9 @@ mounts — on exit, failure or Ctrl-C.
 Conventions: MB/s is 10^6 bytes/s (fio bw_bytes). "cold" = sync; echo 3 > drop_caches just
 before. All I/O on the images is fio with direct=1 unless the row says otherwise."""
 
-PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace", "nbdkit", "libnbd-bin")
+PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace", "nbdkit", "libnbd-bin", "git")
 TOOLS = ("fio", "strace", "qemu-img", "qemu-storage-daemon", "losetup", "mkfs.ext4",
-         "mkfs.xfs", "xfs_io", "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse")
+         "mkfs.xfs", "xfs_io", "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse", "git")
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def run(opts: Options) -> int:
         runlog = RunLog(os.path.join(work, "run.log"))
         head = header(work, s, opts.quick)
         log("generating inputs in " + work)
-        ins = inputs_mod.generate(work, s)
+        ins = inputs_mod.generate(work, s, [n for p in selected(opts.only) for n in p.needs])
         ctx = Context(work=work, inputs=ins, sizes=s, clonefs=Clonefs(clonefs_bin, runlog),
                       passthrough=pt_bin, runlog=runlog,
                       fio=Fio(work, runlog, s.rt_rand, s.rt_write, s.rt_fsync, REGION))
