@@ -31,12 +31,12 @@ class Sizes:
     rss_wait: int
     cold_repeats: int     # cold reads that change nothing: median of this many
     # Workload 13 (issue 17): an ext4 image used through a loop device (clonefs_bench/loop.py)
-    loop_image_mib: int = 3072   # the source filesystem image (sparse)
-    loop_big_mib: int = 1024     # the file read, and the file written, sequentially
+    loop_image_mib: int = 2560   # the source filesystem image (sparse)
+    loop_big_mib: int = 768      # the file read, and the file written, sequentially (issue: 2 GiB)
     loop_tree_files: int = 5000  # the populated tree read whole (find + cat)
     loop_untar_files: int = 10000
     loop_git_files: int = 2000   # the local repository cloned
-    loop_db_mib: int = 256       # the database-like fio file
+    loop_db_mib: int = 128       # the database-like fio file
     loop_db_s: int = 3           # its runtime
     loop_repeats: int = 3        # medians of this many, variants interleaved
 

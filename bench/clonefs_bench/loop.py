@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .clonefs import Clone
+from .clonefs import Clone, compact
 from .config import MIB, Sizes
 from .ext4loop import Ext4OnLoop
 from .inputs import random_file, tree
@@ -36,6 +36,9 @@ IMPLS = ("clonefs", "peer", "raw", "pt")
 # raw and pt do not hydrate: one run per mode stands for every state
 STATELESS = ("raw", "pt")
 WITHIN_RAW = 1.10  # issue 17's goal: every workload within 1.10x of the raw file
+# The readahead lever, A/B in the same run: clonefs with the kernel's FUSE readahead (128 KiB)
+# instead of its default (fuse/readahead.h), hydrated, through a buffered loop device.
+LEVER, LEVER_FLAGS, LEVER_STATE = "clonefs_ra128", ("--readahead", "0"), "hydrated"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ def source_tree(d: str, n: int) -> None:
 def make_inputs(work: str, s: Sizes) -> LoopInputs:
     j = lambda n: os.path.join(work, n)  # noqa: E731
     i = LoopInputs(source=j("loop-source.img"), tar=j("loop-tree.tar"), origin=j("loop-origin"))
+    if os.path.exists(i.origin):  # made by an earlier phase of this run
+        return i
     stage = j("loop-stage")
     os.makedirs(stage)
     try:
@@ -201,17 +206,17 @@ def image(ctx, impl: str, state: str, source: str) -> Iterator[str]:
         with source_copy(ctx, source, name + ".backing") as backing, \
                 ctx.pt(backing, name) as pt:
             yield pt.image
-    elif impl == "clonefs":
+    elif impl in ("clonefs", LEVER):
         with Clone(ctx.clonefs, source, ctx.path(name)) as c:
             c.create()
-            c.mount(*(() if state == "background" else ("--no-hydration",)))
+            c.mount(*(() if state == "background" else ("--no-hydration",)),
+                    *(LEVER_FLAGS if impl == LEVER else ()))
             if state == "hydrated":
                 ctx.clonefs.hydrate(c.image)
             yield c.image
-            if state == "background":
-                st = c.status()
-                log("loop clonefs background: regions_valid %s/%s at the end"
-                    % (st["regions_valid"], st["regions_total"]))
+            st = c.status()
+            log("loop clonefs %s: regions_valid %s/%s at the end, counters %s"
+                % (state, st["regions_valid"], st["regions_total"], compact(st["counters"])))
     elif impl == "peer":
         with ctx.peer(source, name, "nocor" if state == "fresh" else "cor") as p:
             if state == "hydrated":
@@ -225,11 +230,14 @@ def image(ctx, impl: str, state: str, source: str) -> Iterator[str]:
         raise ValueError("no implementation " + impl)
 
 
-def variants() -> List[Tuple[str, str]]:
-    """(implementation, state) in the order of one repeat: peers next to each other."""
+def variants(mode: str) -> List[Tuple[str, str]]:
+    """(implementation, state) in the order of one repeat: peers next to each other; buffered,
+    the readahead lever's other side next to clonefs hydrated."""
     out = [("raw", "fresh"), ("pt", "fresh")]
     for state in STATES:
         out += [("clonefs", state), ("peer", state)]
+        if state == LEVER_STATE and mode == "buffered":
+            out.append((LEVER, state))
     return out
 
 
@@ -264,12 +272,25 @@ def loop_suite(ctx, r) -> object:
              % (ctx.sizes.loop_image_mib, time.monotonic() - t0))
     for rep in range(ctx.sizes.loop_repeats):
         for mode in MODES:
-            for impl, state in variants():
+            for impl, state in variants(mode):
                 run_variant(ctx, li, impl, state, mode, r.samples)
         log("loop: repeat %d done" % (rep + 1))
-    for line in summary(rows(r, ctx.sizes)):
+    for line in summary(rows(r, ctx.sizes)) + [lever_line(r.samples)]:
         ctx.note(line)
     return r
+
+
+def lever_line(samples: Dict[SampleKey, List[float]]) -> str:
+    """The readahead lever's medians, workload by workload: default vs the kernel's 128 KiB."""
+    parts = []
+    for w in WORKLOADS:
+        a = figure(samples, w.letter, "buffered", LEVER_STATE, "clonefs")
+        b = figure(samples, w.letter, "buffered", LEVER_STATE, LEVER)
+        if a is not None and b is not None:
+            parts.append("13%s %.3g vs %.3g %s (%.2fx)" % (w.letter, a, b, w.unit,
+                                                           1 / slowdown(a, b, w.better)))
+    return ("13 lever readahead (buffered, %s, medians): clonefs default vs --readahead 0 "
+            "(128 KiB): %s" % (LEVER_STATE, "; ".join(parts) or "not measured"))
 
 
 # --- the report ----------------------------------------------------------------------------

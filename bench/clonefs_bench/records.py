@@ -191,6 +191,12 @@ class LoopSuite:               # 13, issue 17: (workload, mode, state, implement
 
 
 @dataclass
+class LoopProfile:             # 13 under strace -T on the daemon
+    read: List[SyscallCost] = field(default_factory=list)    # per MiB read, hydrated
+    untar: List[SyscallCost] = field(default_factory=list)   # per file, fresh
+
+
+@dataclass
 class Results:
     cf_untouched: CloneUntouched = field(default_factory=CloneUntouched)
     cf_fsync: CloneFsyncUntouched = field(default_factory=CloneFsyncUntouched)
@@ -209,3 +215,4 @@ class Results:
     nbd: Nbd = field(default_factory=Nbd)
     kernel_copy: KernelCopy = field(default_factory=KernelCopy)
     loop: LoopSuite = field(default_factory=LoopSuite)
+    loop_profile: LoopProfile = field(default_factory=LoopProfile)

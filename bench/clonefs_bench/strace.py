@@ -8,7 +8,8 @@ _LINE = re.compile(r"(\w+)\(\d+<([^>]*)>.*<(\d+\.\d+)>$")
 
 # The daemon's files by what they are to clonefs (names as workloads.clone() makes them).
 _ROLES = {"dest": "destination", "meta-wal": "SQLite WAL", "meta": "SQLite database",
-          "meta-shm": "SQLite shm", "source.img": "source"}
+          "meta-shm": "SQLite shm", "source.img": "source", "loop-source.img": "source",
+          "fuse": "/dev/fuse"}
 
 
 def file_role(path: str) -> str:

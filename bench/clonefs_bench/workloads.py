@@ -21,6 +21,7 @@ from .inputs import Inputs
 from .order import hydration_order
 from .kernel_copy import kernel_copy_hydration
 from .loop import loop_suite
+from .loop_profile import loop_profile
 from .peers import Passthrough, Peer
 from .proc import RunLog, drop_caches, du_kib, du_mib, log, rss_mib
 from .strace import syscall_costs
@@ -441,4 +442,6 @@ PHASES = (
     # makes its own inputs (loop.make_inputs)
     Phase("loop: filesystems on a loop device, buffered and direct, fresh/hydrated/background"
           " (13)", loop_suite, "loop", ()),
+    Phase("losetup profile: the daemon's syscalls, buffered read and untar (13)", loop_profile,
+          "loop_profile", ()),
 )

@@ -94,6 +94,13 @@ class StraceParsing(unittest.TestCase):
         self.assertAlmostEqual(costs[0].us_per_op, 400.0)
         self.assertEqual(str(costs[3]), "pwrite64(destination): 1.00 calls, 26 us per op")
 
+    def test_fuse_device_and_loop_source_roles(self):
+        log = ("7  read(9</dev/fuse>, \"...\"..., 1052672) = 1048656 <0.000900>\n"
+               "7  pread64(5</var/tmp/w/loop-source.img>, \"...\"..., 4096, 0) = 4096 <0.000100>\n")
+        costs = strace.syscall_costs(log.splitlines(True), ops=1)
+        self.assertEqual([(c.call, c.role) for c in costs],
+                         [("read", "/dev/fuse"), ("pread64", "source")])
+
     def test_below_one_microsecond_left_out(self):
         costs = strace.syscall_costs(STRACE_LOG.splitlines(True), ops=1000)
         self.assertEqual(costs, [])
@@ -280,9 +287,18 @@ class LoopSuite(unittest.TestCase):
         self.assertIsNone(loop.slowdown(None, 1.0, "lo"))
 
     def test_variants_interleave_peers_and_run_floors_once(self):
-        v = loop.variants()
+        v = loop.variants("direct")
         self.assertEqual(v[:2], [("raw", "fresh"), ("pt", "fresh")])
         self.assertEqual(len(v), 2 + 2 * len(loop.STATES))
+        b = loop.variants("buffered")
+        self.assertEqual(b[b.index(("clonefs", "hydrated")) + 2], (loop.LEVER, "hydrated"))
+        self.assertEqual(len(b), len(v) + 1)
+
+    def test_lever_line_speedup_in_the_units_direction(self):
+        s = {("c", "buffered", "hydrated", "clonefs"): [0.5], ("c", "buffered", "hydrated", loop.LEVER): [1.0],
+             ("d", "buffered", "hydrated", "clonefs"): [900.0], ("d", "buffered", "hydrated", loop.LEVER): [450.0]}
+        self.assertEqual(loop.lever_line(s), "13 lever readahead (buffered, hydrated, medians): clonefs "
+                         "default vs --readahead 0 (128 KiB): 13c 0.5 vs 1 s (2.00x); 13d 900 vs 450 MB/s (2.00x)")
         self.assertEqual(sorted(loop.RUN_ORDER), [w.letter for w in loop.WORKLOADS])
 
 
@@ -292,6 +308,7 @@ class Inputs(unittest.TestCase):
         phases = selected("loop")
         self.assertEqual([p.record for p in phases], ["loop"])
         self.assertEqual(inputs.needed(n for p in phases for n in p.needs), set())
+        self.assertEqual([p.record for p in selected("losetup profile")], ["loop_profile"])
 
     def test_needed_adds_what_an_input_is_made_from(self):
         self.assertEqual(inputs.needed(["sparse"]), {"source", "sparse"})

@@ -1,0 +1,30 @@
+// The kernel's readahead on the image's FUSE mount: its backing device's read_ahead_kb.
+// A loop device left buffered (losetup's default) reads the image through the page cache, so
+// this window decides how large and how many the reads that reach the engine are. FUSE starts
+// every mount at 128 KiB and the INIT reply (max_readahead) can only lower it: the only way up
+// is sysfs, after the mount exists, which needs root.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "util/status.h"
+
+namespace clonefs {
+
+// What a mount gets unless `clonefs mount --readahead KIB` says otherwise (0: the kernel's).
+// Measured in bench row 13d (loop buffered, sequential read of a file in ext4 on the image).
+inline constexpr unsigned kDefaultReadaheadKib = 4096;
+
+// The sysfs file holding the readahead of the mount whose st_dev is DEV.
+std::string readahead_path(dev_t dev);
+
+// Sets the readahead of the FUSE mount holding IMAGE_PATH (stat'd through the mount, so only
+// once it serves requests) to KIB.
+Status set_mount_readahead(const std::string& image_path, unsigned kib);
+
+// The readahead of the mount holding PATH, in KiB.
+Result<unsigned> mount_readahead(const std::string& path);
+
+}  // namespace clonefs
