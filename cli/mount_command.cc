@@ -296,8 +296,7 @@ Command add_mount_command(CLI::App& root) {
       ->check(CLI::Range(1u, kMaxNbdConnections));
   app->add_option("--readahead", args->readahead_kib,
                   "KiB the kernel reads ahead in the image file (its page cache: a loop device "
-                  "left buffered)\n(default " +
-                      std::to_string(kDefaultReadaheadKib) + "; 0: the kernel's 128 KiB)")
+                  "left buffered)\n(default 0: the kernel's, 128 KiB)")
       ->check(CLI::Range(0u, 1u << 20));
   app->add_option(
          "--restart-limit", args->restart_limit,

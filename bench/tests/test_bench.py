@@ -295,10 +295,10 @@ class LoopSuite(unittest.TestCase):
         self.assertEqual(len(b), len(v) + 1)
 
     def test_lever_line_speedup_in_the_units_direction(self):
-        s = {("c", "buffered", "hydrated", "clonefs"): [0.5], ("c", "buffered", "hydrated", loop.LEVER): [1.0],
-             ("d", "buffered", "hydrated", "clonefs"): [900.0], ("d", "buffered", "hydrated", loop.LEVER): [450.0]}
+        s = {("c", "buffered", "hydrated", loop.LEVER): [0.5], ("c", "buffered", "hydrated", "clonefs"): [1.0],
+             ("d", "buffered", "hydrated", loop.LEVER): [900.0], ("d", "buffered", "hydrated", "clonefs"): [450.0]}
         self.assertEqual(loop.lever_line(s), "13 lever readahead (buffered, hydrated, medians): clonefs "
-                         "default vs --readahead 0 (128 KiB): 13c 0.5 vs 1 s (2.00x); 13d 900 vs 450 MB/s (2.00x)")
+                         "--readahead 4096 vs the default (128 KiB): 13c 0.5 vs 1 s (2.00x); 13d 900 vs 450 MB/s (2.00x)")
         self.assertEqual(sorted(loop.RUN_ORDER), [w.letter for w in loop.WORKLOADS])
 
 
