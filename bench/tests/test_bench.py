@@ -101,6 +101,15 @@ class StraceParsing(unittest.TestCase):
         self.assertEqual([(c.call, c.role) for c in costs],
                          [("read", "/dev/fuse"), ("pread64", "source")])
 
+    def test_unfinished_calls_paired_with_their_resumption(self):
+        log = ("7  read(9</dev/fuse>, <unfinished ...>\n"
+               "8  pread64(5</var/tmp/w/cf/dest>, \"...\"..., 4096, 0) = 4096 <0.000100>\n"
+               "7  <... read resumed>\"...\"..., 1052672) = 80 <0.002000>\n"
+               "8  <... write resumed>) = 16 <0.500000>\n")  # nothing pending for 8: ignored
+        costs = strace.syscall_costs(log.splitlines(True), ops=1)
+        self.assertEqual([(c.call, c.role, c.calls_per_op, round(c.us_per_op)) for c in costs],
+                         [("read", "/dev/fuse", 1.0, 2000), ("pread64", "destination", 1.0, 100)])
+
     def test_below_one_microsecond_left_out(self):
         costs = strace.syscall_costs(STRACE_LOG.splitlines(True), ops=1000)
         self.assertEqual(costs, [])

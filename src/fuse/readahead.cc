@@ -29,8 +29,8 @@ Result<std::string> path_of_mount(const std::string& path) {
 Status set_mount_readahead(const std::string& image_path, unsigned kib) {
   auto sysfs = path_of_mount(image_path);
   if (!sysfs) return sysfs.status();
-  const std::string context =
-      "setting the readahead of " + image_path + " to " + std::to_string(kib) + " KiB (" + *sysfs + ")";
+  const std::string context = "setting the readahead of " + image_path + " to " +
+                              std::to_string(kib) + " KiB (" + *sysfs + ")";
   int fd = ::open(sysfs->c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno(errno, context);
   const std::string text = std::to_string(kib) + "\n";
