@@ -135,6 +135,10 @@ def header(work: str, s: Sizes, quick: bool) -> List[str]:
         " fsync %d s, latency %d s; cold sequential reads that change nothing: median of %d"
         % (s.src_mib, s.sparse_gib, s.sparse_data_mib, s.sparse_zero_mib, s.src_mib * s.big_copies,
            s.nfiles, s.rt_rand, s.rt_write, s.rt_fsync, s.rt_lat, s.cold_repeats),
+        "- loop suite (13): ext4 image %d MiB, file %d MiB, tree %d files, untar %d files, git %d"
+        " files, database file %d MiB for %d s; medians of %d rounds"
+        % (s.loop_image_mib, s.loop_big_mib, s.loop_tree_files, s.loop_untar_files,
+           s.loop_git_files, s.loop_db_mib, s.loop_db_s, s.loop_repeats),
     ]
 
 

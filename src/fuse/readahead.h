@@ -14,10 +14,11 @@
 namespace clonefs {
 
 // What a mount gets unless `clonefs mount --readahead KIB` says otherwise: 0, the kernel's
-// 128 KiB. Measured in the loop suite (bench row 13, README): 4 MiB left sequential reads of a
-// file in ext4 on a buffered loop device level (825 vs 835 MB/s) and cut random 4 KiB I/O with
-// fsyncs to 0.54x (12,354 vs 22,923 IOPS, lower in 3 of 3 interleaved pairs): each random miss
-// then reads far more than it needs.
+// 128 KiB. Measured in the loop suite (bench row 13, README), 4 MiB against 128 KiB over two
+// runs of 3 interleaved pairs: sequential reads of a file in ext4 on a buffered loop device
+// faster in 5 of 6 pairs, random 4 KiB I/O with fsyncs slower in 5 of 6 (its medians, 0.54x in
+// one run and 1.58x in the other, show the noise): a trade, so the kernel's window stays and
+// the option serves sequential use.
 inline constexpr unsigned kDefaultReadaheadKib = 0;
 
 // The sysfs file holding the readahead of the mount whose st_dev is DEV.
