@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "control/control_client.h"
+#include "fuse/readahead.h"
 #include "fuse/serve.h"
 #include "hydration_flags.h"
 #include "io/paths.h"
@@ -32,6 +33,7 @@ struct MountArgs {
   bool no_priority = false;
   double source_timeout = 30;  // seconds; NbdSourceOptions says why this default
   unsigned source_connections = NbdSourceOptions{}.connections;
+  unsigned readahead_kib = kDefaultReadaheadKib;
   unsigned restart_limit = 10;  // 0: no supervisor
   std::string copy_method = "reflink";
 };
@@ -129,6 +131,7 @@ ServeOptions serve_options(const MountArgs& args) {
   options.nbd.read_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(args.source_timeout * 1000));
   options.nbd.connections = args.source_connections;
+  options.readahead_kib = args.readahead_kib;
   options.logger = make_logger(args);
   return options;
 }
@@ -291,6 +294,10 @@ Command add_mount_command(CLI::App& root) {
                       std::to_string(NbdSourceOptions{}.connections) + ", at most " +
                       std::to_string(kMaxNbdConnections) + ")")
       ->check(CLI::Range(1u, kMaxNbdConnections));
+  app->add_option("--readahead", args->readahead_kib,
+                  "KiB the kernel reads ahead in the image file (its page cache: a loop device "
+                  "left buffered)\n(default 0: the kernel's, 128 KiB)")
+      ->check(CLI::Range(0u, 1u << 20));
   app->add_option(
          "--restart-limit", args->restart_limit,
          "Restarts of a crashed serving process allowed within a minute before the "

@@ -16,4 +16,5 @@ Modules, one concern each:
   runner      runs the workloads, each cleaned up whatever happens
   report      the markdown table and the targets, built from the records
   region_sizes  the region-size sweep (bench/region_sizes.py)
+  loop        workload 13: filesystems on a loop device over each image (issue 17)
 """

@@ -19,7 +19,7 @@ from .fio import Fio
 from .proc import RunLog, log
 from .records import Results
 from .report import build_rows, render_report
-from .runner import run_phases
+from .runner import run_phases, selected
 from .workloads import Context
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,9 +38,9 @@ mounts — on exit, failure or Ctrl-C.
 Conventions: MB/s is 10^6 bytes/s (fio bw_bytes). "cold" = sync; echo 3 > drop_caches just
 before. All I/O on the images is fio with direct=1 unless the row says otherwise."""
 
-PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace", "nbdkit", "libnbd-bin")
+PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace", "nbdkit", "libnbd-bin", "git")
 TOOLS = ("fio", "strace", "qemu-img", "qemu-storage-daemon", "losetup", "mkfs.ext4",
-         "mkfs.xfs", "xfs_io", "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse")
+         "mkfs.xfs", "xfs_io", "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse", "git")
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,10 @@ def header(work: str, s: Sizes, quick: bool) -> List[str]:
         " fsync %d s, latency %d s; cold sequential reads that change nothing: median of %d"
         % (s.src_mib, s.sparse_gib, s.sparse_data_mib, s.sparse_zero_mib, s.src_mib * s.big_copies,
            s.nfiles, s.rt_rand, s.rt_write, s.rt_fsync, s.rt_lat, s.cold_repeats),
+        "- loop suite (13): ext4 image %d MiB, file %d MiB, tree %d files, untar %d files, git %d"
+        " files, database file %d MiB for %d s; medians of %d rounds"
+        % (s.loop_image_mib, s.loop_big_mib, s.loop_tree_files, s.loop_untar_files,
+           s.loop_git_files, s.loop_db_mib, s.loop_db_s, s.loop_repeats),
     ]
 
 
@@ -166,7 +170,7 @@ def run(opts: Options) -> int:
         runlog = RunLog(os.path.join(work, "run.log"))
         head = header(work, s, opts.quick)
         log("generating inputs in " + work)
-        ins = inputs_mod.generate(work, s)
+        ins = inputs_mod.generate(work, s, [n for p in selected(opts.only) for n in p.needs])
         ctx = Context(work=work, inputs=ins, sizes=s, clonefs=Clonefs(clonefs_bin, runlog),
                       passthrough=pt_bin, runlog=runlog,
                       fio=Fio(work, runlog, s.rt_rand, s.rt_write, s.rt_fsync, REGION))

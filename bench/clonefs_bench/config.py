@@ -30,6 +30,15 @@ class Sizes:
     mount_repeats: int
     rss_wait: int
     cold_repeats: int     # cold reads that change nothing: median of this many
+    # Workload 13 (issue 17): an ext4 image used through a loop device (clonefs_bench/loop.py)
+    loop_image_mib: int = 2560   # the source filesystem image (sparse)
+    loop_big_mib: int = 768      # the file read, and the file written, sequentially (issue: 2 GiB)
+    loop_tree_files: int = 5000  # the populated tree read whole (find + cat)
+    loop_untar_files: int = 10000
+    loop_git_files: int = 2000   # the local repository cloned
+    loop_db_mib: int = 128       # the database-like fio file
+    loop_db_s: int = 3           # its runtime
+    loop_repeats: int = 3        # medians of this many, variants interleaved
 
     @property
     def src_bytes(self) -> int:
@@ -41,7 +50,9 @@ FULL = Sizes(src_mib=1024, big_copies=6, sparse_gib=16, sparse_data_mib=1024, sp
              mount_repeats=3, rss_wait=3, cold_repeats=3)
 QUICK = Sizes(src_mib=128, big_copies=8, sparse_gib=1, sparse_data_mib=64, sparse_zero_mib=8,
               nfiles=2000, lat_span=256 << 20, rt_rand=1, rt_write=5, rt_fsync=1, rt_lat=2,
-              mount_repeats=1, rss_wait=1, cold_repeats=1)
+              mount_repeats=1, rss_wait=1, cold_repeats=1, loop_image_mib=512, loop_big_mib=64,
+              loop_tree_files=500, loop_untar_files=1000, loop_git_files=200, loop_db_mib=32,
+              loop_db_s=1, loop_repeats=1)
 
 
 def sizes(quick: bool) -> Sizes:

@@ -3,7 +3,8 @@ import os
 import random
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Iterable, Set
 
 from .config import GIB, MIB, Sizes
 
@@ -64,22 +65,42 @@ def tree(d: str, n: int) -> None:
             f.write(os.urandom(rng.randint(1024, 16384)))
 
 
-def generate(work: str, s: Sizes) -> Inputs:
+def needed(needs: Iterable[str]) -> Set[str]:
+    """The inputs to generate for phases needing NEEDS: big and sparse are made from source."""
+    out = set(needs)
+    if out & {"big", "sparse"}:
+        out.add("source")
+    unknown = out - set(f.name for f in fields(Inputs)) - {"raw"}
+    if unknown:
+        raise ValueError("no input named " + ", ".join(sorted(unknown)))
+    return out - {"raw"}  # made by the phases that use it
+
+
+def generate(work: str, s: Sizes, needs: Iterable[str]) -> Inputs:
+    """Only the inputs in NEEDS (and what they are made from); the paths of all."""
     i = Inputs.under(work)
-    random_file(i.source, s.src_bytes)
-    with open(i.big, "wb") as out:
-        for _ in range(s.big_copies):
-            with open(i.source, "rb") as src:
-                shutil.copyfileobj(src, out, 4 * MIB)
-    sparse(i.source, i.sparse, s.sparse_gib * GIB, s.sparse_data_mib * MIB, s.sparse_zero_mib * MIB)
-    with open(i.tera, "wb") as f:
-        f.truncate(1 << 40)
-    t = os.path.join(work, "tree")
-    os.mkdir(t)
-    tree(t, s.nfiles)
-    subprocess.run(["tar", "-C", t, "-cf", i.tar, "."], check=True)
-    shutil.rmtree(t)
+    want = needed(needs)
+    if "source" in want:
+        random_file(i.source, s.src_bytes)
+    if "big" in want:
+        with open(i.big, "wb") as out:
+            for _ in range(s.big_copies):
+                with open(i.source, "rb") as src:
+                    shutil.copyfileobj(src, out, 4 * MIB)
+    if "sparse" in want:
+        sparse(i.source, i.sparse, s.sparse_gib * GIB, s.sparse_data_mib * MIB,
+               s.sparse_zero_mib * MIB)
+    if "tera" in want:
+        with open(i.tera, "wb") as f:
+            f.truncate(1 << 40)
+    if "tar" in want:
+        t = os.path.join(work, "tree")
+        os.mkdir(t)
+        tree(t, s.nfiles)
+        subprocess.run(["tar", "-C", t, "-cf", i.tar, "."], check=True)
+        shutil.rmtree(t)
     for p in (i.source, i.big, i.sparse, i.tera):
-        os.chmod(p, 0o444)
+        if os.path.exists(p):
+            os.chmod(p, 0o444)
     os.sync()
     return i

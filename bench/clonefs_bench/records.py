@@ -186,6 +186,17 @@ class KernelCopy:              # 10: hydration copied by the kernel (issue 14), 
 
 
 @dataclass
+class LoopSuite:               # 13, issue 17: (workload, mode, state, implementation) -> figures
+    samples: Dict[Tuple[str, str, str, str], List[float]] = field(default_factory=dict)
+
+
+@dataclass
+class LoopProfile:             # 13 under strace -T on the daemon
+    read: List[SyscallCost] = field(default_factory=list)    # per MiB read, hydrated
+    untar: List[SyscallCost] = field(default_factory=list)   # per file, fresh
+
+
+@dataclass
 class Results:
     cf_untouched: CloneUntouched = field(default_factory=CloneUntouched)
     cf_fsync: CloneFsyncUntouched = field(default_factory=CloneFsyncUntouched)
@@ -203,3 +214,5 @@ class Results:
     order: HydrationOrder = field(default_factory=HydrationOrder)
     nbd: Nbd = field(default_factory=Nbd)
     kernel_copy: KernelCopy = field(default_factory=KernelCopy)
+    loop: LoopSuite = field(default_factory=LoopSuite)
+    loop_profile: LoopProfile = field(default_factory=LoopProfile)

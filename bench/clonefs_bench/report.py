@@ -121,7 +121,8 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
                         None if key in ("12e", "12f") else o.hydrated.replay_s,
                         note="%s of the bytes from the destination" % share(v)))
     from .nbd import rows as nbd_rows
-    return rows + nbd_rows(res, s)
+    from .loop import rows as loop_rows
+    return rows + nbd_rows(res, s) + loop_rows(res.loop, s)
 
 
 def sort_key(r: Row) -> int:

@@ -20,6 +20,8 @@ from .floor import commit_floor
 from .inputs import Inputs
 from .order import hydration_order
 from .kernel_copy import kernel_copy_hydration
+from .loop import loop_suite
+from .loop_profile import loop_profile
 from .peers import Passthrough, Peer
 from .proc import RunLog, drop_caches, du_kib, du_mib, log, rss_mib
 from .strace import syscall_costs
@@ -406,11 +408,15 @@ def nbd(ctx: Context, r: R.Nbd) -> R.Nbd:
     return r
 
 
+SOURCE = ("source",)
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str       # --only WORD selects the phases whose name contains WORD
     run: Callable
     record: str     # its record's attribute in records.Results
+    needs: tuple = SOURCE  # the inputs (inputs.Inputs fields) generated before the phases
 
 
 PHASES = (
@@ -424,13 +430,18 @@ PHASES = (
           "cf_hydrated"),
     Phase("peer hydrate + hydrated I/O (2, 3, 4b, 5b, 6a)", peer_hydrated, "peer_hydrated"),
     Phase("hydration threshold/batch (6g)", hydration_knobs, "knobs"),
-    Phase("sparse source hydration (6c)", sparse_hydration, "sparse"),
-    Phase("ext4 untar through a loop device (7)", untar, "untar"),
-    Phase("1 TiB mount time and RSS (8)", tera, "tera"),
-    Phase("latency with hydration paused vs running (#4)", latency, "latency"),
+    Phase("sparse source hydration (6c)", sparse_hydration, "sparse", ("source", "sparse")),
+    Phase("ext4 untar, losetup + mkfs (7)", untar, "untar", ("source", "tar")),
+    Phase("1 TiB mount time and RSS (8)", tera, "tera", ("tera",)),
+    Phase("latency with hydration paused vs running (#4)", latency, "latency", ("source", "big")),
     Phase("hydration order: replay on a slow source (issue 13)", hydration_order, "order"),
     Phase("nbd: remote source over NBD, delay 0/1/10 ms, peers nbdfuse+cow and qsd (10)", nbd,
           "nbd"),
     Phase("kernel copy: XFS reflink, ext4 copy_file_range hydration (10)", kernel_copy_hydration,
           "kernel_copy"),
+    # makes its own inputs (loop.make_inputs)
+    Phase("loop: filesystems on a loop device, buffered and direct, fresh/hydrated/background"
+          " (13)", loop_suite, "loop", ()),
+    Phase("losetup profile: the daemon's syscalls, buffered read and untar (13)", loop_profile,
+          "loop_profile", ()),
 )

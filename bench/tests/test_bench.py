@@ -5,7 +5,7 @@ import os
 import tempfile
 import unittest
 
-from clonefs_bench import cli, config, fio, nbd, proc, report, strace
+from clonefs_bench import cli, config, fio, inputs, loop, nbd, proc, report, strace
 from clonefs_bench.records import HydratedIO, Results
 from clonefs_bench.workloads import PHASES
 
@@ -53,6 +53,11 @@ def full_results() -> Results:
             for impl in ("clonefs", "nbdfuse", "qsd"):
                 r.nbd.figures[(d, w, impl)] = 1.0 + d + len(impl)
     r.nbd.sweep = {(c, w): 2.0 + c for c in (1, 16) for w in ("rr16", "hyd")}
+    for w in loop.WORKLOADS:
+        for m in loop.MODES:
+            for st in loop.STATES:
+                for impl in loop.IMPLS:
+                    r.loop.samples[(w.letter, m, st, impl)] = [1.0, 2.0, 3.0]
     return r
 
 
@@ -88,6 +93,22 @@ class StraceParsing(unittest.TestCase):
         self.assertAlmostEqual(costs[0].calls_per_op, 1.0)
         self.assertAlmostEqual(costs[0].us_per_op, 400.0)
         self.assertEqual(str(costs[3]), "pwrite64(destination): 1.00 calls, 26 us per op")
+
+    def test_fuse_device_and_loop_source_roles(self):
+        log = ("7  read(9</dev/fuse>, \"...\"..., 1052672) = 1048656 <0.000900>\n"
+               "7  pread64(5</var/tmp/w/loop-source.img>, \"...\"..., 4096, 0) = 4096 <0.000100>\n")
+        costs = strace.syscall_costs(log.splitlines(True), ops=1)
+        self.assertEqual([(c.call, c.role) for c in costs],
+                         [("read", "/dev/fuse"), ("pread64", "source")])
+
+    def test_unfinished_calls_paired_with_their_resumption(self):
+        log = ("7  read(9</dev/fuse>, <unfinished ...>\n"
+               "8  pread64(5</var/tmp/w/cf/dest>, \"...\"..., 4096, 0) = 4096 <0.000100>\n"
+               "7  <... read resumed>\"...\"..., 1052672) = 80 <0.002000>\n"
+               "8  <... write resumed>) = 16 <0.500000>\n")  # nothing pending for 8: ignored
+        costs = strace.syscall_costs(log.splitlines(True), ops=1)
+        self.assertEqual([(c.call, c.role, c.calls_per_op, round(c.us_per_op)) for c in costs],
+                         [("read", "/dev/fuse", 1.0, 2000), ("pread64", "destination", 1.0, 100)])
 
     def test_below_one_microsecond_left_out(self):
         costs = strace.syscall_costs(STRACE_LOG.splitlines(True), ops=1000)
@@ -240,8 +261,71 @@ class StatusParsing(unittest.TestCase):
         self.assertEqual(STATUS_IOCTL, 0xBFFFCF01)
 
 
-if __name__ == "__main__":
-    unittest.main()
+class LoopSuite(unittest.TestCase):
+    def test_rows_take_medians_and_raw_for_every_state(self):
+        r = Results()
+        r.loop.samples[("a", "buffered", "hydrated", "clonefs")] = [3.0, 1.0, 2.0]
+        r.loop.samples[("a", "buffered", "fresh", "raw")] = [1.5, 1.0, 9.0]
+        r.loop.samples[("a", "buffered", "hydrated", "raw")] = [100.0]  # never used
+        by = {row.key: row for row in loop.rows(r.loop, config.FULL)}
+        self.assertEqual(len(by), len(loop.WORKLOADS) * len(loop.MODES) * len(loop.STATES))
+        row = by["13a-buf-hyd"]
+        self.assertEqual((row.clonefs, row.raw, row.peer, row.unit, row.better),
+                         (2.0, 1.5, None, "s", "lo"))
+        self.assertEqual(by["13a-buf-bac"].raw, 1.5)
+        self.assertIsNone(by["13a-dir-fre"].raw)
+        self.assertIn("untar 10000 files", row.name)
+        self.assertEqual(report.sort_key(row), 13)
+
+    def test_summary_against_raw_peer_and_passthrough(self):
+        rows = [report.Row("13a-buf-fre", "x", "s", "lo", clonefs=1.05, peer=1.2, raw=1.0, pt=1.0),
+                report.Row("13d-buf-fre", "x", "MB/s", "hi", clonefs=300, peer=400, raw=1000,
+                           pt=500),
+                report.Row("13f-dir-fre", "x", "IOPS", "hi", clonefs=950, peer=800, raw=1000,
+                           pt=1000),
+                report.Row("13b-dir-fre", "x", "s", "lo", peer=1.0, raw=1.0)]
+        self.assertEqual(loop.summary(rows), [
+            "13: within 1.10x of raw in 2 of 3 rows; missed: 13d-buf-fre 3.33x (pt 2.00x)",
+            "13: of the missed rows, the passthrough FUSE file misses raw too in 1: 13d-buf-fre",
+            "13: ahead of the peer in 2 of 3 rows; not ahead: 13d-buf-fre"])
+        self.assertEqual(loop.summary([]), ["13: no loop row measured"])
+
+    def test_slowdown_direction(self):
+        self.assertAlmostEqual(loop.slowdown(2.0, 1.0, "lo"), 2.0)
+        self.assertAlmostEqual(loop.slowdown(500, 1000, "hi"), 2.0)
+        self.assertIsNone(loop.slowdown(None, 1.0, "lo"))
+
+    def test_variants_interleave_peers_and_run_floors_once(self):
+        v = loop.variants("direct")
+        self.assertEqual(v[:2], [("raw", "fresh"), ("pt", "fresh")])
+        self.assertEqual(len(v), 2 + 2 * len(loop.STATES))
+        b = loop.variants("buffered")
+        self.assertEqual(b[b.index(("clonefs", "hydrated")) + 2], (loop.LEVER, "hydrated"))
+        self.assertEqual(len(b), len(v) + 1)
+
+    def test_lever_line_speedup_in_the_units_direction(self):
+        s = {("c", "buffered", "hydrated", loop.LEVER): [0.5], ("c", "buffered", "hydrated", "clonefs"): [1.0],
+             ("d", "buffered", "hydrated", loop.LEVER): [900.0], ("d", "buffered", "hydrated", "clonefs"): [450.0]}
+        self.assertEqual(loop.lever_line(s), "13 lever readahead (buffered, hydrated, medians): clonefs "
+                         "--readahead 4096 vs the default (128 KiB): 13c 0.5 vs 1 s (2.00x); 13d 900 vs 450 MB/s (2.00x)")
+        self.assertEqual(sorted(loop.RUN_ORDER), [w.letter for w in loop.WORKLOADS])
+
+
+class Inputs(unittest.TestCase):
+    def test_only_loop_generates_no_shared_input(self):
+        from clonefs_bench.runner import selected
+        phases = selected("loop")
+        self.assertEqual([p.record for p in phases], ["loop"])
+        self.assertEqual(inputs.needed(n for p in phases for n in p.needs), set())
+        self.assertEqual([p.record for p in selected("losetup profile")], ["loop_profile"])
+
+    def test_needed_adds_what_an_input_is_made_from(self):
+        self.assertEqual(inputs.needed(["sparse"]), {"source", "sparse"})
+        self.assertEqual(inputs.needed(["tera", "raw"]), {"tera"})
+        self.assertEqual(inputs.needed(n for p in PHASES for n in p.needs),
+                         {"source", "big", "sparse", "tera", "tar"})
+        with self.assertRaises(ValueError):
+            inputs.needed(["nonesuch"])
 
 
 class NbdRows(unittest.TestCase):
@@ -254,3 +338,7 @@ class NbdRows(unittest.TestCase):
         self.assertEqual(by["11a-10ms"].peer, 50.0)   # MB/s: higher is better
         self.assertEqual(by["11c-10ms"].peer, 40.0)   # seconds: lower is better
         self.assertIsNone(by["11b-10ms"].clonefs)
+
+
+if __name__ == "__main__":
+    unittest.main()

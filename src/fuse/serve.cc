@@ -24,6 +24,7 @@
 #include "fuse/connection_resume.h"
 #include "fuse/image_ops.h"
 #include "fuse/image_session.h"
+#include "fuse/readahead.h"
 #include "fuse/request_loop.h"
 #include "fuse/supervisor_channel.h"
 
@@ -366,6 +367,11 @@ int serve_clone(const ServeOptions& options) {
       // Joined after the session is torn down: a stat stuck on a dead session returns only then.
       probe = std::thread([&] {
         ready = probe_mount(options.image_path, state.image_size());
+        if (ready && options.readahead_kib != 0) {
+          // Not fatal: a mount by a user other than root cannot write sysfs, and works as before.
+          Status set = set_mount_readahead(options.image_path, options.readahead_kib);
+          if (!set) log.warn("{}", set.message());
+        }
         if (ready) {
           hydrator.set_paused(settings->paused);
           log.info(

@@ -35,6 +35,8 @@ struct ServeOptions {
   std::string record_profile_path;
   bool on_demand_priority = true;  // reads that fall through to the source are hydrated first
   unsigned max_threads = 16;       // FUSE worker threads
+  // The kernel's readahead on the mount (fuse/readahead.h), set once it serves; 0: left as is.
+  unsigned readahead_kib = 0;
   // --metrics-file: kept up to date while serving (control/metrics_file.h), and left holding the
   // committed state once the clone is closed. "" for none.
   std::string metrics_file;
