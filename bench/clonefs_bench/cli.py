@@ -19,7 +19,7 @@ from .fio import Fio
 from .proc import RunLog, log
 from .records import Results
 from .report import build_rows, render_report
-from .runner import run_phases
+from .runner import run_phases, selected
 from .workloads import Context
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -166,7 +166,7 @@ def run(opts: Options) -> int:
         runlog = RunLog(os.path.join(work, "run.log"))
         head = header(work, s, opts.quick)
         log("generating inputs in " + work)
-        ins = inputs_mod.generate(work, s)
+        ins = inputs_mod.generate(work, s, {n for p in selected(opts.only) for n in p.inputs})
         ctx = Context(work=work, inputs=ins, sizes=s, clonefs=Clonefs(clonefs_bin, runlog),
                       passthrough=pt_bin, runlog=runlog,
                       fio=Fio(work, runlog, s.rt_rand, s.rt_write, s.rt_fsync, REGION))

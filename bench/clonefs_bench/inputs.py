@@ -1,9 +1,11 @@
-"""The generated sources, in the work directory, read-only once made."""
+"""The generated sources, in the work directory, read-only once made. Only those the selected
+phases use are made (--only "hydration order" needs 4 GiB, not the 24 GiB of the whole run)."""
 import os
 import random
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Iterable, Set
 
 from .config import GIB, MIB, Sizes
 
@@ -16,12 +18,32 @@ class Inputs:
     sparse: str   # 16 GiB sparse source (1 GiB with --quick)
     tera: str     # 1 TiB sparse source
     tar: str      # tar of the small-files tree (workload 7)
+    order: str    # random source of the hydration-order rows (4 GiB; 256 MiB with --quick)
 
     @classmethod
     def under(cls, work: str) -> "Inputs":
         j = lambda n: os.path.join(work, n)  # noqa: E731
         return cls(source=j("source.img"), raw=j("raw.img"), big=j("big.img"),
-                   sparse=j("sparse.img"), tera=j("tera.img"), tar=j("tree.tar"))
+                   sparse=j("sparse.img"), tera=j("tera.img"), tar=j("tree.tar"),
+                   order=j("order.img"))
+
+
+ALL = tuple(f.name for f in fields(Inputs))
+# What each generated input is made from.
+MADE_FROM = {"big": ("source",), "sparse": ("source",)}
+
+
+def closure(names: Iterable[str]) -> Set[str]:
+    """The inputs to generate for phases using NAMES: those and what they are made from. "raw"
+    is made by the phase that uses it."""
+    out: Set[str] = set()
+    todo = list(names)
+    while todo:
+        n = todo.pop()
+        if n not in out:
+            out.add(n)
+            todo.extend(MADE_FROM.get(n, ()))
+    return out
 
 
 def random_file(path: str, size: int) -> None:
@@ -64,22 +86,33 @@ def tree(d: str, n: int) -> None:
             f.write(os.urandom(rng.randint(1024, 16384)))
 
 
-def generate(work: str, s: Sizes) -> Inputs:
+def generate(work: str, s: Sizes, needed: Iterable[str] = ALL) -> Inputs:
+    """Makes the inputs in NEEDED (and what they are made from); the others' paths stay unused."""
     i = Inputs.under(work)
-    random_file(i.source, s.src_bytes)
-    with open(i.big, "wb") as out:
-        for _ in range(s.big_copies):
-            with open(i.source, "rb") as src:
-                shutil.copyfileobj(src, out, 4 * MIB)
-    sparse(i.source, i.sparse, s.sparse_gib * GIB, s.sparse_data_mib * MIB, s.sparse_zero_mib * MIB)
-    with open(i.tera, "wb") as f:
-        f.truncate(1 << 40)
-    t = os.path.join(work, "tree")
-    os.mkdir(t)
-    tree(t, s.nfiles)
-    subprocess.run(["tar", "-C", t, "-cf", i.tar, "."], check=True)
-    shutil.rmtree(t)
-    for p in (i.source, i.big, i.sparse, i.tera):
-        os.chmod(p, 0o444)
+    want = closure(needed)
+    if "source" in want:
+        random_file(i.source, s.src_bytes)
+    if "big" in want:
+        with open(i.big, "wb") as out:
+            for _ in range(s.big_copies):
+                with open(i.source, "rb") as src:
+                    shutil.copyfileobj(src, out, 4 * MIB)
+    if "sparse" in want:
+        sparse(i.source, i.sparse, s.sparse_gib * GIB, s.sparse_data_mib * MIB,
+               s.sparse_zero_mib * MIB)
+    if "tera" in want:
+        with open(i.tera, "wb") as f:
+            f.truncate(1 << 40)
+    if "tar" in want:
+        t = os.path.join(work, "tree")
+        os.mkdir(t)
+        tree(t, s.nfiles)
+        subprocess.run(["tar", "-C", t, "-cf", i.tar, "."], check=True)
+        shutil.rmtree(t)
+    if "order" in want:
+        random_file(i.order, s.order_mib * MIB)
+    for name in ("source", "big", "sparse", "tera", "order"):
+        if name in want:
+            os.chmod(getattr(i, name), 0o444)
     os.sync()
     return i

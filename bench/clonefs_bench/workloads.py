@@ -9,7 +9,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from statistics import median_low
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 from . import records as R
 from .clonefs import Clone, Clonefs, MountedClone, compact
@@ -411,6 +411,7 @@ class Phase:
     name: str       # --only WORD selects the phases whose name contains WORD
     run: Callable
     record: str     # its record's attribute in records.Results
+    inputs: Tuple[str, ...] = ("source",)  # the generated inputs it uses (inputs.Inputs fields)
 
 
 PHASES = (
@@ -424,11 +425,13 @@ PHASES = (
           "cf_hydrated"),
     Phase("peer hydrate + hydrated I/O (2, 3, 4b, 5b, 6a)", peer_hydrated, "peer_hydrated"),
     Phase("hydration threshold/batch (6g)", hydration_knobs, "knobs"),
-    Phase("sparse source hydration (6c)", sparse_hydration, "sparse"),
-    Phase("ext4 untar through a loop device (7)", untar, "untar"),
-    Phase("1 TiB mount time and RSS (8)", tera, "tera"),
-    Phase("latency with hydration paused vs running (#4)", latency, "latency"),
-    Phase("hydration order: replay on a slow source (issue 13)", hydration_order, "order"),
+    Phase("sparse source hydration (6c)", sparse_hydration, "sparse",
+          ("sparse",)),
+    Phase("ext4 untar through a loop device (7)", untar, "untar", ("source", "tar")),
+    Phase("1 TiB mount time and RSS (8)", tera, "tera", ("tera",)),
+    Phase("latency with hydration paused vs running (#4)", latency, "latency", ("big",)),
+    Phase("hydration order: replay on a slow source (issue 13)", hydration_order, "order",
+          ("order",)),
     Phase("nbd: remote source over NBD, delay 0/1/10 ms, peers nbdfuse+cow and qsd (10)", nbd,
           "nbd"),
     Phase("kernel copy: XFS reflink, ext4 copy_file_range hydration (10)", kernel_copy_hydration,

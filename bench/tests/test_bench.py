@@ -139,6 +139,15 @@ class Flags(unittest.TestCase):
         self.assertEqual([p.record for p in selected("latency")], ["latency"])
         self.assertEqual(len(selected("")), len(PHASES))
 
+    def test_only_generates_what_the_selected_phases_use(self):
+        from clonefs_bench import inputs
+        from clonefs_bench.runner import selected
+        self.assertEqual(inputs.closure(n for p in selected("hydration order") for n in p.inputs),
+                         {"order"})
+        self.assertEqual(inputs.closure(["big"]), {"big", "source"})
+        for p in PHASES:
+            self.assertTrue(set(p.inputs) <= set(inputs.ALL), p.name)
+
     def test_quick_is_smaller(self):
         self.assertLess(config.sizes(True).src_bytes, config.sizes(False).src_bytes)
 
