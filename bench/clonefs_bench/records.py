@@ -149,6 +149,7 @@ class Latency:                 # issue #4
 class OrderVariant:            # issue 13: one way of hydrating, the replay on it
     replay_s: F = None         # seconds, median
     dest_share: F = None       # share of the replayed bytes served from the destination, median
+    full_s: F = None           # seconds from mount to every region valid, median (a, b, c)
 
 
 @dataclass

@@ -116,10 +116,17 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
                          ("12f", "on-demand priority, reader pausing 5 ms between reads of a file",
                           o.priority_think)):
         rows.append(Row(key, "Issue 13: replay of scattered whole-file reads (%s MiB, 5%%) 1 s after"
-                        " mount, slow source, rate-limited hydration: %s; raw = the floor"
+                        " mount, NBD source + 2 ms per read, rate-limited hydration: %s; raw = the floor"
                         % (fmt(o.replay_mib), name), "s", "lo", v.replay_s, None,
                         None if key in ("12e", "12f") else o.hydrated.replay_s,
                         note="%s of the bytes from the destination" % share(v)))
+    for key, name, v in (("12g-a", "address order (--no-priority)", o.address),
+                         ("12g-b", "on-demand priority (default)", o.priority),
+                         ("12g-c", "recorded profile (--profile)", o.profile)):
+        rows.append(Row(key, "Issue 13: full hydration at %s MiB/s, mount to every region valid"
+                        " (the replay above included): %s; raw = address order"
+                        % (fmt(o.rate_mib_s), name), "s", "lo", v.full_s, None,
+                        o.address.full_s))
     from .nbd import rows as nbd_rows
     return rows + nbd_rows(res, s)
 
