@@ -5,7 +5,8 @@ rate-limited so that a full copy takes about a minute, and a recorded workload â
 fixed order, as a boot or a job start reads â€” replayed 1 s after mount on fresh clones:
 (a) address order (--no-priority), (b) on-demand priority (the default), (c) a profile recorded
 by the same workload on another clone (--profile), (d) a fully hydrated clone (the floor); and
-(a), (b) again with a reader that pauses THINK_MS between two reads of a file. After the replay
+(a), (b) again with a reader that pauses THINK_MS between two reads of a file, and (b), (c) again
+without the rate limit (what the limit costs them). After the replay
 (a), (b) and (c) run on until every region is valid: the full hydration time, from the mount.
 Each variant runs `repeats` times, interleaved, and reports medians."""
 import mmap
@@ -84,7 +85,7 @@ def hydration_order(ctx, r: R.HydrationOrder) -> R.HydrationOrder:
             c.mount("--no-hydration", "--record-profile", profile)
             replay(c.image, reads)
         fig = {k: [] for k in ("address", "priority", "profile", "hydrated", "address_think",
-                               "priority_think")}
+                               "priority_think", "priority_unlimited", "profile_unlimited")}
 
         def variant(name: str, flags: Tuple[str, ...], prepare: Callable[[Clone], None],
                     think_s: float = 0, full: bool = False):
@@ -122,6 +123,8 @@ def hydration_order(ctx, r: R.HydrationOrder) -> R.HydrationOrder:
             variant("address_think", limited + ("--no-priority",), after_a_second,
                     THINK_MS / 1000)
             variant("priority_think", limited, after_a_second, THINK_MS / 1000)
+            variant("priority_unlimited", ("--rate", "0"), after_a_second)
+            variant("profile_unlimited", ("--rate", "0", "--profile", profile), after_a_second)
     for name in fig:
         v: R.OrderVariant = getattr(r, name)
         v.replay_s = median_low([s for s, _, _ in fig[name]])

@@ -161,6 +161,9 @@ class HydrationOrder:          # issue 13: replay of scattered whole-file reads 
     # The same reads with THINK_MS between two reads of a file (a reader that computes):
     address_think: OrderVariant = field(default_factory=OrderVariant)
     priority_think: OrderVariant = field(default_factory=OrderVariant)
+    # (b) and (c) with no rate limit: how much of what they miss the rate limit costs.
+    priority_unlimited: OrderVariant = field(default_factory=OrderVariant)
+    profile_unlimited: OrderVariant = field(default_factory=OrderVariant)
     replay_mib: F = None
     rate_mib_s: F = None
 

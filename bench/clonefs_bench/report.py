@@ -114,10 +114,15 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
                          ("12e", "address order, reader pausing 5 ms between reads of a file",
                           o.address_think),
                          ("12f", "on-demand priority, reader pausing 5 ms between reads of a file",
-                          o.priority_think)):
+                          o.priority_think),
+                         ("12h", "on-demand priority, hydration not rate-limited",
+                          o.priority_unlimited),
+                         ("12i", "recorded profile, hydration not rate-limited",
+                          o.profile_unlimited)):
         rows.append(Row(key, "Issue 13: replay of scattered whole-file reads (%s MiB, 5%%) 1 s after"
-                        " mount, NBD source + 2 ms per read, rate-limited hydration: %s; raw = the floor"
-                        % (fmt(o.replay_mib), name), "s", "lo", v.replay_s, None,
+                        " mount, NBD source + 2 ms per read, hydration limited to %s MiB/s unless"
+                        " said: %s; raw = the floor" % (fmt(o.replay_mib), fmt(o.rate_mib_s), name),
+                        "s", "lo", v.replay_s, None,
                         None if key in ("12e", "12f") else o.hydrated.replay_s,
                         note="%s of the bytes from the destination" % share(v)))
     for key, name, v in (("12g-a", "address order (--no-priority)", o.address),
