@@ -4,7 +4,9 @@ rate-limited so that a full copy takes about a minute, and a recorded workload â
 (512 KiB, read in 128 KiB O_DIRECT reads) at scattered offsets, about 5% of the image, in a
 fixed order, as a boot or a job start reads â€” replayed 1 s after mount on fresh clones:
 (a) address order (--no-priority), (b) on-demand priority (the default), (c) a profile recorded
-by the same workload on another clone (--profile), (d) a fully hydrated clone (the floor); and
+by the same workload on another clone (--profile), (d) a fully hydrated clone (the floor: cold,
+its destination out of the page cache, then again warm, as the regions (b) and (c) hydrate
+during their replay are); and
 (a), (b) again with a reader that pauses THINK_MS between two reads of a file, and (b), (c) again
 without the rate limit (what the limit costs them). After the replay
 (a), (b) and (c) run on until every region is valid: the full hydration time, from the mount.
@@ -84,7 +86,8 @@ def hydration_order(ctx, r: R.HydrationOrder) -> R.HydrationOrder:
             c.create()
             c.mount("--no-hydration", "--record-profile", profile)
             replay(c.image, reads)
-        fig = {k: [] for k in ("address", "priority", "profile", "hydrated", "address_think",
+        fig = {k: [] for k in ("address", "priority", "profile", "hydrated", "hydrated_warm",
+                               "address_think",
                                "priority_think", "priority_unlimited", "profile_unlimited")}
 
         def variant(name: str, flags: Tuple[str, ...], prepare: Callable[[Clone], None],
@@ -101,6 +104,8 @@ def hydration_order(ctx, r: R.HydrationOrder) -> R.HydrationOrder:
                 fell = s["counters"]["bytes_fell_through"] - before
                 full_s = wait_complete(c, mounted_at, 20 * FULL_COPY_S) if full else None
                 fig[name].append((seconds, 1 - fell / replay_bytes, full_s))
+                if name == "hydrated":  # again, warm: the destination's pages are cached now
+                    fig["hydrated_warm"].append((replay(c.image, reads), 1.0, None))
                 log("order %s: replay %.3f s, %.1f%% from the destination%s; counters %s"
                     % (name, seconds, 100 * (1 - fell / replay_bytes),
                        "" if full_s is None else ", complete %.1f s after mount" % full_s,

@@ -158,6 +158,9 @@ class HydrationOrder:          # issue 13: replay of scattered whole-file reads 
     priority: OrderVariant = field(default_factory=OrderVariant)   # on-demand priority (default)
     profile: OrderVariant = field(default_factory=OrderVariant)    # --profile of a recorded run
     hydrated: OrderVariant = field(default_factory=OrderVariant)   # fully hydrated: the floor
+    # The same clone replayed again at once: its destination in the page cache, as the regions
+    # (b) and (c) hydrate during their replay are.
+    hydrated_warm: OrderVariant = field(default_factory=OrderVariant)
     # The same reads with THINK_MS between two reads of a file (a reader that computes):
     address_think: OrderVariant = field(default_factory=OrderVariant)
     priority_think: OrderVariant = field(default_factory=OrderVariant)
