@@ -117,7 +117,9 @@ void Hydrator::user_io() noexcept {
 // copying them too would read them twice and make the read wait for the copy), and the regions
 // after it, so the rest of what it reads (a file read in pieces) is copied while it waits for
 // the source. The readahead starts at kFirstReadaheadReads reads' worth and doubles while the
-// reads look sequential (this one starts inside what was queued for the last one).
+// reads look sequential (this one starts inside what was queued for the last one). None while
+// paused: by the resume the stream has moved on, and a guess would go before the plan (a mount
+// of a filesystem over the image reads its metadata and journal before `hydrate --files`).
 void Hydrator::read_fell_through(uint64_t first, uint64_t count, RegionRun through) noexcept {
   std::lock_guard lock(mu_);
   if (stopping_ || !on_demand_ || count == 0) return;
@@ -125,9 +127,11 @@ void Hydrator::read_fell_through(uint64_t first, uint64_t count, RegionRun throu
   const uint64_t max_readahead =
       std::max<uint64_t>(1, kMaxReadaheadBytes / engine_.geometry().region_size());
   const bool sequential = first >= stream_first_ && first <= stream_end_;
-  readahead_ = std::min(sequential ? std::max(2 * readahead_, kFirstReadaheadReads * count)
-                                   : kFirstReadaheadReads * count,
-                        max_readahead);
+  readahead_ = settings_.paused
+                   ? 0
+                   : std::min(sequential ? std::max(2 * readahead_, kFirstReadaheadReads * count)
+                                         : kFirstReadaheadReads * count,
+                              max_readahead);
   const uint64_t end = std::min(regions, first + count + readahead_);
   stream_first_ = first;
   stream_end_ = end;

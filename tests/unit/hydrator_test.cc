@@ -110,8 +110,7 @@ TEST_F(Hydration, RegionsReadsWaitOnDoNotWaitForTheUserToBeQuiet) {
   record_reads();
   hydrator.set_paused(false);
   ASSERT_TRUE(hydrator.settle(kSettle));
-  // Each with its readahead (4 reads' worth), the newest first; then address order waits.
-  const std::vector<uint64_t> expected{7, 8, 9, 10, 11, 14, 15, 16};
+  const std::vector<uint64_t> expected{7, 14};
   EXPECT_EQ(read_regions(), expected);
   clock_.advance(std::chrono::milliseconds(20));
   EXPECT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
@@ -197,21 +196,32 @@ TEST_F(Hydration, AFallThroughReadIsHydratedBeforeLowerRegions) {
 }
 
 // Fall-through reads queue the regions after them too (readahead: 4 reads' worth, doubling while
-// the reads are sequential), newest request first; then the rest in address order.
-TEST_F(Hydration, SequentialFallThroughReadsQueueTheRegionsAfterThem) {
-  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
-                    clock_);
-  read_region(9);                                      // 9-13
-  read_region(1);                                      // 1-5
-  read_region(2);                                      // follows 1: 2-10
-  EXPECT_EQ(hydrator.status().priority_regions, 13u);  // 1-13, each once
+// the reads are sequential), newest request first; then the rest in address order. The regions
+// a read holds whole it writes through itself: they are not queued.
+TEST_F(Hydration, FallThroughReadsQueueTheRegionsAfterThem) {
+  Hydrator hydrator(*engine_, {.threshold = 1, .batch = 1, .rate = kRegion}, kMaxHydrationWorkers,
+                    3, clock_);
+  ASSERT_TRUE(hydrator.settle(kSettle));  // region 0 copied, the worker waits for the budget
+  read_region(9);                         // written through; 10-13 queued
+  read_region(1);                         // 2-5
+  read_region(2);                         // follows 1: 3-10
+  EXPECT_EQ(hydrator.status().priority_regions, 10u);  // 3-8 and 10-13, each once
   clock_.advance(std::chrono::milliseconds(20));       // the user is quiet
   record_reads();
-  hydrator.set_paused(false);
+  hydrator.set_rate(0);
   ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
-  const std::vector<uint64_t> expected{2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 11, 12, 13, 0, 14, 15, 16};
+  const std::vector<uint64_t> expected{3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16};
   EXPECT_EQ(read_regions(), expected);
   EXPECT_EQ(hydrator.status().priority_regions, 0u);
+}
+
+// Paused, a read queues its own regions and no readahead: by the resume its stream has moved on.
+TEST_F(Hydration, ReadsWhilePausedQueueNoReadahead) {
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
+                    clock_);
+  read_region(9);
+  read_region(10);
+  EXPECT_EQ(hydrator.status().priority_regions, 2u);
 }
 
 // A plan (a recorded profile, file hints) goes in its order before address order, after
@@ -229,9 +239,9 @@ TEST_F(Hydration, ThePlanGoesFirstInItsOrder) {
   record_reads();
   hydrator.set_paused(false);
   ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
-  // Batches of up to 4: 7-10 (the read and its readahead; 11 was written); 12; 2; 15-16; then
-  // 0-1, 3-6, 13-14 in address order.
-  const std::vector<uint64_t> expected{7, 12, 2, 15, 0, 3, 13};
+  // Batches of up to 4: 7 (read while paused: no readahead); 10; 12; 2; 15-16; then 0-1, 3-6,
+  // 8-9, 13-14 in address order.
+  const std::vector<uint64_t> expected{7, 10, 12, 2, 15, 0, 3, 8, 13};
   EXPECT_EQ(read_regions(), expected);
   EXPECT_EQ(hydrator.status().plan_regions_left, 0u);
 }
