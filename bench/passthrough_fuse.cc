@@ -1,11 +1,8 @@
 // The trivial baseline for issue #6: a FUSE file that passes reads and writes straight to a
 // backing file (no regions, no metadata). clonefs's hydrated reads are measured against it.
 //   clonefs_passthrough BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]
-//                       [--read-delay-us N]
 // (foreground; unmount with fusermount3 -u). The splice flags measure the lever "splice
-// read/write": replies spliced from the backing file, write requests spliced into it. A read
-// delay makes it a slow source (issue 13's bench: every read request waits N µs before it is
-// served, as over a network; requests in parallel wait in parallel).
+// read/write": replies spliced from the backing file, write requests spliced into it.
 #define FUSE_USE_VERSION 35
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -24,7 +21,6 @@ namespace {
 int backing_fd = -1;
 bool splice_write = false;  // reply to reads from the backing fd (FUSE_CAP_SPLICE_WRITE)
 bool splice_read = false;   // take write data as a pipe buffer (FUSE_CAP_SPLICE_READ)
-useconds_t read_delay_us = 0;
 
 fuse_bufvec backing_buffer(size_t size, off_t off) {
   fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
@@ -50,7 +46,6 @@ void open_file(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 // clonefs, so the ratio measures clonefs's own work. (fuse_reply_data with an fd buffer, without
 // SPLICE_WRITE, read 504 / 919 MB/s cold / warm where this reads 1,491 / 3,948.)
 void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
-  if (read_delay_us > 0) ::usleep(read_delay_us);
   if (splice_write) {
     fuse_bufvec buf = backing_buffer(size, off);
     fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
@@ -99,16 +94,12 @@ int main(int argc, char** argv) {
       splice_write = true;
     } else if (std::strcmp(argv[i], "--splice-read") == 0) {
       splice_read = true;
-    } else if (std::strcmp(argv[i], "--read-delay-us") == 0 && i + 1 < argc) {
-      read_delay_us = static_cast<useconds_t>(std::strtoul(argv[++i], nullptr, 10));
     } else {
       usage_ok = false;
     }
   }
   if (!usage_ok) {
-    std::fprintf(stderr,
-                 "usage: %s BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read] "
-                 "[--read-delay-us N]\n",
+    std::fprintf(stderr, "usage: %s BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]\n",
                  argv[0]);
     return 2;
   }

@@ -30,6 +30,7 @@ class Sizes:
     mount_repeats: int
     rss_wait: int
     cold_repeats: int     # cold reads that change nothing: median of this many
+    order_mib: int        # source of the hydration-order rows (12)
     # Workload 13 (issue 17): an ext4 image used through a loop device (clonefs_bench/loop.py)
     loop_image_mib: int = 2560   # the source filesystem image (sparse)
     loop_big_mib: int = 768      # the file read, and the file written, sequentially (issue: 2 GiB)
@@ -47,12 +48,12 @@ class Sizes:
 
 FULL = Sizes(src_mib=1024, big_copies=6, sparse_gib=16, sparse_data_mib=1024, sparse_zero_mib=64,
              nfiles=20000, lat_span=1 << 30, rt_rand=10, rt_write=20, rt_fsync=10, rt_lat=10,
-             mount_repeats=3, rss_wait=3, cold_repeats=3)
+             mount_repeats=3, rss_wait=3, cold_repeats=3, order_mib=4096)
 QUICK = Sizes(src_mib=128, big_copies=8, sparse_gib=1, sparse_data_mib=64, sparse_zero_mib=8,
               nfiles=2000, lat_span=256 << 20, rt_rand=1, rt_write=5, rt_fsync=1, rt_lat=2,
-              mount_repeats=1, rss_wait=1, cold_repeats=1, loop_image_mib=512, loop_big_mib=64,
-              loop_tree_files=500, loop_untar_files=1000, loop_git_files=200, loop_db_mib=32,
-              loop_db_s=1, loop_repeats=1)
+              mount_repeats=1, rss_wait=1, cold_repeats=1, order_mib=256, loop_image_mib=512,
+              loop_big_mib=64, loop_tree_files=500, loop_untar_files=1000, loop_git_files=200,
+              loop_db_mib=32, loop_db_s=1, loop_repeats=1)
 
 
 def sizes(quick: bool) -> Sizes:

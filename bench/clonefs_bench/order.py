@@ -1,11 +1,15 @@
-"""Issue 13: what hydration copies first. A slow source (the passthrough FUSE file with 2 ms per
-read request: a local stand-in for a remote source until NBD sources exist), hydration
+"""Issue 13: what hydration copies first. A slow source — the order input (4 GiB) exported by
+nbdkit on a unix socket with --filter=delay adding 2 ms to every read request — hydration
 rate-limited so that a full copy takes about a minute, and a recorded workload — whole "files"
 (512 KiB, read in 128 KiB O_DIRECT reads) at scattered offsets, about 5% of the image, in a
 fixed order, as a boot or a job start reads — replayed 1 s after mount on fresh clones:
 (a) address order (--no-priority), (b) on-demand priority (the default), (c) a profile recorded
-by the same workload on another clone (--profile), (d) a fully hydrated clone (the floor); and
-(a), (b) again with a reader that pauses THINK_MS between two reads of a file.
+by the same workload on another clone (--profile), (d) a fully hydrated clone (the floor: cold,
+its destination out of the page cache, then again warm, as the regions (b) and (c) hydrate
+during their replay are); and
+(a), (b) again with a reader that pauses THINK_MS between two reads of a file, and (b), (c) again
+without the rate limit (what the limit costs them). After the replay
+(a), (b) and (c) run on until every region is valid: the full hydration time, from the mount.
 Each variant runs `repeats` times, interleaved, and reports medians."""
 import mmap
 import os
@@ -16,9 +20,10 @@ from typing import Callable, List, Tuple
 
 from . import records as R
 from .clonefs import Clone
+from .nbd import NBD_HYDRATION, NbdKit
 from .proc import drop_caches, log
 
-DELAY_US = 2000
+DELAY_MS = 2
 FILE_BYTES = 512 << 10
 READ_BYTES = 128 << 10
 SHARE = 0.05
@@ -58,60 +63,83 @@ def replay(image: str, reads: List[Tuple[int, int]], think_s: float = 0) -> floa
         buf.close()
 
 
+def wait_complete(c: Clone, since: float, limit_s: float) -> float:
+    """Seconds from SINCE until the status says every region is valid (polled every 50 ms)."""
+    while not c.status().get("complete"):
+        if time.monotonic() - since > limit_s:
+            raise RuntimeError("hydration of %s not complete after %.0f s" % (c.image, limit_s))
+        time.sleep(0.05)
+    return time.monotonic() - since
+
+
 def hydration_order(ctx, r: R.HydrationOrder) -> R.HydrationOrder:
-    source = ctx.inputs.source
+    source = ctx.inputs.order
     size = os.stat(source).st_size
     reads = workload(size)
     replay_bytes = sum(n for _, n in reads)
     rate = max(1 << 20, size // FULL_COPY_S)
     r.replay_mib, r.rate_mib_s = replay_bytes / (1 << 20), rate / (1 << 20)
     profile = ctx.path("order.profile")
-    with ctx.pt(source, "slow_source", "--read-delay-us", str(DELAY_US)) as slow:
+    with NbdKit(source, ctx.path("order_nbd"), DELAY_MS, ctx.runlog) as slow:
         # The profile: the workload recorded once on a clone of the same (slow) source.
-        with Clone(ctx.clonefs, slow.image, ctx.path("cf_order_rec")) as c:
+        with Clone(ctx.clonefs, slow.uri, ctx.path("cf_order_rec")) as c:
             c.create()
             c.mount("--no-hydration", "--record-profile", profile)
             replay(c.image, reads)
-        fig = {k: [] for k in ("address", "priority", "profile", "hydrated", "address_think",
-                               "priority_think")}
+        fig = {k: [] for k in ("address", "priority", "profile", "hydrated", "hydrated_warm",
+                               "address_think",
+                               "priority_think", "priority_unlimited", "profile_unlimited")}
 
         def variant(name: str, flags: Tuple[str, ...], prepare: Callable[[Clone], None],
-                    think_s: float = 0):
-            with Clone(ctx.clonefs, slow.image, ctx.path("cf_order_" + name)) as c:
+                    think_s: float = 0, full: bool = False):
+            with Clone(ctx.clonefs, slow.uri, ctx.path("cf_order_" + name)) as c:
                 c.create()
-                drop_caches()  # the slow source's page cache too: every variant reads it cold
+                drop_caches()  # the NBD server's page cache too: every variant reads it cold
+                mounted_at = time.monotonic()
                 c.mount(*flags)
                 prepare(c)
                 before = c.status()["counters"]["bytes_fell_through"]
                 seconds = replay(c.image, reads, think_s)
-                fell = c.status()["counters"]["bytes_fell_through"] - before
-                fig[name].append((seconds, 1 - fell / replay_bytes))
-                log("order %s: replay %.3f s, %.1f%% from the destination"
-                    % (name, seconds, 100 * (1 - fell / replay_bytes)))
+                s = c.status()
+                fell = s["counters"]["bytes_fell_through"] - before
+                full_s = wait_complete(c, mounted_at, 20 * FULL_COPY_S) if full else None
+                fig[name].append((seconds, 1 - fell / replay_bytes, full_s))
+                if name == "hydrated":  # again, warm: the destination's pages are cached now
+                    fig["hydrated_warm"].append((replay(c.image, reads), 1.0, None))
+                log("order %s: replay %.3f s, %.1f%% from the destination%s; counters %s"
+                    % (name, seconds, 100 * (1 - fell / replay_bytes),
+                       "" if full_s is None else ", complete %.1f s after mount" % full_s,
+                       s["counters"]))
 
         def after_a_second(_: Clone) -> None:
             time.sleep(1)
 
         def fully(c: Clone) -> None:
-            ctx.clonefs("hydrate", c.image, "--rate", "0", "--wait")
+            ctx.clonefs("hydrate", c.image, "--rate", "0", *NBD_HYDRATION)
+            ctx.clonefs("hydrate", c.image, "--wait")
             drop_caches()
 
         limited = ("--rate", str(rate))
         for _ in range(ctx.sizes.cold_repeats):
-            variant("address", limited + ("--no-priority",), after_a_second)
-            variant("priority", limited, after_a_second)
-            variant("profile", limited + ("--profile", profile), after_a_second)
+            variant("address", limited + ("--no-priority",), after_a_second, full=True)
+            variant("priority", limited, after_a_second, full=True)
+            variant("profile", limited + ("--profile", profile), after_a_second, full=True)
             variant("hydrated", (), fully)
             variant("address_think", limited + ("--no-priority",), after_a_second,
                     THINK_MS / 1000)
             variant("priority_think", limited, after_a_second, THINK_MS / 1000)
+            variant("priority_unlimited", ("--rate", "0"), after_a_second)
+            variant("profile_unlimited", ("--rate", "0", "--profile", profile), after_a_second)
     for name in fig:
         v: R.OrderVariant = getattr(r, name)
-        v.replay_s = median_low([s for s, _ in fig[name]])
-        v.dest_share = median_low([d for _, d in fig[name]])
+        v.replay_s = median_low([s for s, _, _ in fig[name]])
+        v.dest_share = median_low([d for _, d, _ in fig[name]])
+        fulls = [f for _, _, f in fig[name] if f is not None]
+        v.full_s = median_low(fulls) if fulls else None
     ctx.note("issue 13: %d reads of %d KiB (%.0f MiB, %.1f%% of the %d MiB image) in %d KiB files;"
-             " source delayed %d µs per read request (passthrough FUSE); hydration limited to"
-             " %.1f MiB/s; replay 1 s after mount; medians of %d, variants interleaved"
-             % (len(reads), READ_BYTES >> 10, r.replay_mib, 100 * replay_bytes / size,
-                size >> 20, FILE_BYTES >> 10, DELAY_US, r.rate_mib_s, ctx.sizes.cold_repeats))
+             " source: nbdkit file over a unix socket, --filter=delay %d ms per read request;"
+             " hydration limited to %.1f MiB/s; replay 1 s after mount; medians of %d, variants"
+             " interleaved" % (len(reads), READ_BYTES >> 10, r.replay_mib,
+                               100 * replay_bytes / size, size >> 20, FILE_BYTES >> 10, DELAY_MS,
+                               r.rate_mib_s, ctx.sizes.cold_repeats))
     return r

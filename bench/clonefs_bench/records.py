@@ -149,6 +149,7 @@ class Latency:                 # issue #4
 class OrderVariant:            # issue 13: one way of hydrating, the replay on it
     replay_s: F = None         # seconds, median
     dest_share: F = None       # share of the replayed bytes served from the destination, median
+    full_s: F = None           # seconds from mount to every region valid, median (a, b, c)
 
 
 @dataclass
@@ -157,9 +158,15 @@ class HydrationOrder:          # issue 13: replay of scattered whole-file reads 
     priority: OrderVariant = field(default_factory=OrderVariant)   # on-demand priority (default)
     profile: OrderVariant = field(default_factory=OrderVariant)    # --profile of a recorded run
     hydrated: OrderVariant = field(default_factory=OrderVariant)   # fully hydrated: the floor
+    # The same clone replayed again at once: its destination in the page cache, as the regions
+    # (b) and (c) hydrate during their replay are.
+    hydrated_warm: OrderVariant = field(default_factory=OrderVariant)
     # The same reads with THINK_MS between two reads of a file (a reader that computes):
     address_think: OrderVariant = field(default_factory=OrderVariant)
     priority_think: OrderVariant = field(default_factory=OrderVariant)
+    # (b) and (c) with no rate limit: how much of what they miss the rate limit costs.
+    priority_unlimited: OrderVariant = field(default_factory=OrderVariant)
+    profile_unlimited: OrderVariant = field(default_factory=OrderVariant)
     replay_mib: F = None
     rate_mib_s: F = None
 

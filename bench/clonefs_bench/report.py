@@ -110,16 +110,36 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
     for key, name, v in (("12a", "address order (--no-priority)", o.address),
                          ("12b", "on-demand priority (default)", o.priority),
                          ("12c", "recorded profile (--profile)", o.profile),
-                         ("12d", "fully hydrated (the floor)", o.hydrated),
+                         ("12d", "fully hydrated (the floor), cold", o.hydrated),
+                         ("12d-warm", "fully hydrated, the same replay again at once (warm)",
+                          o.hydrated_warm),
                          ("12e", "address order, reader pausing 5 ms between reads of a file",
                           o.address_think),
                          ("12f", "on-demand priority, reader pausing 5 ms between reads of a file",
-                          o.priority_think)):
+                          o.priority_think),
+                         ("12h", "on-demand priority, hydration not rate-limited",
+                          o.priority_unlimited),
+                         ("12i", "recorded profile, hydration not rate-limited",
+                          o.profile_unlimited)):
         rows.append(Row(key, "Issue 13: replay of scattered whole-file reads (%s MiB, 5%%) 1 s after"
-                        " mount, slow source, rate-limited hydration: %s; raw = the floor"
-                        % (fmt(o.replay_mib), name), "s", "lo", v.replay_s, None,
+                        " mount, NBD source + 2 ms per read, hydration limited to %s MiB/s unless"
+                        " said: %s; raw = the floor" % (fmt(o.replay_mib), fmt(o.rate_mib_s), name),
+                        "s", "lo", v.replay_s, None,
                         None if key in ("12e", "12f") else o.hydrated.replay_s,
                         note="%s of the bytes from the destination" % share(v)))
+    rows.append(Row("12b-vs-a", "Issue 13: the replay with on-demand priority (12b); raw = with"
+                    " address order (12a)", "s", "lo", o.priority.replay_s, None,
+                    o.address.replay_s))
+    rows.append(Row("12c-warm", "Issue 13: the replay with a recorded profile (12c); raw = fully"
+                    " hydrated, warm (12d-warm)", "s", "lo", o.profile.replay_s, None,
+                    o.hydrated_warm.replay_s))
+    for key, name, v in (("12g-a", "address order (--no-priority)", o.address),
+                         ("12g-b", "on-demand priority (default)", o.priority),
+                         ("12g-c", "recorded profile (--profile)", o.profile)):
+        rows.append(Row(key, "Issue 13: full hydration at %s MiB/s, mount to every region valid"
+                        " (the replay above included): %s; raw = address order"
+                        % (fmt(o.rate_mib_s), name), "s", "lo", v.full_s, None,
+                        o.address.full_s))
     from .nbd import rows as nbd_rows
     from .loop import rows as loop_rows
     return rows + nbd_rows(res, s) + loop_rows(res.loop, s)
@@ -154,6 +174,10 @@ TARGETS = [
     ("1 TiB daemon RSS a few s later < 64 MiB", "8d", None, "<", 64, None),
     ("1 TiB daemon peak RSS (VmHWM) < 64 MiB", "8e", None, "<", 64, None),
     ("issue 13: replay with a recorded profile <= 1.3x fully hydrated", "12c", "raw", "<=", 1.3, None),
+    ("issue 13: replay with a recorded profile <= 1.3x fully hydrated, warm", "12c-warm", "raw", "<=", 1.3, None),
+    ("issue 13: replay with on-demand priority <= 0.5x address order", "12b-vs-a", "raw", "<=", 0.5, None),
+    ("issue 13: full hydration with on-demand priority <= 1.1x address order", "12g-b", "raw", "<=", 1.1, None),
+    ("issue 13: full hydration with a recorded profile <= 1.1x address order", "12g-c", "raw", "<=", 1.1, None),
     ("XFS: full hydration of the big (16 GiB) source < 1 s", "10c", None, "<", 1.0, None),
     ("ext4: copy_file_range hydration <= cp + sync", "10f", "raw", "<=", 1.0, None),
 ]

@@ -9,7 +9,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from statistics import median_low
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 from . import records as R
 from .clonefs import Clone, Clonefs, MountedClone, compact
@@ -434,7 +434,7 @@ PHASES = (
     Phase("ext4 untar, losetup + mkfs (7)", untar, "untar", ("source", "tar")),
     Phase("1 TiB mount time and RSS (8)", tera, "tera", ("tera",)),
     Phase("latency with hydration paused vs running (#4)", latency, "latency", ("source", "big")),
-    Phase("hydration order: replay on a slow source (issue 13)", hydration_order, "order"),
+    Phase("hydration order: replay on a slow source (issue 13)", hydration_order, "order", ("order",)),
     Phase("nbd: remote source over NBD, delay 0/1/10 ms, peers nbdfuse+cow and qsd (10)", nbd,
           "nbd"),
     Phase("kernel copy: XFS reflink, ext4 copy_file_range hydration (10)", kernel_copy_hydration,

@@ -160,6 +160,12 @@ class Flags(unittest.TestCase):
         self.assertEqual([p.record for p in selected("latency")], ["latency"])
         self.assertEqual(len(selected("")), len(PHASES))
 
+    def test_only_generates_what_the_selected_phases_use(self):
+        from clonefs_bench import inputs
+        from clonefs_bench.runner import selected
+        self.assertEqual(inputs.needed(n for p in selected("hydration order") for n in p.needs),
+                         {"order"})
+
     def test_quick_is_smaller(self):
         self.assertLess(config.sizes(True).src_bytes, config.sizes(False).src_bytes)
 
@@ -323,7 +329,7 @@ class Inputs(unittest.TestCase):
         self.assertEqual(inputs.needed(["sparse"]), {"source", "sparse"})
         self.assertEqual(inputs.needed(["tera", "raw"]), {"tera"})
         self.assertEqual(inputs.needed(n for p in PHASES for n in p.needs),
-                         {"source", "big", "sparse", "tera", "tar"})
+                         {"source", "big", "sparse", "tera", "tar", "order"})
         with self.assertRaises(ValueError):
             inputs.needed(["nonesuch"])
 

@@ -28,10 +28,15 @@ json hydration_json(const StatusHydration& h) {
 }
 
 json counters_json(const StatusCounters& c) {
-  return {{"destination_syncs", c.destination_syncs}, {"metadata_commits", c.metadata_commits},
-          {"regions_copied", c.regions_copied},       {"regions_skipped", c.regions_skipped},
-          {"bytes_copied", c.bytes_copied},           {"bytes_fell_through", c.bytes_fell_through},
-          {"regions_shared", c.regions_shared},       {"bytes_shared", c.bytes_shared}};
+  return {{"destination_syncs", c.destination_syncs},
+          {"metadata_commits", c.metadata_commits},
+          {"regions_copied", c.regions_copied},
+          {"regions_skipped", c.regions_skipped},
+          {"bytes_copied", c.bytes_copied},
+          {"bytes_fell_through", c.bytes_fell_through},
+          {"regions_shared", c.regions_shared},
+          {"bytes_shared", c.bytes_shared},
+          {"bytes_written_through", c.bytes_written_through}};
 }
 
 json source_connection_json(const StatusSourceConnection& c) {
@@ -153,7 +158,8 @@ StatusCounters counters_from(const json& j, const std::string& path) {
           .bytes_copied = f.count("bytes_copied"),
           .bytes_fell_through = f.count("bytes_fell_through"),
           .regions_shared = f.count("regions_shared"),
-          .bytes_shared = f.count("bytes_shared")};
+          .bytes_shared = f.count("bytes_shared"),
+          .bytes_written_through = f.count("bytes_written_through")};
 }
 
 StatusSourceConnection source_connection_from(const json& j, const std::string& path) {

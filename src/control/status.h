@@ -34,7 +34,9 @@
 //   counters              object|null  null offline; else, since the mount:
 //     destination_syncs, metadata_commits, regions_copied, regions_skipped, bytes_copied,
 //     bytes_fell_through (user reads of regions not yet valid, served from the source),
-//     regions_shared, bytes_shared (made valid by sharing the source's extents: reflink)
+//     regions_shared, bytes_shared (made valid by sharing the source's extents: reflink),
+//     bytes_written_through (of bytes_fell_through, whole invalid regions written into the
+//     destination and made valid on the way: hydration does not read them again)
 //   source_connection     object|null  null offline and for a file or block device; for a remote
 //     (NBD) source: state string ("connected", "degraded": fewer connections than wanted,
 //     "reconnecting": none), connections integer (open now), connections_wanted integer,
@@ -96,6 +98,7 @@ struct StatusCounters {
   uint64_t bytes_fell_through = 0;  // user reads of invalid regions, served from the source
   uint64_t regions_shared = 0;
   uint64_t bytes_shared = 0;
+  uint64_t bytes_written_through = 0;  // of bytes_fell_through, written into the destination
   bool operator==(const StatusCounters&) const = default;
 };
 

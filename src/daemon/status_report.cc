@@ -37,7 +37,8 @@ StatusCounters counters_of(const EngineCounters& c) {
           .bytes_fell_through = c.bytes_fell_through.load(),
 
           .regions_shared = c.regions_shared.load(),
-          .bytes_shared = c.bytes_shared.load()};
+          .bytes_shared = c.bytes_shared.load(),
+          .bytes_written_through = c.bytes_written_through.load()};
 }
 
 // What both paths fill alike.

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "meta/region_run.h"
+
 namespace clonefs {
 
 class AccessObserver {
@@ -15,8 +17,9 @@ class AccessObserver {
   // A user read, write or discard touching regions [first, first + count), before it is served.
   virtual void regions_accessed(uint64_t first, uint64_t count) noexcept = 0;
   // A user read of regions [first, first + count), all invalid when tested, is about to be
-  // served from the source.
-  virtual void read_fell_through(uint64_t first, uint64_t count) noexcept = 0;
+  // served from the source; of those, it will write `through` (the regions it holds whole,
+  // when write-through is on) into the destination itself.
+  virtual void read_fell_through(uint64_t first, uint64_t count, RegionRun through) noexcept = 0;
 };
 
 }  // namespace clonefs

@@ -61,7 +61,7 @@ class ProfileRecorder : public AccessObserver {
   AccessProfile snapshot() const;
 
   void user_io() noexcept override {}
-  void read_fell_through(uint64_t, uint64_t) noexcept override {}
+  void read_fell_through(uint64_t, uint64_t, RegionRun) noexcept override {}
   void regions_accessed(uint64_t first, uint64_t count) noexcept override;
 
  private:

@@ -86,11 +86,12 @@ void CloneEngine::note_user_io() {
   for (AccessObserver* observer : observers_) observer->user_io();
 }
 
-void CloneEngine::note_access(uint64_t first, uint64_t count, bool fell_through) {
+void CloneEngine::note_access(uint64_t first, uint64_t count, bool fell_through,
+                              RegionRun through) {
   std::shared_lock lock(observers_mu_);
   for (AccessObserver* observer : observers_) {
     if (fell_through) {
-      observer->read_fell_through(first, count);
+      observer->read_fell_through(first, count, through);
     } else {
       observer->regions_accessed(first, count);
     }
@@ -233,7 +234,12 @@ Status CloneEngine::read_invalid_run(uint64_t offset, std::span<std::byte> buf) 
          r <= geometry_.region_of(offset + buf.size() - 1); ++r) {
       still_invalid = still_invalid && !bitmap_.test(r);
     }
-    if (still_invalid) return source_.read_at(offset, buf);
+    if (still_invalid) {
+      counters_.bytes_fell_through.fetch_add(buf.size(), std::memory_order_relaxed);
+      CLONEFS_RETURN_IF_ERROR(source_.read_at(offset, buf));
+      if (write_through_on()) write_through(offset, buf);
+      return Status::ok();
+    }
   }
   // Region by region: each may have become valid (or be mid-copy) since the caller looked.
   uint64_t done = 0;
@@ -247,6 +253,7 @@ Status CloneEngine::read_invalid_run(uint64_t offset, std::span<std::byte> buf) 
       if (!bitmap_.test(region)) {
         // A failed copy still leaves a readable region: serve it from the source.
         if (!copy_region_locked(region).is_ok()) {
+          counters_.bytes_fell_through.fetch_add(n, std::memory_order_relaxed);
           CLONEFS_RETURN_IF_ERROR(source_.read_at(pos, piece));
           done += n;
           continue;
@@ -258,6 +265,7 @@ Status CloneEngine::read_invalid_run(uint64_t offset, std::span<std::byte> buf) 
     if (bitmap_.test(region)) {
       CLONEFS_RETURN_IF_ERROR(destination_.read_at(pos, piece));
     } else {
+      counters_.bytes_fell_through.fetch_add(n, std::memory_order_relaxed);
       CLONEFS_RETURN_IF_ERROR(source_.read_at(pos, piece));
     }
     done += n;
@@ -289,8 +297,8 @@ Status CloneEngine::read(uint64_t offset, std::span<std::byte> buf) {
     run_end = std::min<uint64_t>(run_end, offset + buf.size());
     std::span<std::byte> run = buf.subspan(done, run_end - pos);
     if (!valid) {
-      counters_.bytes_fell_through.fetch_add(run.size(), std::memory_order_relaxed);
-      note_access(first, geometry_.region_of(run_end - 1) - first + 1, true);
+      note_access(first, geometry_.region_of(run_end - 1) - first + 1, true,
+                  write_through_on() ? whole_regions(pos, run.size()) : RegionRun{});
     }
     CLONEFS_RETURN_IF_ERROR(valid ? destination_.read_at(pos, run) : read_invalid_run(pos, run));
     done += run.size();

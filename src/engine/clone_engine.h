@@ -58,6 +58,8 @@ struct EngineCounters {
   std::atomic<uint64_t> regions_skipped{0};  // made valid without copying (holes, zeros)
   std::atomic<uint64_t> bytes_copied{0};
   std::atomic<uint64_t> bytes_fell_through{0};  // user reads served from the source
+  // Of those, written into the destination on the way (whole invalid regions: write-through).
+  std::atomic<uint64_t> bytes_written_through{0};
   // Made valid by sharing the source's extents (reflink): nothing copied, no space used.
   std::atomic<uint64_t> regions_shared{0};
   std::atomic<uint64_t> bytes_shared{0};
@@ -141,6 +143,11 @@ class CloneEngine {
     return std::max<uint64_t>(batch, kMaxKernelCopyBytes / geometry_.region_size());
   }
   EngineStatus status() const;
+  // Whether fall-through reads write the whole invalid regions they read into the destination
+  // and make them valid (write_through.cc). Off by default; the hydrator turns it on while it
+  // runs with on-demand priority, so hydration does not read those regions again. Never with
+  // reflink (sharing is free, writing is not).
+  void set_write_through(bool on);
   // Observers are told of user I/O from the threads doing it, until removed; remove_observer
   // returns once no call into it is in progress.
   void add_observer(AccessObserver* observer);
@@ -152,7 +159,10 @@ class CloneEngine {
   Status check_range(uint64_t offset, uint64_t length, const char* op) const;
   void note_user_io();
   // Tells the observers; `fell_through`: the regions are read from the source.
-  void note_access(uint64_t first, uint64_t count, bool fell_through);
+  // `through`: of a fall-through read, the regions it will write through (whole_regions()).
+  void note_access(uint64_t first, uint64_t count, bool fell_through, RegionRun through = {});
+  // The regions [offset, offset + length) holds whole.
+  RegionRun whole_regions(uint64_t offset, uint64_t length) const;
   Status usable() const;
   Status writable() const;
   // Records regions as valid in the open transaction. Fails (and records nothing) unless the
@@ -167,6 +177,10 @@ class CloneEngine {
   Status merge_region_locked(uint64_t region, uint64_t offset, std::span<const std::byte> data,
                              uint64_t zero_length);
   Status read_invalid_run(uint64_t offset, std::span<std::byte> buf);
+  bool write_through_on() const;
+  // After a fall-through read of `data` at `offset` from the source: writes the regions it holds
+  // whole, still invalid and free, into the destination and makes them valid. Best effort.
+  void write_through(uint64_t offset, std::span<const std::byte> data);
   // hydrate()'s copy of `span` (held, region-aligned, holding data) inside the kernel by
   // copy_method(), holes punched. False: the method did not apply to part of it; the caller
   // reads and writes the whole span instead.
@@ -209,6 +223,7 @@ class CloneEngine {
   RegionLocks locks_;
   EngineCounters counters_;
   std::atomic<CopyMethod> copy_method_{CopyMethod::kReadWrite};
+  std::atomic<bool> write_through_{false};
   // Taken shared by every user I/O (a leaf: nothing else is taken under it but the observers'
   // own locks); exclusive only to add or remove one.
   mutable std::shared_mutex observers_mu_;

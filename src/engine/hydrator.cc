@@ -63,6 +63,7 @@ Hydrator::Hydrator(CloneEngine& engine, HydrationSettings settings, unsigned max
   });
   engine_.add_observer(this);
   std::lock_guard lock(mu_);
+  update_write_through_locked();
   rate_window_start_ = budget_start_ = clock_.now();
   add_workers();
 }
@@ -75,6 +76,7 @@ void Hydrator::stop() {
     std::lock_guard lock(mu_);
     if (stopping_) return;
     stopping_ = true;
+    update_write_through_locked();
     cancel_.store(true, std::memory_order_relaxed);
     wake_all_locked();
     settled_.notify_all();
@@ -111,22 +113,36 @@ void Hydrator::user_io() noexcept {
   last_user_io_.store(clock_.now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 
-// A read waits on these regions now: queue them first, and when the reads look sequential
-// (this one starts inside what was queued for the last one) the regions after it too, so the
-// stream soon reads from the destination. The readahead doubles while the stream goes on.
-void Hydrator::read_fell_through(uint64_t first, uint64_t count) noexcept {
+// A read waits on these regions now: queue them first (but those it writes through itself:
+// copying them too would read them twice and make the read wait for the copy), and the regions
+// after it, so the rest of what it reads (a file read in pieces) is copied while it waits for
+// the source. The readahead starts at kFirstReadaheadReads reads' worth and doubles while the
+// reads look sequential (this one starts inside what was queued for the last one). None while
+// paused: by the resume the stream has moved on, and a guess would go before the plan (a mount
+// of a filesystem over the image reads its metadata and journal before `hydrate --files`).
+void Hydrator::read_fell_through(uint64_t first, uint64_t count, RegionRun through) noexcept {
   std::lock_guard lock(mu_);
   if (stopping_ || !on_demand_ || count == 0) return;
   const uint64_t regions = engine_.geometry().region_count();
   const uint64_t max_readahead =
       std::max<uint64_t>(1, kMaxReadaheadBytes / engine_.geometry().region_size());
   const bool sequential = first >= stream_first_ && first <= stream_end_;
-  readahead_ = sequential ? std::clamp<uint64_t>(2 * readahead_, count, max_readahead) : 0;
+  readahead_ = settings_.paused
+                   ? 0
+                   : std::min(sequential ? std::max(2 * readahead_, kFirstReadaheadReads * count)
+                                         : kFirstReadaheadReads * count,
+                              max_readahead);
   const uint64_t end = std::min(regions, first + count + readahead_);
   stream_first_ = first;
   stream_end_ = end;
-  priority_.push_front({first, end - first});
-  if (priority_.size() > kMaxPriorityRuns) priority_.pop_back();
+  const uint64_t through_end = through.first + through.count;
+  if (through.count == 0 || through.first < first || through_end > first + count) {
+    priority_.push_front({first, end - first});
+  } else {
+    if (end > through_end) priority_.push_front({through_end, end - through_end});
+    if (through.first > first) priority_.push_front({first, through.first - first});
+  }
+  while (priority_.size() > kMaxPriorityRuns) priority_.pop_back();
   wake_all_locked();
 }
 
@@ -134,12 +150,21 @@ void Hydrator::set_on_demand(bool on) {
   std::lock_guard lock(mu_);
   on_demand_ = on;
   if (!on) priority_.clear();
+  update_write_through_locked();
 }
 
 void Hydrator::set_paused(bool paused) {
   std::lock_guard lock(mu_);
   settings_.paused = paused;
+  update_write_through_locked();
   wake_all_locked();
+}
+
+// Write-through saves hydration a second read of what reads fetched: worth a write on the read
+// path only while hydration runs, and it belongs with on-demand priority (--no-priority is
+// hydration as before issue 13).
+void Hydrator::update_write_through_locked() {
+  engine_.set_write_through(on_demand_ && !settings_.paused && !stopping_);
 }
 
 void Hydrator::set_threshold(uint64_t regions) {
@@ -439,8 +464,15 @@ HydrationStatus Hydrator::status() const {
   } else {
     s.state = HydrationState::kRunning;
   }
-  for (const RegionRun& run : priority_) {
-    s.priority_regions += run.count - engine_.bitmap().count_valid(run.first, run.count);
+  // Readahead windows of one stream overlap: each region is counted once.
+  std::vector<RegionRun> queued(priority_.begin(), priority_.end());
+  std::ranges::sort(queued, {}, &RegionRun::first);
+  uint64_t counted_to = 0;
+  for (const RegionRun& run : queued) {
+    const uint64_t first = std::max(run.first, counted_to), end = run.first + run.count;
+    if (first >= end) continue;
+    s.priority_regions += (end - first) - engine_.bitmap().count_valid(first, end - first);
+    counted_to = end;
   }
   for (const RegionRun& run : plan_runs_) {
     s.plan_regions += run.count;

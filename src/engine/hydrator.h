@@ -54,6 +54,11 @@ inline constexpr unsigned kMaxHydrationWorkers = 8;
 inline constexpr size_t kMaxPriorityRuns = 256;
 // Readahead after sequential fall-through reads grows to this many bytes of regions.
 inline constexpr uint64_t kMaxReadaheadBytes = 8 << 20;
+// A fall-through read that starts no stream queues this many times its own regions after it:
+// the rest of a small file read in pieces, as the kernel's first readahead window for a small
+// read (4 reads' worth). Regions queued and never read cost order, not work: they are copied
+// once either way.
+inline constexpr uint64_t kFirstReadaheadReads = 4;
 
 // Which regions come first: those user reads are waiting on (read_fell_through, newest first,
 // with readahead when the reads look sequential), then the plan (set_plan: a recorded profile or
@@ -101,7 +106,7 @@ class Hydrator : private AccessObserver {
   // AccessObserver, called from user I/O threads.
   void user_io() noexcept override;
   void regions_accessed(uint64_t, uint64_t) noexcept override {}
-  void read_fell_through(uint64_t first, uint64_t count) noexcept override;
+  void read_fell_through(uint64_t first, uint64_t count, RegionRun through) noexcept override;
 
   struct Claim {
     uint64_t start = 0;
@@ -119,8 +124,9 @@ class Hydrator : private AccessObserver {
   // Requires mu_: takes the first claimable regions of the front run of `runs`, dropping runs
   // with none left.
   std::optional<Claim> claim_from_runs(std::deque<RegionRun>& runs);
-  uint64_t copies_allowed() const;  // requires mu_
-  void add_workers();               // requires mu_: as many as copies_allowed(), up to max_workers_
+  uint64_t copies_allowed() const;     // requires mu_
+  void update_write_through_locked();  // requires mu_: tells the engine whether reads write through
+  void add_workers();  // requires mu_: as many as copies_allowed(), up to max_workers_
   // One batch, then region-by-region retries with backoff if the source failed; regions that
   // still fail are appended to `newly_failed`. Returns early once stop() was called.
   BatchResult copy_batch(uint64_t start, uint64_t batch, std::vector<uint64_t>& newly_failed);

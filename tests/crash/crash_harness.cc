@@ -97,8 +97,10 @@ Status record_workload(const CloneFiles& files, std::span<const Op> ops,
   auto clone = Clone::open(files.metadata, open);
   if (!clone) return clone.status();
   report.copy_method = (*clone)->engine().copy_method();
+  (*clone)->engine().set_write_through(options.write_through);
   Status ran = run_workload((*clone)->engine(), ops, model, trace, options.background_hydration);
   report.kernel_copies = copies.load();
+  report.bytes_written_through = (*clone)->engine().counters().bytes_written_through.load();
   CLONEFS_RETURN_IF_ERROR(ran);
   const RegionBitmap& bits = (*clone)->engine().bitmap();
   for (uint64_t r = 0; r < bits.region_count(); ++r) ever_valid.push_back(bits.test(r));

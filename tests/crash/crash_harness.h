@@ -27,6 +27,7 @@ struct ScenarioOptions {
   CopyMethod best_copy_method = CopyMethod::kReflink;
   bool emulate_reflink = false;       // RecordingDestination::emulate_reflink
   bool background_hydration = false;  // a second thread hydrates while the workload runs
+  bool write_through = false;         // CloneEngine::set_write_through: reads write through
   size_t random_points = 8;           // crash points drawn at random, besides those around syncs
   size_t random_states = 4;  // random pending subsets per crash point (half with torn sectors)
   uint64_t exhaustive_limit = 32;  // enumerate every subset when there are at most this many
@@ -42,7 +43,8 @@ struct ScenarioReport {
   size_t states_checked = 0;                        // distinct states recovered and checked
   std::string failure;                              // "" if every state kept the contract
   CopyMethod copy_method = CopyMethod::kReadWrite;  // the one the engine chose
-  uint64_t kernel_copies = 0;  // hydration copies made inside the kernel (copy_from)
+  uint64_t kernel_copies = 0;          // hydration copies made inside the kernel (copy_from)
+  uint64_t bytes_written_through = 0;  // by reads (ScenarioOptions::write_through)
 };
 
 // The image geometry a scenario with these options uses.

@@ -33,12 +33,14 @@ std::vector<uint64_t> seeds(uint64_t first, size_t default_count) {
 struct Totals {
   size_t scenarios = 0, points = 0, states = 0;
   uint64_t kernel_copies = 0;
+  uint64_t bytes_written_through = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   void add(const ScenarioReport& r) {
     ++scenarios;
     points += r.crash_points;
     states += r.states_checked;
     kernel_copies += r.kernel_copies;
+    bytes_written_through += r.bytes_written_through;
   }
   void print(const char* name) const {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -110,6 +112,20 @@ TEST(CrashRecovery, ConcurrentCommitsAndHydrationKeepTheContractAfterPowerLoss) 
   options.background_hydration = true;
   (void)run_random_workloads("concurrent commits and hydration", 100001, 16, 28, options,
                              /*pauses=*/true);
+}
+
+// Issue 13: reads write the whole regions they fetched from the source into the destination and
+// make them valid, racing the periodic committer, the hydrating thread (priority on: it copies
+// the regions reads fall through on) and the user's writes and discards.
+TEST(CrashRecovery, ReadsWritingThroughKeepTheContractAfterPowerLoss) {
+  ScenarioOptions options;
+  options.commit_period = std::chrono::milliseconds(1);
+  options.background_hydration = true;
+  options.write_through = true;
+  options.best_copy_method = CopyMethod::kReadWrite;
+  Totals totals = run_random_workloads("reads writing through", 200001, 16, 28, options,
+                                       /*pauses=*/true);
+  EXPECT_GT(totals.bytes_written_through, 0u) << "no read wrote through";
 }
 
 }  // namespace

@@ -125,7 +125,7 @@ class BackgroundHydration : private AccessObserver {
  private:
   void user_io() noexcept override {}
   void regions_accessed(uint64_t, uint64_t) noexcept override {}
-  void read_fell_through(uint64_t first, uint64_t count) noexcept override {
+  void read_fell_through(uint64_t first, uint64_t count, RegionRun) noexcept override {
     std::lock_guard lock(mu_);
     for (uint64_t r = first + count; r-- > first;) wanted_.push_front(r);
   }

@@ -60,14 +60,19 @@ class HydrationOrder : public MountTest {
 };
 
 // Rate-limited to 64 KiB/s, address order covers about 1 MiB in the test's time; the far region
-// read is in the destination long before.
+// read is in the destination long before (written through by the read itself), and so is the
+// region after it (the read's readahead, copied first).
 TEST_F(HydrationOrder, AFallThroughReadIsHydratedBeforeTheRegionsBelowIt) {
   write_file(source(), random_bytes(32 * kMiB, 7));
   create();
   mount("--rate 64K");
   ASSERT_TRUE(read_image(image(), 24 * kMiB, 64 * 1024));
-  wait_status(image(), [&](const CloneStatus&) { return has_data(dest(), 24 * kMiB, kRegion); });
+  const uint64_t after = 24 * kMiB + 64 * 1024;
+  wait_status(image(), [&](const CloneStatus&) {
+    return has_data(dest(), 24 * kMiB, kRegion) && has_data(dest(), after, kRegion);
+  });
   EXPECT_TRUE(has_data(dest(), 24 * kMiB, kRegion)) << "the region read was not hydrated";
+  EXPECT_TRUE(has_data(dest(), after, kRegion)) << "the region after it was not hydrated";
   EXPECT_FALSE(has_data(dest(), 8 * kMiB, 16 * kMiB)) << "regions below it were hydrated first";
 }
 

@@ -181,13 +181,13 @@ TEST_F(Hydration, StopReturnsWhileRetryingAFailingSource) {
 
 // Issue 13: a read that falls through to the source puts its region first. Rate-limited to one
 // region per second of the clock, the far region read is the second copied, before every region
-// below it; and the limit still holds.
+// below it; and the limit still holds. (Part of the region: a whole one is written through.)
 TEST_F(Hydration, AFallThroughReadIsHydratedBeforeLowerRegions) {
   Hydrator hydrator(*engine_, {.threshold = 1, .batch = 1, .rate = kRegion}, kMaxHydrationWorkers,
                     3, clock_);
   ASSERT_TRUE(hydrator.settle(kSettle));  // region 0 copied, the worker waits for the budget
   ASSERT_TRUE(engine_->bitmap().test(0));
-  read_region(12);
+  (void)read(12 * kRegion + 100, 1000);
   clock_.advance(std::chrono::seconds(1));
   ASSERT_TRUE(hydrator.settle(kSettle));
   EXPECT_TRUE(engine_->bitmap().test(12)) << "the region read was not hydrated next";
@@ -195,22 +195,33 @@ TEST_F(Hydration, AFallThroughReadIsHydratedBeforeLowerRegions) {
   for (uint64_t r = 1; r < 12; ++r) EXPECT_FALSE(engine_->bitmap().test(r)) << "region " << r;
 }
 
-// Sequential fall-through reads queue the regions after them too (readahead, doubling), newest
-// request first; then the rest in address order.
-TEST_F(Hydration, SequentialFallThroughReadsQueueTheRegionsAfterThem) {
+// Fall-through reads queue the regions after them too (readahead: 4 reads' worth, doubling while
+// the reads are sequential), newest request first; then the rest in address order. The regions
+// a read holds whole it writes through itself: they are not queued.
+TEST_F(Hydration, FallThroughReadsQueueTheRegionsAfterThem) {
+  Hydrator hydrator(*engine_, {.threshold = 1, .batch = 1, .rate = kRegion}, kMaxHydrationWorkers,
+                    3, clock_);
+  ASSERT_TRUE(hydrator.settle(kSettle));  // region 0 copied, the worker waits for the budget
+  read_region(9);                         // written through; 10-13 queued
+  read_region(1);                         // 2-5
+  read_region(2);                         // follows 1: 3-10
+  EXPECT_EQ(hydrator.status().priority_regions, 10u);  // 3-8 and 10-13, each once
+  clock_.advance(std::chrono::milliseconds(20));       // the user is quiet
+  record_reads();
+  hydrator.set_rate(0);
+  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
+  const std::vector<uint64_t> expected{3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16};
+  EXPECT_EQ(read_regions(), expected);
+  EXPECT_EQ(hydrator.status().priority_regions, 0u);
+}
+
+// Paused, a read queues its own regions and no readahead: by the resume its stream has moved on.
+TEST_F(Hydration, ReadsWhilePausedQueueNoReadahead) {
   Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1}, kMaxHydrationWorkers, 3,
                     clock_);
   read_region(9);
-  read_region(3);
-  read_region(4);                                     // follows 3: region 5 is queued after it
-  EXPECT_EQ(hydrator.status().priority_regions, 4u);  // 4, 5; 3; 9
-  clock_.advance(std::chrono::milliseconds(20));      // the user is quiet
-  record_reads();
-  hydrator.set_paused(false);
-  ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
-  const std::vector<uint64_t> expected{4, 5, 3, 9, 0, 1, 2, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16};
-  EXPECT_EQ(read_regions(), expected);
-  EXPECT_EQ(hydrator.status().priority_regions, 0u);
+  read_region(10);
+  EXPECT_EQ(hydrator.status().priority_regions, 2u);
 }
 
 // A plan (a recorded profile, file hints) goes in its order before address order, after
@@ -228,10 +239,45 @@ TEST_F(Hydration, ThePlanGoesFirstInItsOrder) {
   record_reads();
   hydrator.set_paused(false);
   ASSERT_TRUE(hydrator.wait_complete(std::chrono::seconds(10)));
-  // Batches of up to 4: 7; 10; 12; 2; 15-16; then 0-1, 3-6, 8-9, 13-14 in address order.
+  // Batches of up to 4: 7 (read while paused: no readahead); 10; 12; 2; 15-16; then 0-1, 3-6,
+  // 8-9, 13-14 in address order.
   const std::vector<uint64_t> expected{7, 10, 12, 2, 15, 0, 3, 8, 13};
   EXPECT_EQ(read_regions(), expected);
   EXPECT_EQ(hydrator.status().plan_regions_left, 0u);
+}
+
+// While hydration runs with priority, a read of whole invalid regions writes them through: they
+// are valid once the read returns, hydration never reads them again, and it copies the regions
+// after them first (readahead from the first read of a stream).
+TEST_F(Hydration, ReadsWriteThroughWhileHydrationRunsAndTheirReadaheadGoesFirst) {
+  Hydrator hydrator(*engine_, {.threshold = 1, .batch = 1, .rate = kRegion}, kMaxHydrationWorkers,
+                    3, clock_);
+  ASSERT_TRUE(hydrator.settle(kSettle));  // region 0 copied, the worker waits for the budget
+  record_reads();
+  read_region(12);
+  EXPECT_TRUE(engine_->bitmap().test(12)) << "the region read was not written through";
+  clock_.advance(std::chrono::seconds(1));
+  ASSERT_TRUE(hydrator.settle(kSettle));
+  const std::vector<uint64_t> expected{12, 13};  // the read itself, then its readahead
+  EXPECT_EQ(read_regions(), expected);
+  EXPECT_EQ(engine_->bitmap().valid_count(), 3u) << "the rate limit did not hold";
+  EXPECT_EQ(engine_->counters().bytes_written_through.load(), kRegion);
+}
+
+// Paused (--no-hydration) or without priority (--no-priority), reads write nothing.
+TEST_F(Hydration, NoWriteThroughWhenPausedOrWithoutPriority) {
+  Hydrator hydrator(*engine_, {.paused = true, .threshold = 1, .batch = 1, .rate = kRegion},
+                    kMaxHydrationWorkers, 3, clock_);
+  read_region(12);
+  EXPECT_FALSE(engine_->bitmap().test(12));
+  hydrator.set_on_demand(false);
+  hydrator.set_paused(false);
+  ASSERT_TRUE(hydrator.settle(kSettle));  // region 0 copied, the worker waits for the budget
+  read_region(13);
+  EXPECT_FALSE(engine_->bitmap().test(13));
+  hydrator.set_on_demand(true);
+  read_region(14);
+  EXPECT_TRUE(engine_->bitmap().test(14));
 }
 
 }  // namespace

@@ -50,7 +50,8 @@ CloneStatus live_sample() {
                               .bytes_copied = 40000ull << 16,
                               .bytes_fell_through = 123456,
                               .regions_shared = 120,
-                              .bytes_shared = 120ull << 16};
+                              .bytes_shared = 120ull << 16,
+                              .bytes_written_through = 7ull << 14};
 
   s.source_connection = StatusSourceConnection{.state = "degraded",
                                                .connections = 3,
@@ -153,6 +154,7 @@ const std::map<std::string, std::string> kLiveFields = {
     {"supervisor.last_restart", "string"},
     {"counters.regions_shared", "integer"},
     {"counters.bytes_shared", "integer"},
+    {"counters.bytes_written_through", "integer"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {
