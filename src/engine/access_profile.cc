@@ -217,6 +217,26 @@ void ProfileRecorder::regions_accessed(uint64_t first, uint64_t count) noexcept 
   }
 }
 
+Status ProfileRecorder::resume(const AccessProfile& earlier) {
+  std::lock_guard lock(mu_);
+  if (earlier.source_size != profile_.source_size ||
+      earlier.source_fingerprint != profile_.source_fingerprint ||
+      earlier.region_size != profile_.region_size) {
+    return Status::error(EINVAL, "profile " + path_ + " was recorded for another clone");
+  }
+  for (const RegionRun& run : earlier.runs) {
+    if (run.count == 0 || run.first >= region_count_ || run.count > region_count_ - run.first)
+      return Status::error(EINVAL, "profile " + path_ + " has a run past the image's end");
+  }
+  profile_.runs = earlier.runs;
+  if (profile_.runs.size() > max_runs_) profile_.runs.resize(max_runs_);
+  for (const RegionRun& run : profile_.runs) {
+    for (uint64_t r = run.first; r < run.first + run.count; ++r)
+      seen_[r / 64].fetch_or(uint64_t{1} << (r % 64), std::memory_order_relaxed);
+  }
+  return Status::ok();
+}
+
 AccessProfile ProfileRecorder::snapshot() const {
   std::lock_guard lock(mu_);
   return profile_;

@@ -56,6 +56,11 @@ class ProfileRecorder : public AccessObserver {
   ProfileRecorder(const ProfileRecorder&) = delete;
   ProfileRecorder& operator=(const ProfileRecorder&) = delete;
 
+  // Carries on a recording a killed serving process of the same mount left in the file (its
+  // last periodic write): `earlier`'s runs come first, their regions are not recorded again.
+  // Before the recorder observes anything. EINVAL, changing nothing, for a profile of another
+  // source or region size.
+  Status resume(const AccessProfile& earlier);
   // Stops the periodic writer and, if `write`, writes the profile a last time.
   Status stop(bool write = true);
   AccessProfile snapshot() const;

@@ -245,6 +245,25 @@ Status check_image_path(const std::string& image_path) {
 
 namespace {
 
+// A successor records into the profile its killed predecessor was recording (its last periodic
+// write): without this, the successor's first write would replace the mount's profile with only
+// what came after the kill. A file missing or unusable starts the recording afresh, as a mount.
+void resume_recording(ProfileRecorder& recorder, const std::string& path, spdlog::logger& log) {
+  auto earlier = read_profile(path);
+  if (!earlier) {
+    if (earlier.status().code() != ENOENT) {
+      log.warn("recording the access profile afresh: {}", earlier.status().message());
+    }
+    return;
+  }
+  if (Status resumed = recorder.resume(*earlier); !resumed) {
+    log.warn("recording the access profile afresh: {}", resumed.message());
+  } else {
+    log.info("access profile {}: carrying on the previous serving process's {} runs", path,
+             earlier->runs.size());
+  }
+}
+
 // Supervised: what a killed predecessor made valid is valid here too (engine/surviving_regions.h),
 // before any request is served. A successor that cannot adopt it must not serve.
 Status adopt_surviving_regions(const ServeOptions& options, Clone& clone) {
@@ -331,6 +350,7 @@ int serve_clone(const ServeOptions& options) {
   if (!options.record_profile_path.empty()) {
     recorder.emplace(options.record_profile_path, (*clone)->record(),
                      (*clone)->engine().geometry());
+    if (inherited != nullptr) resume_recording(*recorder, options.record_profile_path, log);
     (*clone)->engine().add_observer(&*recorder);
   }
   // Before the final commit: the profile is written once the last user I/O is in.

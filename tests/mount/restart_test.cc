@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/access_profile.h"
 #include "mount/mount_fixture.h"
 
 namespace clonefs::testing {
@@ -317,6 +318,32 @@ TEST_F(RestartTest, WriteAnsweredBeforeAKillIsKeptAndTheFsyncAfterItHolds) {
     EXPECT_TRUE(pread_direct(image(), o, 4096) == block) << "fsynced write at " << o << " lost";
   }
   unmount();
+}
+
+// The profile is the mount's, not the last serving process's: a successor carries on what its
+// predecessor had written (every 10 s while recording) instead of replacing it.
+TEST_F(RestartTest, AProfileRecordedAcrossAKillKeepsWhatCameBeforeIt) {
+  write_file(source(), random_bytes(16 * kMiB, 81));
+  create("--region-size 64K");
+  const std::string profile = dir_.file("profile");
+  mount(kManyRestarts + " --no-hydration --record-profile " + profile);
+  const uint64_t before_kill = 200, after_kill = 30;  // regions of 64 KiB, read in this order
+  ASSERT_EQ(pread_direct(image(), before_kill * 64 * 1024, 4096).size(), 4096u);
+  // The recorder's first periodic write, 10 s after the read (no assertion on how fast).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (::access(profile.c_str(), F_OK) != 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(::access(profile.c_str(), F_OK), 0) << "the profile was never written";
+  const int pid = mounted_->daemon_pid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(wait_until_dead(pid));
+  ASSERT_EQ(pread_direct(image(), after_kill * 64 * 1024, 4096).size(), 4096u);
+  unmount();
+  auto recorded = read_profile(profile);
+  ASSERT_TRUE(recorded.is_ok()) << recorded.status().message();
+  const std::vector<RegionRun> expected{{before_kill, 1}, {after_kill, 1}};
+  EXPECT_EQ(recorded->runs, expected);
 }
 
 TEST_F(RestartTest, CrashLoopEndsTheMountWithAClearMessage) {

@@ -136,5 +136,41 @@ TEST_F(ProfileRecording, WrittenPeriodicallyWhileRecording) {
   ASSERT_TRUE(recorder.stop().is_ok());
 }
 
+// A successor serving process carries on the recording its killed predecessor left in the file.
+TEST_F(ProfileRecording, ResumedRecordingKeepsTheEarlierRunsFirstAndDoesNotRepeatThem) {
+  const std::string path = dir_.file("profile");
+  AccessProfile earlier{.source_size = meta_->record().source_size,
+                        .source_fingerprint = meta_->record().source_fingerprint,
+                        .region_size = kRegion,
+                        .runs = {{5, 2}, {1, 1}}};
+  ProfileRecorder recorder(path, meta_->record(), engine_->geometry(), std::chrono::hours(1));
+  ASSERT_TRUE(recorder.resume(earlier).is_ok());
+  engine_->add_observer(&recorder);
+  (void)read(6 * kRegion, kRegion);  // recorded before the kill
+  (void)read(7 * kRegion, 1);        // extends 5-6
+  (void)read(3 * kRegion, 1);
+  engine_->remove_observer(&recorder);
+  ASSERT_TRUE(recorder.stop().is_ok());
+  const std::vector<RegionRun> expected{{5, 2}, {1, 1}, {7, 1}, {3, 1}};
+  EXPECT_EQ(read_profile(path)->runs, expected);
+}
+
+TEST_F(ProfileRecording, ResumingAnotherClonesProfileIsRefusedAndChangesNothing) {
+  const std::string path = dir_.file("profile");
+  ProfileRecorder recorder(path, meta_->record(), engine_->geometry(), std::chrono::hours(1));
+  AccessProfile foreign{.source_size = meta_->record().source_size,
+                        .source_fingerprint = "another source",
+                        .region_size = kRegion,
+                        .runs = {{5, 2}}};
+  EXPECT_FALSE(recorder.resume(foreign).is_ok());
+  AccessProfile past_the_end{.source_size = meta_->record().source_size,
+                             .source_fingerprint = meta_->record().source_fingerprint,
+                             .region_size = kRegion,
+                             .runs = {{engine_->geometry().region_count() - 1, 2}}};
+  EXPECT_FALSE(recorder.resume(past_the_end).is_ok());
+  EXPECT_TRUE(recorder.snapshot().runs.empty());
+  ASSERT_TRUE(recorder.stop(false).is_ok());
+}
+
 }  // namespace
 }  // namespace clonefs::testing
