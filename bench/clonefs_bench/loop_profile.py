@@ -4,33 +4,15 @@ the image (1) reads the large file, hydrated, per MiB read, and (2) untars the s
 syncs, fresh, per file. strace slows every call: the counts and the shares matter, not the
 speed. Reads of /dev/fuse include the time a worker waits for a request, so their time is the
 idle time of the FUSE threads, not work."""
-import contextlib
 import os
-import subprocess
-import time
 
 from .clonefs import live_status
 from .config import MIB
 from .ext4loop import Ext4OnLoop
 from .loop import image, make_inputs, run_workload
-from .strace import syscall_costs
+from .strace import syscall_costs, traced
 
 TRACED = "trace=read,write,readv,writev,pread64,pwrite64,preadv,pwritev,fdatasync,fsync,fallocate"
-
-
-@contextlib.contextmanager
-def traced(ctx, pid: int, out: str):
-    sp = ctx.runlog.popen(["strace", "-f", "-y", "-T", "-p", str(pid), "-o", out, "-e", TRACED])
-    try:
-        time.sleep(1)  # attached to every thread
-        yield
-    finally:
-        sp.send_signal(2)  # SIGINT: strace detaches and flushes its log
-        try:
-            sp.wait(30)
-        except subprocess.TimeoutExpired:
-            sp.kill()
-            sp.wait()
 
 
 def loop_profile(ctx, r):
@@ -43,7 +25,7 @@ def loop_profile(ctx, r):
         with image(ctx, "clonefs", state, li.source) as img:
             mnt = ctx.path("mnt.loop")
             with Ext4OnLoop(img, mnt, ctx.runlog, mkfs=False):
-                with traced(ctx, int(live_status(img)["pid"]), st):
+                with traced(ctx.runlog, int(live_status(img)["pid"]), st, TRACED):
                     figure = run_workload(ctx, letter, mnt, li)
         with open(st) as lines:
             costs = syscall_costs(lines, ops)

@@ -1,6 +1,9 @@
 """Where the time of a workload goes: per-operation syscall costs from a `strace -f -y -T` log."""
+import contextlib
 import os
 import re
+import subprocess
+import time
 from dataclasses import dataclass
 from typing import Iterable, List
 
@@ -15,6 +18,22 @@ _RESUMED = re.compile(r"^(\d+)\s+<\.\.\. (\w+) resumed>.*<(\d+\.\d+)>$")
 _ROLES = {"dest": "destination", "meta-wal": "SQLite WAL", "meta": "SQLite database",
           "meta-shm": "SQLite shm", "source.img": "source", "loop-source.img": "source",
           "fuse": "/dev/fuse"}
+
+
+@contextlib.contextmanager
+def traced(runlog, pid: int, out: str, calls: str):
+    """strace -f -y -T of process PID's CALLS ("trace=...") into OUT while the block runs."""
+    sp = runlog.popen(["strace", "-f", "-y", "-T", "-p", str(pid), "-o", out, "-e", calls])
+    try:
+        time.sleep(1)  # attached to every thread
+        yield
+    finally:
+        sp.send_signal(2)  # SIGINT: strace detaches and flushes its log
+        try:
+            sp.wait(30)
+        except subprocess.TimeoutExpired:
+            sp.kill()
+            sp.wait()
 
 
 def file_role(path: str) -> str:

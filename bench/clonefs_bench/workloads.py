@@ -24,7 +24,7 @@ from .loop import loop_suite
 from .loop_profile import loop_profile
 from .peers import Passthrough, Peer
 from .proc import RunLog, drop_caches, du_kib, du_mib, log, rss_mib
-from .strace import syscall_costs
+from .strace import syscall_costs, traced
 from . import nbd as nbd_mod
 
 
@@ -127,18 +127,9 @@ def fsync_profile(ctx: Context, r: R.FsyncProfile) -> R.FsyncProfile:
     per user write+fsync (strace slows every call, so the shares matter, not the IOPS)."""
     st = ctx.path("fsync.strace")
     with ctx.clone(ctx.inputs.source, "cf_prof", "--no-hydration") as c:
-        sp = ctx.runlog.popen(["strace", "-f", "-y", "-T", "-p", str(c.pid), "-o", st, "-e",
-                               "trace=fdatasync,fsync,pwrite64,pread64,pwritev,preadv,fallocate"])
-        try:
-            time.sleep(1)
+        with traced(ctx.runlog, c.pid, st,
+                    "trace=fdatasync,fsync,pwrite64,pread64,pwritev,preadv,fallocate"):
             drop_caches(); w = ctx.fio.fsyncwrite_fresh(c.image)
-        finally:
-            sp.send_signal(2)  # SIGINT: strace detaches and flushes its log
-            try:
-                sp.wait(30)
-            except subprocess.TimeoutExpired:
-                sp.kill()
-                sp.wait()
         r.iops, r.ops = w.write.iops, w.write.ios
         with open(st) as log_lines:
             r.costs = syscall_costs(log_lines, r.ops)
