@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -18,7 +19,14 @@ std::string readahead_path(dev_t dev) {
 
 namespace {
 
+constexpr long kFuseSuperMagic = 0x65735546;
+
+// Only a FUSE mount's: were IMAGE not (or no longer) mounted, its st_dev would name the disk
+// under it, and its readahead is not clonefs's to change.
 Result<std::string> path_of_mount(const std::string& path) {
+  struct statfs fs {};
+  if (::statfs(path.c_str(), &fs) != 0) return Status::from_errno(errno, "statfs " + path);
+  if (fs.f_type != kFuseSuperMagic) return Status::error(EINVAL, path + " is not a FUSE mount");
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::from_errno(errno, "stat " + path);
   return readahead_path(st.st_dev);
