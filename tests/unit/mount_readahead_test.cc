@@ -1,13 +1,11 @@
 // fuse/readahead.h changes only a FUSE mount's readahead: given a path that is not (or no longer)
 // mounted, it must not write the readahead of the disk under it.
-#include "fuse/readahead.h"
-
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
 
-#include <gtest/gtest.h>
-
+#include "fuse/readahead.h"
 #include "support/temp_dir.h"
 
 namespace clonefs::testing {
