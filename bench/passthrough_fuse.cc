@@ -1,8 +1,10 @@
 // The trivial baseline for issue #6: a FUSE file that passes reads and writes straight to a
 // backing file (no regions, no metadata). clonefs's hydrated reads are measured against it.
-//   clonefs_passthrough BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]
+//   clonefs_passthrough BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read] [--writeback]
 // (foreground; unmount with fusermount3 -u). The splice flags measure the lever "splice
-// read/write": replies spliced from the backing file, write requests spliced into it.
+// read/write": replies spliced from the backing file, write requests spliced into it;
+// --writeback the FUSE writeback cache on any FUSE file (give the file its size with truncate
+// after mounting: the kernel starts it at 0).
 #define FUSE_USE_VERSION 35
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -21,6 +23,7 @@ namespace {
 int backing_fd = -1;
 bool splice_write = false;  // reply to reads from the backing fd (FUSE_CAP_SPLICE_WRITE)
 bool splice_read = false;   // take write data as a pipe buffer (FUSE_CAP_SPLICE_READ)
+bool writeback = false;     // the kernel caches writes (FUSE_CAP_WRITEBACK_CACHE)
 
 fuse_bufvec backing_buffer(size_t size, off_t off) {
   fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
@@ -35,6 +38,15 @@ void getattr(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   if (fstat(backing_fd, &st) != 0) return (void)fuse_reply_err(req, errno);
   st.st_ino = FUSE_ROOT_ID;
   fuse_reply_attr(req, &st, 1.0);
+}
+
+// Only a truncate to the backing file's size is taken: with the writeback cache the kernel keeps
+// the size itself and starts the mount's file at 0, so the size is set once after mounting.
+void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  if ((to_set & FUSE_SET_ATTR_SIZE) && ftruncate(backing_fd, attr->st_size) != 0) {
+    return (void)fuse_reply_err(req, errno);
+  }
+  getattr(req, ino, fi);
 }
 
 void open_file(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -83,6 +95,7 @@ void init(void*, fuse_conn_info* conn) {
   conn->congestion_threshold = 48;
   if (splice_write) conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
   if (splice_read) conn->want |= FUSE_CAP_SPLICE_READ;
+  if (writeback) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 }
 
 }  // namespace
@@ -94,13 +107,17 @@ int main(int argc, char** argv) {
       splice_write = true;
     } else if (std::strcmp(argv[i], "--splice-read") == 0) {
       splice_read = true;
+    } else if (std::strcmp(argv[i], "--writeback") == 0) {
+      writeback = true;
     } else {
       usage_ok = false;
     }
   }
   if (!usage_ok) {
-    std::fprintf(stderr, "usage: %s BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read]\n",
-                 argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s BACKING MOUNTPOINT_FILE [--splice-write] [--splice-read] [--writeback]\n",
+        argv[0]);
     return 2;
   }
   backing_fd = ::open(argv[1], O_RDWR);
@@ -108,6 +125,7 @@ int main(int argc, char** argv) {
   fuse_lowlevel_ops ops{};
   ops.init = init;
   ops.getattr = getattr;
+  ops.setattr = setattr;
   ops.open = open_file;
   ops.read = read;
   ops.write = write;

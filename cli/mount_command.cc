@@ -34,6 +34,7 @@ struct MountArgs {
   double source_timeout = 30;  // seconds; NbdSourceOptions says why this default
   unsigned source_connections = NbdSourceOptions{}.connections;
   unsigned readahead_kib = kDefaultReadaheadKib;
+  bool writeback_cache = false;
   unsigned restart_limit = 10;  // 0: no supervisor
   std::string copy_method = "reflink";
 };
@@ -132,6 +133,7 @@ ServeOptions serve_options(const MountArgs& args) {
       std::chrono::milliseconds(static_cast<int64_t>(args.source_timeout * 1000));
   options.nbd.connections = args.source_connections;
   options.readahead_kib = args.readahead_kib;
+  options.writeback_cache = args.writeback_cache;
   options.logger = make_logger(args);
   return options;
 }
@@ -298,6 +300,11 @@ Command add_mount_command(CLI::App& root) {
                   "KiB the kernel reads ahead in the image file (its page cache: a loop device "
                   "left buffered)\n(default 0: the kernel's, 128 KiB)")
       ->check(CLI::Range(0u, 1u << 20));
+  app->add_flag("--writeback-cache", args->writeback_cache,
+                "Let the kernel cache writes to IMAGE and send them in batches (faster small "
+                "writes through a loop device left buffered); fsync still returns only once "
+                "they are committed. A write past IMAGE's end then fails at fsync, not at "
+                "write");
   app->add_option(
          "--restart-limit", args->restart_limit,
          "Restarts of a crashed serving process allowed within a minute before the "

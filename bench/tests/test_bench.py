@@ -306,14 +306,18 @@ class LoopSuite(unittest.TestCase):
         self.assertEqual(v[:2], [("raw", "fresh"), ("pt", "fresh")])
         self.assertEqual(len(v), 2 + 2 * len(loop.STATES))
         b = loop.variants("buffered")
-        self.assertEqual(b[b.index(("clonefs", "hydrated")) + 2], (loop.LEVER, "hydrated"))
-        self.assertEqual(len(b), len(v) + 1)
+        for lever in loop.LEVERS:
+            self.assertEqual(b[b.index(("clonefs", lever.state)) + 2], (lever.impl, lever.state))
+        self.assertEqual(len(b), len(v) + len(loop.LEVERS))
 
     def test_lever_line_speedup_in_the_units_direction(self):
-        s = {("c", "buffered", "hydrated", loop.LEVER): [0.5], ("c", "buffered", "hydrated", "clonefs"): [1.0],
-             ("d", "buffered", "hydrated", loop.LEVER): [900.0], ("d", "buffered", "hydrated", "clonefs"): [450.0]}
-        self.assertEqual(loop.lever_line(s), "13 lever readahead (buffered, hydrated, medians): clonefs "
-                         "--readahead 4096 vs the default (128 KiB): 13c 0.5 vs 1 s (2.00x); 13d 900 vs 450 MB/s (2.00x)")
+        ra = loop.LEVER_BY_IMPL["clonefs_ra4m"]
+        s = {("c", "buffered", "hydrated", ra.impl): [0.5], ("c", "buffered", "hydrated", "clonefs"): [1.0],
+             ("c", "buffered", "fresh", "raw"): [0.4],
+             ("d", "buffered", "hydrated", ra.impl): [900.0], ("d", "buffered", "hydrated", "clonefs"): [450.0]}
+        self.assertEqual(loop.lever_line(s, ra), "13 lever readahead: clonefs --readahead 4096 vs the default "
+                         "(128 KiB) (buffered, hydrated, medians): 13c 0.5 vs 1 s (2.00x; raw 0.4); "
+                         "13d 900 vs 450 MB/s (2.00x; raw -)")
         self.assertEqual(sorted(loop.RUN_ORDER), [w.letter for w in loop.WORKLOADS])
 
 

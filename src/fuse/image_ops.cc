@@ -50,16 +50,24 @@ void image_init(void* userdata, fuse_conn_info* conn) {
   // Requests up to 1 MiB (libfuse derives the kernel's max_pages from max_write): fewer, larger
   // requests for a loop device's I/O; the engine handles any size and alignment.
   conn->max_write = 1 << 20;
-  if (s.max_read() != 0) conn->max_read = s.max_read();
+  if (s.connection().max_read != 0) conn->max_read = s.connection().max_read;
   // Async reads: the kernel may have several reads (readahead, loop workers) in flight at once;
   // the engine is thread-safe and the session loop is multi-threaded.
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   // Async direct I/O: one large O_DIRECT request (loop --direct-io=on) is sent as concurrent
   // pieces instead of one after another.
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
-  // No writeback cache: every write reaches the engine before write() returns, so an fsync
-  // (also the one the kernel sends after each O_SYNC/O_DSYNC write) covers all of them.
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // No writeback cache by default: every write reaches the engine before write() returns. With
+  // --writeback-cache the kernel keeps written pages and sends them in batches; its fsync (also
+  // the one after each O_SYNC/O_DSYNC write, and the one a loop device sends for a flush) writes
+  // them back and waits for the replies before it sends FUSE_FSYNC, so the commit still covers
+  // everything fsync acknowledges. The kernel then keeps the file's size itself (serve.cc pins
+  // it once the mount serves).
+  if (s.connection().writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  } else {
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  }
   // No automatic invalidation on attribute changes: nobody but us changes the image's data, and
   // open() keeps the page cache (keep_cache).
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -72,8 +80,9 @@ void image_init(void* userdata, fuse_conn_info* conn) {
   // More background requests (readahead, async direct I/O) than the kernel's default of 12.
   conn->max_background = 64;
   conn->congestion_threshold = 48;
-  s.log().info("FUSE protocol {}.{}, max_write {}, max_readahead {}", conn->proto_major,
-               conn->proto_minor, conn->max_write, conn->max_readahead);
+  s.log().info("FUSE protocol {}.{}, max_write {}, max_readahead {}, writeback cache {}",
+               conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,
+               (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "on" : "off");
 }
 
 void image_destroy(void* userdata) {
@@ -132,7 +141,7 @@ void image_write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_
     // O_SYNC/O_DSYNC need no flush here: the kernel follows each such write with FUSE_FSYNC
     // (generic_write_sync) before write() returns, and that fsync commits. Flushing here too
     // would sync the destination twice per write
-    // (MountTest.OSyncWritesAreDurableAndCostOneFlushEach).
+    // (OSyncWrites.AreDurableAndCostOneFlushEach).
     auto written = session(req).image().write(
         offset, std::span(reinterpret_cast<const std::byte*>(data), size));
     if (!written) return reply_error(req, "write", written.status());

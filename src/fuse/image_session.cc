@@ -8,7 +8,7 @@ namespace clonefs {
 
 ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spdlog::logger> logger,
                            std::string image_path, std::string metadata_path,
-                           ImageAttributes attributes, unsigned max_read)
+                           ImageAttributes attributes, ConnectionChoices connection)
     : clone_(clone),
       hydrator_(hydrator),
       logger_(std::move(logger)),
@@ -16,7 +16,7 @@ ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spd
       metadata_path_(std::move(metadata_path)),
       owner_uid_(::getuid()),
       pid_(::getpid()),
-      max_read_(max_read),
+      connection_(connection),
       image_(clone.engine(), image_path_, attributes) {}
 
 CloneStatus ImageSession::status() const {

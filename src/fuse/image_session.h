@@ -16,11 +16,20 @@
 
 namespace clonefs {
 
+// What the connection asks of the kernel at INIT, from the mount's options.
+struct ConnectionChoices {
+  // The user's -o max_read=N (0: none): libfuse refuses the session unless init() repeats it.
+  unsigned max_read = 0;
+  // --writeback-cache: the kernel keeps written pages and sends them back in batches; fsync
+  // writes them back before it sends FUSE_FSYNC (docs/SEMANTICS.md).
+  bool writeback_cache = false;
+};
+
 class ImageSession {
  public:
   ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spdlog::logger> logger,
                std::string image_path, std::string metadata_path, ImageAttributes attributes,
-               unsigned max_read = 0);
+               ConnectionChoices connection = {});
   ImageSession(const ImageSession&) = delete;
   ImageSession& operator=(const ImageSession&) = delete;
 
@@ -35,8 +44,7 @@ class ImageSession {
   // Who may use the control channel: root and the user who mounted.
   bool may_control(uid_t uid) const { return uid == 0 || uid == owner_uid_; }
   pid_t pid() const { return pid_; }
-  // The user's -o max_read=N (0: none): libfuse refuses the session unless init() repeats it.
-  unsigned max_read() const { return max_read_; }
+  const ConnectionChoices& connection() const { return connection_; }
 
   // Started by a supervisor (fuse/supervisor.h): shown in the status.
   void set_supervision(pid_t supervisor_pid, unsigned restarts, std::string last_restart) {
@@ -57,7 +65,7 @@ class ImageSession {
   const std::string metadata_path_;
   const uid_t owner_uid_;
   const pid_t pid_;
-  const unsigned max_read_;
+  const ConnectionChoices connection_;
   pid_t supervisor_pid_ = 0;
   unsigned restarts_ = 0;
   std::string last_restart_;

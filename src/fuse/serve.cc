@@ -127,6 +127,19 @@ Status probe_mount(const std::string& image_path, uint64_t image_size) {
   return Status::ok();
 }
 
+// With the writeback cache the kernel takes a regular file's size from its own inode, never from
+// getattr, and a FUSE mount's root inode starts at size 0: a truncate to the image's size (a
+// setattr the image accepts: it keeps its size) sets it. Once per mount: a restarted serving
+// process serves the same inode.
+Status pin_image_size(const std::string& image_path, uint64_t image_size) {
+  if (::truncate(image_path.c_str(), static_cast<off_t>(image_size)) != 0) {
+    return Status::from_errno(errno, "cannot give " + image_path + " its size of " +
+                                         std::to_string(image_size) +
+                                         " bytes for the writeback cache");
+  }
+  return Status::ok();
+}
+
 // The session, mounted on construction's success, torn down in reverse order.
 class MountedSession {
  public:
@@ -365,7 +378,7 @@ int serve_clone(const ServeOptions& options) {
     }
   };
   ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
-                     *attributes, max_read_option(options.fuse_options));
+                     *attributes, {max_read_option(options.fuse_options), options.writeback_cache});
   if (supervision != nullptr) {
     state.set_supervision(supervision->supervisor_pid, supervision->restarts,
                           supervision->last_restart);
@@ -386,7 +399,11 @@ int serve_clone(const ServeOptions& options) {
       }
       // Joined after the session is torn down: a stat stuck on a dead session returns only then.
       probe = std::thread([&] {
+        Status pinned = options.writeback_cache && inherited == nullptr
+                            ? pin_image_size(options.image_path, state.image_size())
+                            : Status::ok();
         ready = probe_mount(options.image_path, state.image_size());
+        if (ready && !pinned) ready = pinned;
         if (ready && options.readahead_kib != 0) {
           // Not fatal: a mount by a user other than root cannot write sysfs, and works as before.
           Status set = set_mount_readahead(options.image_path, options.readahead_kib);

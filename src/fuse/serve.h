@@ -37,6 +37,9 @@ struct ServeOptions {
   unsigned max_threads = 16;       // FUSE worker threads
   // The kernel's readahead on the mount (fuse/readahead.h), set once it serves; 0: left as is.
   unsigned readahead_kib = 0;
+  // The kernel caches writes (fuse/image_ops.cc, image_init); IMAGE's size is pinned once the
+  // mount serves.
+  bool writeback_cache = false;
   // --metrics-file: kept up to date while serving (control/metrics_file.h), and left holding the
   // committed state once the clone is closed. "" for none.
   std::string metrics_file;

@@ -8,13 +8,23 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "mount/kill_target.h"
 
 namespace clonefs::testing {
 namespace {
 
-class Ext4SigkillTest : public MountTest, public ::testing::WithParamInterface<KillTarget> {};
+// What is killed, and whether clonefs runs with --writeback-cache (fsynced files must survive
+// the kill with the kernel caching writes as well).
+class Ext4SigkillTest : public MountTest,
+                        public ::testing::WithParamInterface<std::tuple<KillTarget, bool>> {
+ protected:
+  KillTarget target() const { return std::get<0>(GetParam()); }
+  std::string flags() const {
+    return mount_flags_for(target()) + (std::get<1>(GetParam()) ? " --writeback-cache" : "");
+  }
+};
 
 int ext4_kill_rounds() {
   const char* env = std::getenv("CLONEFS_EXT4_KILL_ROUNDS");
@@ -31,7 +41,7 @@ TEST_P(Ext4SigkillTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
   std::map<std::string, std::vector<std::byte>> acknowledged;  // fsynced files and their bytes
   const std::string mnt = dir_.file("mnt");
   for (int round = 0; round <= ext4_kill_rounds(); ++round) {
-    mount(mount_flags_for(GetParam()));
+    mount(flags());
     auto loop = std::make_unique<LoopDevice>(image());
     ASSERT_TRUE(loop->ok());
     auto fs = std::make_unique<FilesystemMount>(loop->device(), mnt);
@@ -47,7 +57,7 @@ TEST_P(Ext4SigkillTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
       break;
     }
     const int serving = mounted_->daemon_pid();
-    const int pid = pid_to_kill(*mounted_, GetParam());
+    const int pid = pid_to_kill(*mounted_, target());
     ASSERT_GT(pid, 0);
     std::thread killer([pid, delay = std::chrono::milliseconds(200 + rng() % 800)] {
       std::this_thread::sleep_for(delay);
@@ -71,9 +81,13 @@ TEST_P(Ext4SigkillTest, Ext4FsyncedFilesSurviveSigkillOfTheDaemon) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kill, Ext4SigkillTest,
-                         ::testing::Values(KillTarget::kUnsupervisedDaemon,
-                                           KillTarget::kSupervisor),
-                         kill_target_name);
+                         ::testing::Combine(::testing::Values(KillTarget::kUnsupervisedDaemon,
+                                                              KillTarget::kSupervisor),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           return kill_target_name({std::get<0>(info.param), info.index}) +
+                                  (std::get<1>(info.param) ? "_WritebackCache" : "");
+                         });
 
 }  // namespace
 }  // namespace clonefs::testing

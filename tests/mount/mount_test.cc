@@ -91,7 +91,14 @@ TEST_F(MountTest, Ext4OnALoopDeviceSurvivesFstrimAndChecksClean) {
   EXPECT_EQ(file_digest(source()), source_digest);
 }
 
-class FioThroughLoop : public MountTest, public ::testing::WithParamInterface<bool> {};
+// The loop device buffered or --direct-io=on; clonefs with or without --writeback-cache (the
+// cache only sees a buffered loop device's writes).
+struct LoopCase {
+  bool direct_io;
+  bool writeback_cache;
+};
+
+class FioThroughLoop : public MountTest, public ::testing::WithParamInterface<LoopCase> {};
 
 TEST_P(FioThroughLoop, VerifiedRandomWritesOfMixedSizes) {
   if (run("command -v fio").exit_code != 0) {
@@ -100,8 +107,8 @@ TEST_P(FioThroughLoop, VerifiedRandomWritesOfMixedSizes) {
   }
   write_file(source(), random_bytes(64 * kMiB, 21));
   create();
-  mount();
-  LoopDevice loop(image(), GetParam() ? "--direct-io=on" : "");
+  mount(GetParam().writeback_cache ? "--writeback-cache" : "");
+  LoopDevice loop(image(), GetParam().direct_io ? "--direct-io=on" : "");
   ASSERT_TRUE(loop.ok());
   CommandResult fio =
       run("fio --name=verify --filename=" + loop.device() +
@@ -111,9 +118,14 @@ TEST_P(FioThroughLoop, VerifiedRandomWritesOfMixedSizes) {
   EXPECT_EQ(fio.exit_code, 0) << fio.output;
 }
 
-INSTANTIATE_TEST_SUITE_P(DirectIo, FioThroughLoop, ::testing::Bool(), [](const auto& info) {
-  return info.param ? "direct_io_on" : "direct_io_off";
-});
+INSTANTIATE_TEST_SUITE_P(DirectIo, FioThroughLoop,
+                         ::testing::Values(LoopCase{false, false}, LoopCase{true, false},
+                                           LoopCase{false, true}),
+                         [](const auto& info) {
+                           return std::string(info.param.direct_io ? "direct_io_on"
+                                                                   : "direct_io_off") +
+                                  (info.param.writeback_cache ? "_writeback_cache" : "");
+                         });
 
 }  // namespace
 }  // namespace clonefs::testing
@@ -121,10 +133,13 @@ INSTANTIATE_TEST_SUITE_P(DirectIo, FioThroughLoop, ::testing::Bool(), [](const a
 namespace clonefs::testing {
 namespace {
 
-TEST_F(MountTest, OSyncWritesAreDurableAndCostOneFlushEach) {
+// With --writeback-cache too: the kernel then writes the page back before the fsync it sends.
+class OSyncWrites : public MountTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(OSyncWrites, AreDurableAndCostOneFlushEach) {
   write_file(source(), random_bytes(4 * kMiB, 71));
   create("--region-size 64K");
-  mount("--no-hydration");
+  mount(GetParam() ? "--no-hydration --writeback-cache" : "--no-hydration");
   std::vector<std::vector<std::byte>> written;
   for (int flags : {O_WRONLY | O_DSYNC, O_WRONLY | O_SYNC | O_DIRECT}) {
     int fd = ::open(image().c_str(), flags);
@@ -151,6 +166,10 @@ TEST_F(MountTest, OSyncWritesAreDurableAndCostOneFlushEach) {
         << "O_SYNC write " << i << " lost";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Cache, OSyncWrites, ::testing::Bool(), [](const auto& info) {
+  return info.param ? "writeback_cache" : "no_writeback_cache";
+});
 
 }  // namespace
 }  // namespace clonefs::testing

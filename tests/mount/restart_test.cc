@@ -136,12 +136,16 @@ class RestartTest : public MountTest {
   CloneStatus live() { return status_json(image()); }
 };
 
-TEST_F(RestartTest, FioVerifiesEveryBlockWhileTheServingProcessIsKilled) {
+// With --writeback-cache too: pages dirty in the kernel at a kill are written back to the
+// successor.
+class RestartFio : public RestartTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(RestartFio, VerifiesEveryBlockWhileTheServingProcessIsKilled) {
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
   write_file(source(), random_bytes(64 * kMiB, 71));
   create("--region-size 64K");
-  mount(kManyRestarts);
+  mount(kManyRestarts + (GetParam() ? " --writeback-cache" : ""));
   LoopDevice loop(image());
   ASSERT_TRUE(loop.ok());
   constexpr int kMinKills = 12;
@@ -175,6 +179,10 @@ TEST_F(RestartTest, FioVerifiesEveryBlockWhileTheServingProcessIsKilled) {
   loop.detach();
   unmount();
 }
+
+INSTANTIATE_TEST_SUITE_P(Cache, RestartFio, ::testing::Bool(), [](const auto& info) {
+  return info.param ? "writeback_cache" : "no_writeback_cache";
+});
 
 TEST_F(RestartTest, Ext4NeverGoesReadOnlyWhileTheServingProcessIsKilled) {
   const uint64_t seed = std::random_device{}();

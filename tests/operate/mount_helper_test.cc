@@ -57,9 +57,14 @@ TEST_F(MountHelperTest, MountWithOptionsThenUmountCommitsLikeClonefsUnmount) {
   std::string metrics = dir_.file("clone.prom");
   CommandResult m = inside("mount -t clonefs " + shell_quote(meta()) + " " + shell_quote(image()) +
                            " -o defaults,nofail,_netdev,x-systemd.requires=x.service,"
-                           "no_hydration,rate=1M,threshold=8,batch=4,allow_other,nosuid,log_file=" +
+                           "no_hydration,rate=1M,threshold=8,batch=4,allow_other,nosuid,"
+                           "writeback_cache,readahead=256,log_file=" +
                            log + ",metrics_file=" + metrics);
   ASSERT_EQ(m.exit_code, 0) << m.output;
+  EXPECT_EQ(run("grep -q 'writeback cache on' " + shell_quote(log)).exit_code, 0);
+  CommandResult readahead =
+      inside("cat /sys/class/bdi/$(mountpoint -d " + shell_quote(image()) + ")/read_ahead_kb");
+  EXPECT_EQ(readahead.output, "256\n") << "readahead=256 did not reach the mount";
   CloneStatus live = status_inside(image());
   ASSERT_TRUE(live.hydration);
   EXPECT_TRUE(live.hydration->controls.paused);
