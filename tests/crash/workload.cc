@@ -26,7 +26,7 @@ Op random_write(std::mt19937_64& rng, const Geometry& g) {
     case 0: {
       uint64_t first = pick(rng, 0, g.region_count() - 1);
       op.offset = first * region;
-      op.length = std::min(pick(rng, 1, 2) * region, size - op.offset);
+      op.length = std::min(pick(rng, 1, 4) * region, size - op.offset);  // a run: one write
       break;
     }
     case 1:

@@ -52,6 +52,7 @@ class ProbeDestination : private std::unique_ptr<DestinationDevice>, public Forw
       : std::unique_ptr<DestinationDevice>(std::move(target)), ForwardingDestination(**this) {}
   std::atomic<uint64_t> largest_read{0};
   std::atomic<uint64_t> largest_write{0};
+  std::atomic<int> writes{0};
   std::atomic<int> punches{0};
 
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
@@ -60,6 +61,7 @@ class ProbeDestination : private std::unique_ptr<DestinationDevice>, public Forw
   }
   Status write_at(uint64_t offset, std::span<const std::byte> buf) override {
     record_max(largest_write, buf.size());
+    ++writes;
     return ForwardingDestination::write_at(offset, buf);
   }
   Status punch(uint64_t offset, uint64_t length) override {
