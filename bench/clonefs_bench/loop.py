@@ -233,8 +233,8 @@ def image(ctx, impl: str, state: str, source: str) -> Iterator[str]:
                 ctx.clonefs.hydrate(c.image)
             yield c.image
             st = c.status()
-            log("loop clonefs %s: regions_valid %s/%s at the end, counters %s"
-                % (state, st["regions_valid"], st["regions_total"], compact(st["counters"])))
+            log("loop %s %s: regions_valid %s/%s at the end, counters %s"
+                % (impl, state, st["regions_valid"], st["regions_total"], compact(st["counters"])))
     elif impl == "peer":
         with ctx.peer(source, name, "nocor" if state == "fresh" else "cor") as p:
             if state == "hydrated":
