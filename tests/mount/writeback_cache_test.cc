@@ -42,6 +42,14 @@ class WritebackCacheTest : public MountTest {
     write_file(source(), random_bytes(16 * kMiB, 90));
     create("--region-size 64K");
   }
+  // Creates the clone, mounts it with `flags` and opens IMAGE read-write: the descriptor, or -1.
+  int open_mounted(const std::string& flags) {
+    create_clone();
+    mount(flags);
+    int fd = ::open(image().c_str(), O_RDWR);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    return fd;
+  }
   // Buffered writes of block_ at offsets_, on `fd`.
   void write_blocks(int fd) {
     for (uint64_t offset : offsets_) {
@@ -96,10 +104,8 @@ TEST_F(WritebackCacheTest, ImageHasItsSizeAndAnFsyncCommitsTheCachedWritesWithOn
 }
 
 TEST_F(WritebackCacheTest, PagesDirtyWhenTheServingProcessDiesReachItsSuccessor) {
-  create_clone();
-  mount(kWriteback + " --restart-limit 100");
-  int fd = ::open(image().c_str(), O_RDWR);
-  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const int fd = open_mounted(kWriteback + " --restart-limit 100");
+  ASSERT_GE(fd, 0);
   write_blocks(fd);
   const int serving = mounted_->daemon_pid();
   ASSERT_GT(serving, 0);
@@ -118,10 +124,8 @@ TEST_F(WritebackCacheTest, PagesDirtyWhenTheServingProcessDiesReachItsSuccessor)
 // As without the cache, a clean unmount keeps every write, fsynced or not: the kernel writes
 // the pages back when the file is closed, before the final commit.
 TEST_F(WritebackCacheTest, WritesClosedWithoutFsyncAreKeptByACleanUnmount) {
-  create_clone();
-  mount(kWriteback);
-  int fd = ::open(image().c_str(), O_RDWR);
-  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const int fd = open_mounted(kWriteback);
+  ASSERT_GE(fd, 0);
   write_blocks(fd);
   ::close(fd);
   unmount();
@@ -132,10 +136,8 @@ TEST_F(WritebackCacheTest, WritesClosedWithoutFsyncAreKeptByACleanUnmount) {
 // "succeeds", its writeback is refused, and the fsync after it reports EFBIG. Nothing reaches
 // the destination or the metadata.
 TEST_F(WritebackCacheTest, AWritePastTheEndFailsAtFsyncAndChangesNothing) {
-  create_clone();
-  mount(kWriteback);
-  int fd = ::open(image().c_str(), O_RDWR);
-  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const int fd = open_mounted(kWriteback);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(::pwrite(fd, block_.data(), block_.size(), static_cast<off_t>(16 * kMiB)), 4096);
   EXPECT_EQ(::fsync(fd), -1);
   EXPECT_EQ(errno, EFBIG);

@@ -91,4 +91,12 @@ inline DeviceWrappers probe_wrappers(Probes& probes) {
   return wrappers;
 }
 
+// Opens the clone of `metadata` through the probes; it commits only when flushed.
+inline Result<std::unique_ptr<Clone>> open_probed(const std::string& metadata, Probes& probes) {
+  OpenOptions options;
+  options.engine.commit_period = std::chrono::milliseconds(0);
+  options.wrappers = probe_wrappers(probes);
+  return Clone::open(metadata, options);
+}
+
 }  // namespace clonefs::testing

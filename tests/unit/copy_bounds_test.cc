@@ -41,10 +41,7 @@ class CopyBounds : public ::testing::Test {
   // Opens a clone of the source already written at source(), through probes.
   void open_clone(uint64_t region_size) {
     ASSERT_TRUE(create_clone({source(), dest(), dir_.file("meta.db"), region_size, false}).is_ok());
-    OpenOptions options;
-    options.engine.commit_period = std::chrono::milliseconds(0);
-    options.wrappers = probe_wrappers(probes_);
-    auto clone = Clone::open(dir_.file("meta.db"), options);
+    auto clone = open_probed(dir_.file("meta.db"), probes_);
     ASSERT_TRUE(clone.is_ok()) << clone.status().message();
     clone_ = std::move(*clone);
   }

@@ -22,10 +22,7 @@ class RegionRuns : public ::testing::Test {
     ASSERT_TRUE(create_clone({dir_.file("source.img"), dir_.file("dest.img"), dir_.file("meta.db"),
                               kRegion, false})
                     .is_ok());
-    OpenOptions options;
-    options.engine.commit_period = std::chrono::milliseconds(0);
-    options.wrappers = probe_wrappers(probes_);
-    auto clone = Clone::open(dir_.file("meta.db"), options);
+    auto clone = open_probed(dir_.file("meta.db"), probes_);
     ASSERT_TRUE(clone.is_ok()) << clone.status().message();
     clone_ = std::move(*clone);
   }
