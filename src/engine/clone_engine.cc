@@ -191,6 +191,21 @@ Status CloneEngine::merge_region_locked(uint64_t region, uint64_t offset,
     if (!method_does_not_apply(shared)) return shared;
     if (shared.code() != EINVAL) fall_back_from(CopyMethod::kReflink, shared);
   }
+  // Where the source holds only a hole, nothing is read and its zeros are not written: the
+  // destination is punched there (it may hold an uncommitted write from before a crash) and only
+  // the overlay is written. A 4 KiB write into a fresh 16 KiB region of the source's free space —
+  // every new file of a filesystem on the image — read 16 KiB and wrote 16. Asked of local files
+  // only (one lseek); a remote source would pay a round trip on every merge.
+  if (source_.file_descriptor() >= 0) {
+    auto data_at = source_.next_data(extent.begin);
+    if (!data_at) return data_at.status();
+    if (!data_at->has_value() || (*data_at)->begin >= extent.end) {
+      CLONEFS_RETURN_IF_ERROR(destination_.punch(extent.begin, extent.length()));
+      if (!data.empty()) CLONEFS_RETURN_IF_ERROR(destination_.write_at(overlay.begin, data));
+      counters_.regions_skipped.fetch_add(1, std::memory_order_relaxed);
+      return mark_valid(region, 1);
+    }
+  }
   thread_local KeptBuffer region_buffer;  // see util/page_buffer.h for why
   KeptBuffer::Lease lease = region_buffer.lease(std::min<uint64_t>(extent.length(), kMaxCopyBytes));
   for (uint64_t pos = extent.begin; pos < extent.end;) {
