@@ -399,12 +399,20 @@ int serve_clone(const ServeOptions& options) {
       }
       // Joined after the session is torn down: a stat stuck on a dead session returns only then.
       probe = std::thread([&] {
-        Status pinned = options.writeback_cache && inherited == nullptr
+        // A restarted serving process sends its own connection nothing: were it killed with
+        // such a request (a stat) read by one of its dead workers, the request would wait for an
+        // answer only a successor could give, the process could not finish dying, and the
+        // supervisor, waiting for that death, would never start the successor — the mount hung
+        // for good (RestartTest.PauseOfAKillIsMeasuredAndRestartsAreInTheStatus hung once in
+        // 4 CI runs, a successor's thread in FUSE getattr). Its connection is already initialised
+        // and set up (size, readahead) by the first serving process.
+        const bool first = inherited == nullptr;
+        Status pinned = options.writeback_cache && first
                             ? pin_image_size(options.image_path, state.image_size())
                             : Status::ok();
-        ready = probe_mount(options.image_path, state.image_size());
+        ready = first ? probe_mount(options.image_path, state.image_size()) : Status::ok();
         if (ready && !pinned) ready = pinned;
-        if (ready && options.readahead_kib != 0) {
+        if (ready && first && options.readahead_kib != 0) {
           // Not fatal: a mount by a user other than root cannot write sysfs, and works as before.
           Status set = set_mount_readahead(options.image_path, options.readahead_kib);
           if (!set) log.warn("{}", set.message());
