@@ -198,8 +198,9 @@ Status CloneEngine::merge_region_locked(uint64_t region, uint64_t offset,
   // only (one lseek); a remote source would pay a round trip on every merge.
   if (source_.file_descriptor() >= 0) {
     auto data_at = source_.next_data(extent.begin);
-    if (!data_at) return data_at.status();
-    if (!data_at->has_value() || (*data_at)->begin >= extent.end) {
+    // Only a shortcut: where the source cannot tell (a failed lseek), it is read as below, and
+    // a read that fails too reports its own error.
+    if (data_at && (!data_at->has_value() || (*data_at)->begin >= extent.end)) {
       CLONEFS_RETURN_IF_ERROR(destination_.punch(extent.begin, extent.length()));
       if (!data.empty()) CLONEFS_RETURN_IF_ERROR(destination_.write_at(overlay.begin, data));
       counters_.regions_skipped.fetch_add(1, std::memory_order_relaxed);
