@@ -106,7 +106,7 @@ code=$("${podman[@]}" inspect -f '{{.State.ExitCode}}' "$container")
 mountpoint -q "$data/image" && { echo "still mounted after stop" >&2; exit 1; }
 "${podman[@]}" rm "$container" >/dev/null
 
-say "mount -t clonefs (the packaged helper in /sbin) and umount, in a container"
+say "mount -t clonefs (the packaged helper, /usr/sbin) and umount, in a container"
 # The container ends when its shell does, killing what runs in it: wait for the daemon's final
 # commit (the metadata no longer held) before leaving.
 "${run[@]}" --rm --entrypoint sh "$image" -euc '

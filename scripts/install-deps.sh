@@ -1,31 +1,39 @@
 #!/usr/bin/env bash
-# Installs, on Debian 12 (or Ubuntu), every package clonefs needs to build, run its demo and
-# pass its tests — only the ones that are missing. Run as root (or with sudo available).
+# Installs, on Debian 12 (or Ubuntu), the packages clonefs needs — only the ones that are missing.
+# Run as root (or with sudo available).
+#   install-deps.sh          everything the tests need (scripts/test.sh, CI)
+#   install-deps.sh --demo   only what building the clonefs binary and running the demo need
 set -euo pipefail
 
-packages=(
-  # build
-  build-essential cmake pkg-config ccache clang-format git
-  libfuse3-dev libblkid-dev libmount-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libsystemd-dev
-  # remote sources over NBD: the client library
-  libnbd-dev
-  # run: fusermount3 (fuse3), losetup (mount), fstrim (util-linux), mkfs.ext4/e2fsck/chattr, cmp
-  fuse3 mount util-linux e2fsprogs diffutils
-  # tests: fio for verified I/O through loop devices, sqlite3 for inspecting metadata, python3 for
+demo_packages=(
+  # build the binary
+  g++ make cmake pkg-config
+  libfuse3-dev libmount-dev libblkid-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libsystemd-dev libnbd-dev
+  # run: fusermount3 (fuse3), losetup and mount (mount), mkfs.ext4/e2fsck (e2fsprogs)
+  fuse3 mount util-linux e2fsprogs
+)
+test_packages=(
+  "${demo_packages[@]}"
+  build-essential ccache clang-format git libgtest-dev libgmock-dev
+  # cmp, fio for verified I/O through loop devices, sqlite3 for inspecting metadata, python3 for
   # the bench's unit tests (ctest bench_python_unit), groff to check the man page, file for
   # CPack's dpkg-shlibdeps, Prometheus's Python client to parse the metrics
-  fio sqlite3 procps python3 groff-base file python3-prometheus-client
+  diffutils fio sqlite3 procps python3 groff-base file python3-prometheus-client
   # operating: systemd-analyze (systemd) verifies the unit, dpkg-deb/dpkg-shlibdeps (dpkg-dev)
-  # build and inspect the .deb; docker/test.sh builds and runs the container with podman (runc)
-  # from a Debian 12 base made by debootstrap
-  systemd dpkg-dev podman runc debootstrap
+  # build and inspect the .deb and lintian checks it; docker/test.sh builds and runs the
+  # container with podman (runc) from a Debian 12 base made by debootstrap
+  systemd dpkg-dev lintian podman runc debootstrap
   # tests of NBD sources: nbdkit (file, sparse-random, memory plugins; error, delay filters) and
   # qemu-nbd (a qcow2 served read-only)
   nbdkit qemu-utils
   # tests: XFS and btrfs on loop devices, where hydration shares the source's extents (reflink)
   xfsprogs btrfs-progs
 )
+
+packages=("${test_packages[@]}")
+[ "${1:-}" = --demo ] && packages=("${demo_packages[@]}")
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
