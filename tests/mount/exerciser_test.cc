@@ -1,0 +1,207 @@
+// Issue #26: the project's own exerciser in the manner of fsx (tests/exerciser) against a real
+// mount, in several modes, each for a bounded time: random reads, writes, mmap reads and
+// writes, punch hole, zero range, copy_file_range and syncs, every read checked against a model
+// of what the image must hold. Then the image after an unmount and a remount, and DEST after a
+// full hydration and `clonefs finalize`, are compared with the model. Killed serving processes
+// are no crash of the clone: their successors keep every answered write, so the model must
+// match exactly there too (docs/SEMANTICS.md, "After a crash").
+//
+// The seed is random and printed; CLONEFS_EXERCISER_SEED (and CLONEFS_EXERCISER_OPS, the count
+// of operations a failed run printed) replay a mode's operations.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include "mount/mount_fixture.h"
+
+namespace clonefs::testing {
+namespace {
+
+constexpr uint64_t kSourceSize = 32 << 20;
+constexpr uint64_t kChunk = 256 << 10;
+
+struct ExerciserMode {
+  const char* name;
+  const char* region_size;      // clonefs create --region-size
+  const char* mount_flags;      // besides a hydration rate that spans the run
+  const char* exerciser_flags;  // --no-mmap, --direct
+  double seconds;
+  bool resume_hydration_midway = false;  // mounted with --no-hydration
+  bool kill_serving_process = false;     // SIGKILLed every 1 to 3 s, restarted by the supervisor
+};
+
+std::string exerciser_binary() { return CLONEFS_EXERCISER_PATH; }
+
+uint64_t env_number(const char* name) {
+  const char* value = std::getenv(name);
+  return value && *value ? std::strtoull(value, nullptr, 10) : 0;
+}
+
+// A source with holes (one chunk in four), an allocated chunk of zeros, and random data.
+void write_sparse_source(const std::string& path, uint64_t seed) {
+  std::vector<std::byte> data = random_bytes(kSourceSize, seed);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, kSourceSize), 0);
+  std::mt19937_64 rng(seed);
+  for (uint64_t chunk = 0; chunk < kSourceSize / kChunk; ++chunk) {
+    uint64_t kind = rng() % 8;
+    if (kind < 2) continue;  // a hole
+    if (kind == 2)
+      std::fill(data.begin() + chunk * kChunk, data.begin() + (chunk + 1) * kChunk, std::byte{0});
+    ASSERT_EQ(
+        ::pwrite(fd, data.data() + chunk * kChunk, kChunk, static_cast<off_t>(chunk * kChunk)),
+        static_cast<ssize_t>(kChunk));
+  }
+  ASSERT_EQ(::close(fd), 0);
+}
+
+// SIGKILLs the serving process (never the supervisor) every `min_ms` to `max_ms` until stopped.
+class ServingProcessKiller {
+ public:
+  ServingProcessKiller(const MountedImage& mounted, uint64_t seed, int min_ms, int max_ms)
+      : thread_([this, &mounted, seed, min_ms, max_ms] {
+          std::mt19937_64 rng(seed);
+          while (!stop_) {
+            auto pause =
+                std::chrono::milliseconds(min_ms + static_cast<int>(rng() % (max_ms - min_ms)));
+            for (auto until = std::chrono::steady_clock::now() + pause;
+                 !stop_ && std::chrono::steady_clock::now() < until;)
+              std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (stop_) break;
+            int pid = mounted.daemon_pid();
+            if (pid > 0 && ::kill(pid, SIGKILL) == 0) ++kills_;
+          }
+        }) {}
+  ~ServingProcessKiller() { stop(); }
+  ServingProcessKiller(const ServingProcessKiller&) = delete;
+  ServingProcessKiller& operator=(const ServingProcessKiller&) = delete;
+  int stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return kills_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> kills_{0};
+  std::thread thread_;
+};
+
+class ExerciserTest : public MountTest, public ::testing::WithParamInterface<ExerciserMode> {
+ protected:
+  std::string model() const { return dir_.file("model"); }
+  std::string log() const { return dir_.file("ops.log"); }
+
+  std::string replay_hint(uint64_t seed) const {
+    uint64_t ops = 0;
+    std::ifstream in(log());
+    for (std::string line; std::getline(in, line);) ++ops;
+    return "replay: CLONEFS_EXERCISER_SEED=" + std::to_string(seed) +
+           " CLONEFS_EXERCISER_OPS=" + std::to_string(ops) +
+           " build/tests/clonefs_mount_tests --gtest_filter='" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name() + "." +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name() + "'";
+  }
+
+  CommandResult exercise(uint64_t seed, const ExerciserMode& mode) {
+    uint64_t ops = env_number("CLONEFS_EXERCISER_OPS");
+    return run(
+        shell_quote(exerciser_binary()) + " --source " + shell_quote(source()) + " --seed " +
+        std::to_string(seed) +
+        (ops ? " --ops " + std::to_string(ops) : " --seconds " + std::to_string(mode.seconds)) +
+        " --log " + shell_quote(log()) + " --model-out " + shell_quote(model()) + " " +
+        mode.exerciser_flags + " " + shell_quote(image()));
+  }
+
+  CommandResult verify(const std::string& file) {
+    return run(shell_quote(exerciser_binary()) + " --source " + shell_quote(source()) +
+               " --verify " + shell_quote(model()) + " --log " + shell_quote(log()) + " " +
+               shell_quote(file));
+  }
+};
+
+TEST_P(ExerciserTest, EveryByteMatchesTheModel) {
+  const ExerciserMode& mode = GetParam();
+  uint64_t seed = env_number("CLONEFS_EXERCISER_SEED");
+  if (seed == 0) seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  ASSERT_NO_FATAL_FAILURE(write_sparse_source(source(), seed));
+  create(std::string("--region-size ") + mode.region_size);
+  // Hydration at 1 MiB/s copies the source in about 32 s: it runs under the whole exercise.
+  mount(std::string("--rate 1M --restart-limit 1000 ") + mode.mount_flags +
+        (mode.resume_hydration_midway ? " --no-hydration" : ""));
+
+  std::optional<ServingProcessKiller> killer;
+  if (mode.kill_serving_process) killer.emplace(*mounted_, seed, 1000, 3000);
+  std::atomic<int> resumed{-1};
+  std::thread resumer;
+  if (mode.resume_hydration_midway) {
+    resumer = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(mode.seconds * 500)));
+      resumed = run(clonefs("hydrate " + shell_quote(image()) + " --resume")).exit_code;
+    });
+  }
+  auto started = std::chrono::steady_clock::now();
+  CommandResult exercised = exercise(seed, mode);
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (resumer.joinable()) resumer.join();
+  int kills = killer ? killer->stop() : 0;
+  std::printf("%s: %s", mode.name, exercised.output.c_str());
+  std::printf("%s: %.1f s, %d serving-process SIGKILLs, seed %llu\n", mode.name, seconds, kills,
+              static_cast<unsigned long long>(seed));
+  ASSERT_EQ(exercised.exit_code, 0) << exercised.output << replay_hint(seed);
+  if (mode.resume_hydration_midway) EXPECT_EQ(resumed, 0);
+  if (mode.kill_serving_process) EXPECT_GE(kills, 3);
+  std::smatch ops;
+  if (std::regex_search(exercised.output, ops, std::regex("([0-9]+) operations in"))) {
+    RecordProperty("operations", ops[1].str());
+  }
+  RecordProperty("kills", kills);
+
+  // What the image holds after an unmount and a remount (hydration paused: the same mix of
+  // source and destination as the unmount left).
+  unmount();
+  mount("--no-hydration");
+  CommandResult remounted = verify(image());
+  EXPECT_EQ(remounted.exit_code, 0) << "after a remount: " << remounted.output << replay_hint(seed);
+
+  // DEST alone, once every region is valid and finalize has checked it.
+  CommandResult hydrated =
+      run(clonefs("hydrate " + shell_quote(image()) + " --resume --rate 0 --wait"));
+  ASSERT_EQ(hydrated.exit_code, 0) << hydrated.output;
+  unmount();
+  CommandResult finalized = run(clonefs("finalize --metadata " + shell_quote(meta())));
+  ASSERT_EQ(finalized.exit_code, 0) << finalized.output;
+  CommandResult destination = verify(dest());
+  EXPECT_EQ(destination.exit_code, 0)
+      << "DEST after finalize: " << destination.output << replay_hint(seed);
+}
+
+// Each mode runs for a bounded time (about 3 minutes for all, with their mounts and checks).
+const ExerciserMode kModes[] = {
+    {"default", "64K", "", "", 15},
+    {"no_hydration_resumed_midway", "64K", "", "", 15, true},
+    {"writeback_cache", "64K", "--writeback-cache", "", 15},
+    {"region_4k", "4K", "", "", 15},
+    {"region_1m", "1M", "", "", 15},
+    {"no_mmap", "64K", "", "--no-mmap", 15},
+    {"direct", "64K", "", "--direct", 15},
+    {"serving_process_killed", "64K", "", "", 25, false, true},
+    {"serving_process_killed_writeback_cache", "64K", "--writeback-cache", "", 25, false, true},
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, ExerciserTest, ::testing::ValuesIn(kModes),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace clonefs::testing
