@@ -109,6 +109,13 @@ std::string Exerciser::run(const Operation& op) {
       failure = open_files();
       if (!failure.empty()) failure = format_operation(op) + ": " + failure;
       break;
+    case OpKind::kInvalidate:
+      // As fsx -f does after its I/O: the next reads of these pages come from clonefs, not
+      // from what the kernel kept of earlier reads and writes.
+      if (int error = ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED); error != 0) {
+        failure = failed(op, "posix_fadvise", error);
+      }
+      break;
   }
   if (!op.changes_data() || !failure.empty()) model_.record(op);
   return failure;

@@ -26,7 +26,7 @@ class Exerciser {
   std::string check_whole_file();
 
   // Operations run, by kind (indexed by OpKind).
-  const std::array<uint64_t, 10>& counts() const { return counts_; }
+  const std::array<uint64_t, kOpKinds>& counts() const { return counts_; }
 
  private:
   std::string open_files();
@@ -49,7 +49,7 @@ class Exerciser {
   uint8_t* buffer_ = nullptr;  // aligned for O_DIRECT, as long as the longest operation
   uint64_t buffer_size_ = 0;
   std::string open_error_;
-  std::array<uint64_t, 10> counts_{};
+  std::array<uint64_t, kOpKinds> counts_{};
 };
 
 }  // namespace clonefs::exerciser

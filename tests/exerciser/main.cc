@@ -45,12 +45,11 @@ std::string replay_command(const Arguments& a, uint64_t ops) {
          "'   (on a fresh clone of the source)";
 }
 
-std::string summary(const std::array<uint64_t, 10>& counts) {
-  static const char* names[] = {"read", "write", "mapread", "mapwrite",  "punch",
-                                "zero", "copy",  "fsync",   "fdatasync", "reopen"};
+std::string summary(const std::array<uint64_t, kOpKinds>& counts) {
   std::string text;
   for (size_t i = 0; i < counts.size(); ++i) {
-    text += (i ? ", " : "") + std::string(names[i]) + " " + std::to_string(counts[i]);
+    text += (i ? ", " : "") + std::string(kind_name(static_cast<OpKind>(i))) + " " +
+            std::to_string(counts[i]);
   }
   return text;
 }
@@ -71,6 +70,8 @@ int run_operations(const Arguments& a, std::vector<uint8_t> source) {
     return 2;
   }
   std::FILE* log = a.log.empty() ? nullptr : std::fopen(a.log.c_str(), "w");
+  // Line by line: a run killed because it hung leaves the operation it hung in as the last line.
+  if (log) std::setvbuf(log, nullptr, _IOLBF, 0);
   GeneratorOptions options{.file_size = model.size(),
                            .max_length = a.max_length,
                            .mmap = !a.no_mmap,

@@ -16,7 +16,7 @@ struct KindInfo {
   unsigned weight;  // how often it is drawn, against the others (fsx's default mix, roughly)
 };
 
-constexpr std::array<KindInfo, 10> kKinds{{
+constexpr std::array<KindInfo, kOpKinds> kKinds{{
     {OpKind::kRead, "read", 18},
     {OpKind::kWrite, "write", 18},
     {OpKind::kMapRead, "mapread", 8},
@@ -27,6 +27,7 @@ constexpr std::array<KindInfo, 10> kKinds{{
     {OpKind::kFsync, "fsync", 3},
     {OpKind::kFdatasync, "fdatasync", 3},
     {OpKind::kReopen, "reopen", 1},
+    {OpKind::kInvalidate, "invalidate", 3},
 }};
 
 OpKind draw_kind(std::mt19937_64& rng) {
@@ -91,11 +92,15 @@ Operation next_operation(std::mt19937_64& rng, uint64_t number, const GeneratorO
   return op;
 }
 
-std::string format_operation(const Operation& op) {
-  const char* name = "?";
+const char* kind_name(OpKind kind) {
   for (const KindInfo& k : kKinds) {
-    if (k.kind == op.kind) name = k.name;
+    if (k.kind == kind) return k.name;
   }
+  return "?";
+}
+
+std::string format_operation(const Operation& op) {
+  const char* name = kind_name(op.kind);
   char line[160];
   if (op.kind == OpKind::kCopyRange) {
     std::snprintf(line, sizeof line, "#%" PRIu64 " %s 0x%" PRIx64 " -> 0x%" PRIx64 " +0x%" PRIx64,

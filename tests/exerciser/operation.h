@@ -3,6 +3,7 @@
 // replayed by its command line alone.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -21,7 +22,10 @@ enum class OpKind {
   kFsync,
   kFdatasync,
   kReopen,
+  kInvalidate,  // drops the file's clean pages from the page cache: later reads ask the mount
 };
+
+constexpr size_t kOpKinds = 11;
 
 struct Operation {
   uint64_t number = 0;  // 1-based, as the log and the replay's --ops count them
@@ -32,7 +36,8 @@ struct Operation {
   bool direct = false;  // kRead/kWrite through the O_DIRECT descriptor
 
   bool touches_data() const {
-    return kind != OpKind::kFsync && kind != OpKind::kFdatasync && kind != OpKind::kReopen;
+    return kind != OpKind::kFsync && kind != OpKind::kFdatasync && kind != OpKind::kReopen &&
+           kind != OpKind::kInvalidate;
   }
   // Whether the operation changes the bytes of [offset, offset + length).
   bool changes_data() const {
@@ -52,6 +57,9 @@ constexpr uint64_t kDirectAlignment = 4096;
 
 // Draws operation `number` from `rng` (which advances the same way for the same options).
 Operation next_operation(std::mt19937_64& rng, uint64_t number, const GeneratorOptions& options);
+
+// "read", "write", "mapread", ...: as the log and the summary name them.
+const char* kind_name(OpKind kind);
 
 // One line of the op log: "#12 write 0x1000 +0x800 direct", "#13 copy 0x0 -> 0x4000 +0x10".
 std::string format_operation(const Operation& op);
