@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -28,10 +29,12 @@ uint64_t page_size() { return static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
 
 }  // namespace
 
-Exerciser::Exerciser(std::string path, Model& model, bool direct)
+Exerciser::Exerciser(std::string path, Model& model, bool direct, uint64_t max_length)
     : path_(std::move(path)), model_(model), direct_(direct) {
   ::signal(SIGBUS, on_bus_error);
-  buffer_size_ = (model_.size() + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
+  // Rounded up for an aligned O_DIRECT length; at least 1 MiB for reading the whole file back.
+  buffer_size_ = std::max<uint64_t>(max_length + kDirectAlignment, 1 << 20);
+  buffer_size_ = buffer_size_ / kDirectAlignment * kDirectAlignment;
   void* buffer = nullptr;
   if (::posix_memalign(&buffer, kDirectAlignment, buffer_size_) != 0) {
     open_error_ = "cannot allocate " + std::to_string(buffer_size_) + " bytes";
@@ -215,16 +218,19 @@ std::string Exerciser::sync(const Operation& op, bool data_only) {
 }
 
 std::string Exerciser::check_whole_file() {
-  Operation whole{.number = 0, .kind = OpKind::kRead, .offset = 0, .length = model_.size()};
-  for (uint64_t done = 0; done < whole.length;) {
-    ssize_t n = ::pread(fd_, buffer_ + done, whole.length - done, static_cast<off_t>(done));
-    if (n < 0) return "reading the whole file back: " + std::string(std::strerror(errno));
-    if (n == 0) return "reading the whole file back: end of file at " + std::to_string(done);
-    done += static_cast<uint64_t>(n);
+  // From the mount, not from what the kernel kept of the run (dirty pages are written first).
+  if (::fdatasync(fd_) != 0)
+    return "fdatasync before reading the whole file back: " + std::string(std::strerror(errno));
+  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+  for (uint64_t offset = 0; offset < model_.size(); offset += buffer_size_) {
+    Operation piece{.number = 0,
+                    .kind = OpKind::kRead,
+                    .offset = offset,
+                    .length = std::min(buffer_size_, model_.size() - offset)};
+    std::string failure = read(piece);
+    if (!failure.empty()) return "reading the whole file back: " + failure;
   }
-  if (std::memcmp(buffer_, model_.data(), whole.length) == 0) return "";
-  return "the whole file read back differs from the model: " +
-         model_.describe_difference(0, buffer_, whole.length);
+  return "";
 }
 
 }  // namespace clonefs::exerciser

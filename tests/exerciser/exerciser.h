@@ -13,7 +13,8 @@ namespace clonefs::exerciser {
 
 class Exerciser {
  public:
-  Exerciser(std::string path, Model& model, bool direct);
+  // `max_length`: the longest operation it will be given.
+  Exerciser(std::string path, Model& model, bool direct, uint64_t max_length);
   ~Exerciser();
   Exerciser(const Exerciser&) = delete;
   Exerciser& operator=(const Exerciser&) = delete;
@@ -46,7 +47,7 @@ class Exerciser {
   bool direct_;
   int fd_ = -1;
   int direct_fd_ = -1;
-  uint8_t* buffer_ = nullptr;  // aligned for O_DIRECT, as long as the longest operation
+  uint8_t* buffer_ = nullptr;  // aligned for O_DIRECT, as long as the longest operation (or 1 MiB)
   uint64_t buffer_size_ = 0;
   std::string open_error_;
   std::array<uint64_t, kOpKinds> counts_{};

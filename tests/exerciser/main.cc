@@ -25,7 +25,7 @@ namespace {
 
 struct Arguments {
   std::string image, source, log, model_out, verify;
-  uint64_t seed = 0, ops = 0, max_length = 256 * 1024;
+  uint64_t seed = 0, ops = 0, max_length = 64 * 1024;  // fsx's default
   double seconds = 0;
   bool no_mmap = false, direct = false;
   std::string self;
@@ -64,7 +64,7 @@ int report_failure(const Arguments& a, const Model& model, uint64_t number,
 
 int run_operations(const Arguments& a, std::vector<uint8_t> source) {
   Model model(std::move(source));
-  Exerciser exerciser(a.image, model, a.direct);
+  Exerciser exerciser(a.image, model, a.direct, a.max_length);
   if (!exerciser.open_error().empty()) {
     std::fprintf(stderr, "clonefs_exerciser: %s\n", exerciser.open_error().c_str());
     return 2;

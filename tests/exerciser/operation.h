@@ -48,7 +48,7 @@ struct Operation {
 
 struct GeneratorOptions {
   uint64_t file_size = 0;
-  uint64_t max_length = 256 * 1024;
+  uint64_t max_length = 64 * 1024;
   bool mmap = true;
   bool direct = false;  // reads and writes through O_DIRECT, aligned to kDirectAlignment
 };
