@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <regex>
 #include <thread>
@@ -135,6 +136,48 @@ class ExerciserTest : public MountTest, public ::testing::WithParamInterface<Exe
                " --verify " + shell_quote(model()) + " --log " + shell_quote(log()) + " " +
                shell_quote(file));
   }
+
+  // Runs the exerciser while the mode kills serving processes or resumes hydration halfway.
+  void exercise_while_the_mount_is_disturbed(uint64_t seed, const ExerciserMode& mode) {
+    std::optional<ServingProcessKiller> killer;
+    if (mode.kill_serving_process) killer.emplace(*mounted_, seed, 1000, 3000);
+    std::atomic<int> resumed{-1};
+    std::thread resumer;
+    if (mode.resume_hydration_midway) {
+      resumer = std::thread([&] {
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(static_cast<int>(mode.seconds * 500)));
+        resumed = run(clonefs("hydrate " + shell_quote(image()) + " --resume")).exit_code;
+      });
+    }
+    auto started = std::chrono::steady_clock::now();
+    CommandResult exercised = exercise(seed, mode);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (resumer.joinable()) resumer.join();
+    int kills = killer ? killer->stop() : 0;
+    std::printf("%s: %s%s: %.1f s, %d serving-process SIGKILLs, seed %llu\n", mode.name,
+                exercised.output.c_str(), mode.name, seconds, kills,
+                static_cast<unsigned long long>(seed));
+    RecordProperty("kills", kills);
+    std::smatch ops;
+    if (std::regex_search(exercised.output, ops, std::regex("([0-9]+) operations in"))) {
+      RecordProperty("operations", ops[1].str());
+    }
+    bool hung = exercised.exit_code == 124 || exercised.exit_code == 137;
+    ASSERT_EQ(exercised.exit_code, 0)
+        << exercised.output
+        << (hung ? "the exerciser did not finish in time (a hung mount?); its last operation is "
+                   "the last line of its log\n"
+                 : "")
+        << replay_hint(seed);
+    if (mode.resume_hydration_midway) {
+      EXPECT_EQ(resumed, 0);
+    }
+    if (mode.kill_serving_process) {
+      EXPECT_GE(kills, 3);
+    }
+  }
 };
 
 TEST_P(ExerciserTest, EveryByteMatchesTheModel) {
@@ -147,44 +190,7 @@ TEST_P(ExerciserTest, EveryByteMatchesTheModel) {
   // Hydration at 1 MiB/s: it runs under the whole exercise, and copies only a few regions.
   mount(std::string("--rate 1M --restart-limit 1000 ") + mode.mount_flags +
         (mode.resume_hydration_midway ? " --no-hydration" : ""));
-
-  std::optional<ServingProcessKiller> killer;
-  if (mode.kill_serving_process) killer.emplace(*mounted_, seed, 1000, 3000);
-  std::atomic<int> resumed{-1};
-  std::thread resumer;
-  if (mode.resume_hydration_midway) {
-    resumer = std::thread([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(mode.seconds * 500)));
-      resumed = run(clonefs("hydrate " + shell_quote(image()) + " --resume")).exit_code;
-    });
-  }
-  auto started = std::chrono::steady_clock::now();
-  CommandResult exercised = exercise(seed, mode);
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (resumer.joinable()) resumer.join();
-  int kills = killer ? killer->stop() : 0;
-  std::printf("%s: %s", mode.name, exercised.output.c_str());
-  std::printf("%s: %.1f s, %d serving-process SIGKILLs, seed %llu\n", mode.name, seconds, kills,
-              static_cast<unsigned long long>(seed));
-  ASSERT_EQ(exercised.exit_code, 0)
-      << exercised.output
-      << (exercised.exit_code == 124 || exercised.exit_code == 137
-              ? "the exerciser did not finish in time (a hung mount?); its last operation is the "
-                "last line of its log\n"
-              : "")
-      << replay_hint(seed);
-  if (mode.resume_hydration_midway) {
-    EXPECT_EQ(resumed, 0);
-  }
-  if (mode.kill_serving_process) {
-    EXPECT_GE(kills, 3);
-  }
-  std::smatch ops;
-  if (std::regex_search(exercised.output, ops, std::regex("([0-9]+) operations in"))) {
-    RecordProperty("operations", ops[1].str());
-  }
-  RecordProperty("kills", kills);
+  ASSERT_NO_FATAL_FAILURE(exercise_while_the_mount_is_disturbed(seed, mode));
 
   // What the image holds after an unmount and a remount (hydration paused: the same mix of
   // source and destination as the unmount left).
