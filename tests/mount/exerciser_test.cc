@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <regex>
 #include <thread>
@@ -41,6 +42,9 @@ struct ExerciserMode {
   bool resume_hydration_midway = false;  // mounted with --no-hydration
   bool kill_serving_process = false;     // SIGKILLed every 1 to 3 s, restarted by the supervisor
 };
+
+// ctest and gtest name a mode by its name, not by its bytes.
+void PrintTo(const ExerciserMode& mode, std::ostream* out) { *out << mode.name; }
 
 std::string exerciser_binary() { return CLONEFS_EXERCISER_PATH; }
 
