@@ -19,16 +19,21 @@ struct SurvivingRegions::Header {
   uint64_t region_size;
   uint64_t region_count;
   uint64_t spoiled;
+  uint64_t confirming;  // a successor's confirm() is running (or its process died in it)
 };
 
 namespace {
 constexpr uint64_t kMagic = 0x736e6f6967657276ULL;  // "vregions"
 
-size_t file_bytes(uint64_t regions) { return 32 + (regions + 63) / 64 * sizeof(uint64_t); }
+constexpr size_t kHeaderBytes = 40;
+
+size_t file_bytes(uint64_t regions) {
+  return kHeaderBytes + (regions + 63) / 64 * sizeof(uint64_t);
+}
 }  // namespace
 
 Result<std::unique_ptr<SurvivingRegions>> SurvivingRegions::map(int fd, const Geometry& geometry) {
-  static_assert(sizeof(Header) == 32);
+  static_assert(sizeof(Header) == kHeaderBytes);
   const size_t bytes = file_bytes(geometry.region_count());
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::from_errno(errno, "surviving regions record");
@@ -46,6 +51,7 @@ Result<std::unique_ptr<SurvivingRegions>> SurvivingRegions::map(int fd, const Ge
     header->region_size = geometry.region_size();
     header->region_count = geometry.region_count();
     header->spoiled = 0;
+    header->confirming = 0;
     header->magic = kMagic;
   } else if (header->magic != kMagic || header->region_size != geometry.region_size() ||
              header->region_count != geometry.region_count()) {
@@ -85,6 +91,24 @@ void SurvivingRegions::spoil() {
 
 bool SurvivingRegions::spoiled() const {
   return std::atomic_ref<uint64_t>(static_cast<Header*>(map_)->spoiled).load() != 0;
+}
+
+Status SurvivingRegions::confirm(const std::function<Status()>& sync_since_start) {
+  std::atomic_ref<uint64_t> confirming(static_cast<Header*>(map_)->confirming);
+  if (confirming.load() != 0) {
+    spoil();
+    return Status::error(EIO,
+                         "a serving process died while confirming its predecessor's destination "
+                         "syncs; a write-back error it may have consumed cannot be ruled out");
+  }
+  confirming.store(1);
+  Status synced = sync_since_start();
+  if (!synced) {
+    spoil();  // before the mark is cleared: a kill between the two leaves the record spoiled
+    return synced;
+  }
+  confirming.store(0);
+  return Status::ok();
 }
 
 void SurvivingRegions::for_each_run(

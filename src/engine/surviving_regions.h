@@ -13,6 +13,16 @@
 //
 // After a failed commit the record is spoiled instead: a failed fdatasync may have dropped the
 // data of regions recorded here, and a successor's fdatasync would not report it again.
+//
+// Nor would it report a failure the dead process never got to act on: the kernel reports a
+// write-back error once per open file description (lib/errseq.c), so a process SIGKILLed inside
+// a failing fdatasync consumes the error with its own description, and a description opened
+// afterwards, the successor's, starts past it. Only a description opened before anything was
+// written (the supervisor holds one, fuse/supervision.h) still sees every error since. A
+// successor syncs that description before adopting anything (confirm): an error spoils the
+// record. The check is marked in the record while it runs: a successor killed inside it may
+// have consumed an error on the shared description that the next one would never see, so a
+// record found marked is spoiled too.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +47,10 @@ class SurvivingRegions {
   void record(uint64_t first, uint64_t count);
   void spoil();
   bool spoiled() const;
+  // In a successor, before adopting: `sync_since_start` syncs the destination through the
+  // description opened before the first write. Its error, or a predecessor killed inside this
+  // same check, spoils the record and is returned.
+  Status confirm(const std::function<Status()>& sync_since_start);
   // Each run of recorded regions, in order (none once spoiled).
   void for_each_run(const std::function<void(uint64_t first, uint64_t count)>& run) const;
 
