@@ -151,7 +151,7 @@ uint64_t CloneEngine::adopt_surviving(std::unique_ptr<SurvivingRegions> survivin
   const uint64_t before = transaction_regions_;
   if (surviving->spoiled()) {
     // The predecessor failed a commit, or died with a destination sync whose failure it could
-    // not act on (SurvivingRegions::confirm), so writes it answered may be lost and its fsyncs
+    // not act on (the supervisor's sync found it), so writes it answered may be lost and its fsyncs
     // failed: serving in read-write mode would let the next fsync succeed without them.
     mode_ = MetadataMode::kFail;
     mode_reason_ =

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace clonefs {
@@ -19,13 +20,12 @@ struct SurvivingRegions::Header {
   uint64_t region_size;
   uint64_t region_count;
   uint64_t spoiled;
-  uint64_t confirming;  // a successor's confirm() is running (or its process died in it)
 };
 
 namespace {
 constexpr uint64_t kMagic = 0x736e6f6967657276ULL;  // "vregions"
 
-constexpr size_t kHeaderBytes = 40;
+constexpr size_t kHeaderBytes = 32;
 
 size_t file_bytes(uint64_t regions) {
   return kHeaderBytes + (regions + 63) / 64 * sizeof(uint64_t);
@@ -51,7 +51,6 @@ Result<std::unique_ptr<SurvivingRegions>> SurvivingRegions::map(int fd, const Ge
     header->region_size = geometry.region_size();
     header->region_count = geometry.region_count();
     header->spoiled = 0;
-    header->confirming = 0;
     header->magic = kMagic;
   } else if (header->magic != kMagic || header->region_size != geometry.region_size() ||
              header->region_count != geometry.region_count()) {
@@ -93,21 +92,14 @@ bool SurvivingRegions::spoiled() const {
   return std::atomic_ref<uint64_t>(static_cast<Header*>(map_)->spoiled).load() != 0;
 }
 
-Status SurvivingRegions::confirm(const std::function<Status()>& sync_since_start) {
-  std::atomic_ref<uint64_t> confirming(static_cast<Header*>(map_)->confirming);
-  if (confirming.load() != 0) {
-    spoil();
-    return Status::error(EIO,
-                         "a serving process died while confirming its predecessor's destination "
-                         "syncs; a write-back error it may have consumed cannot be ruled out");
-  }
-  confirming.store(1);
-  Status synced = sync_since_start();
-  if (!synced) {
-    spoil();  // before the mark is cleared: a kill between the two leaves the record spoiled
-    return synced;
-  }
-  confirming.store(0);
+Status SurvivingRegions::spoil(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::from_errno(errno, "surviving regions record");
+  if (static_cast<size_t>(st.st_size) < sizeof(Header))
+    return Status::error(EINVAL, "surviving regions record not stamped yet");
+  const uint64_t spoiled = 1;
+  if (::pwrite(fd, &spoiled, sizeof spoiled, offsetof(Header, spoiled)) != sizeof spoiled)
+    return Status::from_errno(errno, "spoiling the surviving regions record");
   return Status::ok();
 }
 

@@ -18,11 +18,10 @@
 // write-back error once per open file description (lib/errseq.c), so a process SIGKILLed inside
 // a failing fdatasync consumes the error with its own description, and a description opened
 // afterwards, the successor's, starts past it. Only a description opened before anything was
-// written (the supervisor holds one, fuse/supervision.h) still sees every error since. A
-// successor syncs that description before adopting anything (confirm): an error spoils the
-// record. The check is marked in the record while it runs: a successor killed inside it may
-// have consumed an error on the shared description that the next one would never see, so a
-// record found marked is spoiled too.
+// written still sees every error since: the supervisor holds one (fuse/supervision.h) and syncs
+// it before it starts a successor; an error there spoils the record (spoil(fd)). The supervisor
+// does it itself because it is the one process whose death ends the mount: a successor killed
+// inside that check could consume the error in turn, and the next one would never see it.
 #pragma once
 
 #include <cstdint>
@@ -47,10 +46,9 @@ class SurvivingRegions {
   void record(uint64_t first, uint64_t count);
   void spoil();
   bool spoiled() const;
-  // In a successor, before adopting: `sync_since_start` syncs the destination through the
-  // description opened before the first write. Its error, or a predecessor killed inside this
-  // same check, spoils the record and is returned.
-  Status confirm(const std::function<Status()>& sync_since_start);
+  // Spoils the record in `fd` without mapping it (the supervisor knows no geometry), while no
+  // serving process has it mapped. Fails if no serving process has stamped it yet.
+  static Status spoil(int fd);
   // Each run of recorded regions, in order (none once spoiled).
   void for_each_run(const std::function<void(uint64_t first, uint64_t count)>& run) const;
 

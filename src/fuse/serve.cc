@@ -260,38 +260,18 @@ Status hand_over_destination_witness(const Supervision& supervision, const Clone
   return sent;
 }
 
-// A successor: every write-back error since the mount started, whoever's descriptor it was
-// reported to (engine/surviving_regions.h, confirm).
-Status sync_since_start(const Supervision& supervision, const Clone& clone) {
-  const std::string& path = clone.record().destination_path;
-  if (supervision.destination_witness_fd < 0) {
-    return Status::error(EIO, "no description of the destination " + path +
-                                  " held since the mount started: its syncs cannot be confirmed");
-  }
-  if (::fdatasync(supervision.destination_witness_fd) != 0) {
-    return Status::from_errno(errno, "a write-back to the destination " + path +
-                                         " failed under a previous serving process");
-  }
-  return Status::ok();
-}
-
 // Supervised: what a killed predecessor made valid is valid here too (engine/surviving_regions.h),
-// before any request is served, once its destination syncs are confirmed. A successor that
-// cannot adopt it must not serve.
+// before any request is served. A successor that cannot adopt it must not serve.
 Status adopt_surviving_regions(const ServeOptions& options, Clone& clone) {
   const Supervision* supervision = options.supervision;
   if (supervision == nullptr || supervision->surviving_regions_fd < 0) return Status::ok();
   auto surviving =
       SurvivingRegions::map(supervision->surviving_regions_fd, clone.engine().geometry());
   if (!surviving) return surviving.status();
-  if (!supervision->connection) {
+  // The supervisor confirms a predecessor's syncs before it starts a successor (and spoils the
+  // record if it cannot): the first one hands over what it confirms them with.
+  if (!supervision->connection)
     CLONEFS_RETURN_IF_ERROR(hand_over_destination_witness(*supervision, clone));
-  } else if (Status confirmed =
-                 (*surviving)->confirm([&] { return sync_since_start(*supervision, clone); });
-             !confirmed) {
-    // Served in fail mode (adopt_surviving): every later fsync fails, as the lost one would have.
-    options.logger->error("{}: every I/O fails until the clone is remounted", confirmed.message());
-  }
   const uint64_t adopted = clone.engine().adopt_surviving(std::move(*surviving));
   if (adopted != 0) {
     options.logger->info("{} regions the previous serving process made valid are valid again",

@@ -30,9 +30,9 @@ struct Supervision {
   // a memfd the supervisor holds, inherited by each. -1: none kept.
   int surviving_regions_fd = -1;
   // The destination, opened read-only by the first serving process before anything was written
-  // and held by the supervisor: syncing it reports every write-back error since, including one a
-  // killed serving process consumed with its own descriptor (engine/surviving_regions.h,
-  // confirm). -1 in the first serving process.
+  // and held by the supervisor, which syncs it before each restart: that reports every write-back
+  // error since, including one a killed serving process consumed with its own descriptor
+  // (engine/surviving_regions.h). -1 in the first serving process.
   int destination_witness_fd = -1;
   // Set for a restart: serve this connection instead of mounting.
   std::optional<HeldConnection> connection;

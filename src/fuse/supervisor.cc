@@ -19,6 +19,7 @@
 #include <optional>
 
 #include "control/control_protocol.h"
+#include "engine/surviving_regions.h"
 #include "fuse/connection_resume.h"
 #include "fuse/supervisor_channel.h"
 
@@ -284,6 +285,10 @@ class Supervisor {
           dead, how, resent.message());
       return 1;
     }
+    if (Status confirmed = confirm_destination_syncs(); !confirmed) {
+      log_.error("cannot restart: {}: the mount ends", confirmed.message());
+      return 1;
+    }
     restarts_.push_back(died_at_);
     ++supervision_.restarts;
     supervision_.last_restart = "serving process " + std::to_string(dead) + " died (" + how + ")";
@@ -294,6 +299,28 @@ class Supervisor {
     log_.warn("{}: restart {}, serving process {}", supervision_.last_restart,
               supervision_.restarts, server_);
     return std::nullopt;
+  }
+
+  // Before a successor can adopt what the dead process made valid (engine/surviving_regions.h):
+  // every write-back error since the mount started, whoever's descriptor consumed it, through the
+  // description the first serving process opened before it served. Here, in the one process
+  // whose death ends the mount: a successor killed inside this sync could consume the error in
+  // turn. An error spoils the record, and the successor starts in fail mode; only a record that
+  // cannot be spoiled stops the restart.
+  Status confirm_destination_syncs() {
+    const int witness = supervision_.destination_witness_fd;
+    Status synced = witness < 0 ? Status::error(EIO,
+                                                "no description of the destination was held "
+                                                "since the mount started")
+                    : ::fdatasync(witness) == 0
+                        ? Status::ok()
+                        : Status::from_errno(errno, "a write-back to the destination failed");
+    if (synced) return Status::ok();
+    log_.error(
+        "{} under the dead serving process: the next one fails every I/O until the clone is "
+        "remounted",
+        synced.message());
+    return SurvivingRegions::spoil(supervision_.surviving_regions_fd);
   }
 
   // The connection, if still mounted, is closed first (aborted: nobody serves it any more), then

@@ -5,7 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -63,30 +63,14 @@ TEST(SurvivingRegionsTest, RecordsRunsAcrossWordsAndRefusesAnotherGeometry) {
 
 class SurvivingRegionsRules : public EngineFixture {
  protected:
-  // What serve.cc does in each serving process of a supervised mount; a successor first syncs
-  // the destination through the description the supervisor holds (`sync_since_start`).
-  uint64_t adopt(const std::function<Status()>& sync_since_start = {}) {
+  // What serve.cc does in each serving process of a supervised mount.
+  uint64_t adopt() {
     auto geometry = Geometry::make(kImageSize, kRegion);
     auto regions = SurvivingRegions::map(memfd_.fd(), *geometry);
     EXPECT_TRUE(regions.is_ok()) << regions.status().message();
     if (!regions.is_ok()) return 0;
-    if (sync_since_start) confirmed_ = (*regions)->confirm(sync_since_start);
     return engine_->adopt_surviving(std::move(*regions));
   }
-  // The mark a successor killed inside confirm() leaves behind.
-  void die_inside_confirm() {
-    auto geometry = Geometry::make(kImageSize, kRegion);
-    auto regions = SurvivingRegions::map(memfd_.fd(), *geometry);
-    ASSERT_TRUE(regions.is_ok());
-    // The process dies inside the sync: confirm() never gets its result, the record stays marked.
-    struct Killed {};
-    try {
-      (void)(*regions)->confirm([]() -> Status { throw Killed{}; });
-    } catch (const Killed&) {
-    }
-  }
-
-  Status confirmed_;
 
   Memfd memfd_;
 };
@@ -136,61 +120,29 @@ TEST_F(SurvivingRegionsRules, AfterAFailedCommitNothingIsAdoptedAndTheSuccessorF
 }
 
 // Issue 26, hole 1: the dead process was killed inside a destination sync that failed, and its
-// own description consumed the error. The successor's sync through the description held since the
-// mount started reports it: nothing is adopted and every I/O fails, now and after another kill.
-TEST_F(SurvivingRegionsRules, AWriteBackErrorTheDeadProcessConsumedSpoilsTheRecord) {
+// own description consumed the error. The supervisor's sync through the description it held
+// since the mount started reports it and spoils the record without mapping it: nothing is
+// adopted and every I/O fails, now and after another kill.
+TEST_F(SurvivingRegionsRules, ARecordTheSupervisorSpoilsAdoptsNothingAndFailsEveryIo) {
   EXPECT_EQ(adopt(), 0u);
   ASSERT_TRUE(write(5 * kRegion + 100, random_bytes(333, 14)).is_ok());
   crash_and_reopen();
-  int syncs = 0;
-  EXPECT_EQ(adopt([&] {
-              ++syncs;
-              return Status::error(EIO, "write-back failed");
-            }),
-            0u);
-  EXPECT_EQ(syncs, 1);
-  EXPECT_EQ(confirmed_.code(), EIO);
+  ASSERT_TRUE(SurvivingRegions::spoil(memfd_.fd()).is_ok());
+  EXPECT_EQ(adopt(), 0u);
   EXPECT_FALSE(engine_->bitmap().test(5));
-  EXPECT_FALSE(engine_->flush().is_ok());
-  // The held description reported the error once; the spoiled record keeps it for the next one.
+  Status flushed = engine_->flush();
+  EXPECT_FALSE(flushed.is_ok());
+  EXPECT_NE(flushed.message().find("failed a commit or a destination sync"), std::string::npos)
+      << flushed.message();
   crash_and_reopen();
-  EXPECT_EQ(adopt([] { return Status::ok(); }), 0u);
+  EXPECT_EQ(adopt(), 0u);
   EXPECT_FALSE(engine_->flush().is_ok());
 }
 
-TEST_F(SurvivingRegionsRules, ASuccessorKilledWhileConfirmingLeavesTheRecordSpoiled) {
-  EXPECT_EQ(adopt(), 0u);
-  ASSERT_TRUE(write(5 * kRegion + 100, random_bytes(333, 15)).is_ok());
-  crash_and_reopen();
-  die_inside_confirm();
-  crash_and_reopen();
-  int syncs = 0;
-  EXPECT_EQ(adopt([&] {
-              ++syncs;
-              return Status::ok();
-            }),
-            0u);
-  EXPECT_EQ(syncs, 0) << "an error the killed successor may have consumed cannot be seen again";
-  EXPECT_FALSE(confirmed_.is_ok());
-  EXPECT_FALSE(engine_->flush().is_ok());
-}
-
-TEST_F(SurvivingRegionsRules, AConfirmedSyncAdoptsAndAnotherKillConfirmsAgain) {
-  EXPECT_EQ(adopt(), 0u);
-  ASSERT_TRUE(write(5 * kRegion + 100, random_bytes(333, 16)).is_ok());
-  crash_and_reopen();
-  int syncs = 0;
-  auto ok = [&] {
-    ++syncs;
-    return Status::ok();
-  };
-  EXPECT_EQ(adopt(ok), 1u);
-  EXPECT_TRUE(confirmed_.is_ok()) << confirmed_.message();
-  crash_and_reopen();
-  EXPECT_EQ(adopt(ok), 1u);
-  EXPECT_EQ(syncs, 2);
-  ASSERT_TRUE(engine_->flush().is_ok());
-  expect_image_matches_model();
+TEST(SurvivingRegionsTest, ARecordNoServingProcessStampedCannotBeSpoiled) {
+  Memfd memfd;
+  ASSERT_GE(memfd.fd(), 0);
+  EXPECT_FALSE(SurvivingRegions::spoil(memfd.fd()).is_ok());
 }
 
 }  // namespace
