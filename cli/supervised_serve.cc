@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "fuse/mount_start.h"
 #include "fuse/supervisor.h"
 #include "fuse/supervisor_channel.h"
 
@@ -17,6 +18,9 @@ int serve_supervised(const ServeOptions& options, unsigned restart_limit,
   supervise_options.logger = options.logger;
   supervise_options.report = std::move(report);
   if (report_fd >= 0) supervise_options.supervisor_only_fds.push_back(report_fd);
+  supervise_options.start_mount = [&options](uint64_t image_size) {
+    return start_mount(options, image_size);
+  };
   supervise_options.serve = [&options, &log_file](const Supervision& supervision) {
     ServeOptions serving = options;
     serving.supervision = &supervision;

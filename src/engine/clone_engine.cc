@@ -150,12 +150,13 @@ uint64_t CloneEngine::adopt_surviving(std::unique_ptr<SurvivingRegions> survivin
   std::lock_guard lock(mu_);
   const uint64_t before = transaction_regions_;
   if (surviving->spoiled()) {
-    // The predecessor failed a commit, so writes it answered may be lost and its fsyncs
+    // The predecessor failed a commit, or died with a destination sync whose failure it could
+    // not act on (the supervisor's sync found it), so writes it answered may be lost and its fsyncs
     // failed: serving in read-write mode would let the next fsync succeed without them.
     mode_ = MetadataMode::kFail;
     mode_reason_ =
-        "a previous serving process failed a commit; writes it answered since its last commit "
-        "may be lost";
+        "a previous serving process failed a commit or a destination sync; writes it answered "
+        "since its last commit may be lost";
   } else if (mode_ == MetadataMode::kReadWrite) {
     surviving->for_each_run(
         [this](uint64_t first, uint64_t count) { mark_valid_range_locked(first, count); });

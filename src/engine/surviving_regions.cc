@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace clonefs {
@@ -24,11 +25,15 @@ struct SurvivingRegions::Header {
 namespace {
 constexpr uint64_t kMagic = 0x736e6f6967657276ULL;  // "vregions"
 
-size_t file_bytes(uint64_t regions) { return 32 + (regions + 63) / 64 * sizeof(uint64_t); }
+constexpr size_t kHeaderBytes = 32;
+
+size_t file_bytes(uint64_t regions) {
+  return kHeaderBytes + (regions + 63) / 64 * sizeof(uint64_t);
+}
 }  // namespace
 
 Result<std::unique_ptr<SurvivingRegions>> SurvivingRegions::map(int fd, const Geometry& geometry) {
-  static_assert(sizeof(Header) == 32);
+  static_assert(sizeof(Header) == kHeaderBytes);
   const size_t bytes = file_bytes(geometry.region_count());
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::from_errno(errno, "surviving regions record");
@@ -85,6 +90,17 @@ void SurvivingRegions::spoil() {
 
 bool SurvivingRegions::spoiled() const {
   return std::atomic_ref<uint64_t>(static_cast<Header*>(map_)->spoiled).load() != 0;
+}
+
+Status SurvivingRegions::spoil(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::from_errno(errno, "surviving regions record");
+  if (static_cast<size_t>(st.st_size) < sizeof(Header))
+    return Status::error(EINVAL, "surviving regions record not stamped yet");
+  const uint64_t spoiled = 1;
+  if (::pwrite(fd, &spoiled, sizeof spoiled, offsetof(Header, spoiled)) != sizeof spoiled)
+    return Status::from_errno(errno, "spoiling the surviving regions record");
+  return Status::ok();
 }
 
 void SurvivingRegions::for_each_run(

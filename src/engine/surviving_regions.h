@@ -13,6 +13,15 @@
 //
 // After a failed commit the record is spoiled instead: a failed fdatasync may have dropped the
 // data of regions recorded here, and a successor's fdatasync would not report it again.
+//
+// Nor would it report a failure the dead process never got to act on: the kernel reports a
+// write-back error once per open file description (lib/errseq.c), so a process SIGKILLed inside
+// a failing fdatasync consumes the error with its own description, and a description opened
+// afterwards, the successor's, starts past it. Only a description opened before anything was
+// written still sees every error since: the supervisor holds one (fuse/supervision.h) and syncs
+// it before it starts a successor; an error there spoils the record (spoil(fd)). The supervisor
+// does it itself because it is the one process whose death ends the mount: a successor killed
+// inside that check could consume the error in turn, and the next one would never see it.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +46,9 @@ class SurvivingRegions {
   void record(uint64_t first, uint64_t count);
   void spoil();
   bool spoiled() const;
+  // Spoils the record in `fd` without mapping it (the supervisor knows no geometry), while no
+  // serving process has it mapped. Fails if no serving process has stamped it yet.
+  static Status spoil(int fd);
   // Each run of recorded regions, in order (none once spoiled).
   void for_each_run(const std::function<void(uint64_t first, uint64_t count)>& run) const;
 

@@ -17,7 +17,9 @@ ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spd
       owner_uid_(::getuid()),
       pid_(::getpid()),
       connection_(connection),
-      image_(clone.engine(), image_path_, attributes) {}
+      image_(clone.engine(), image_path_, attributes, {},
+             connection.writeback_cache ? ImageFile::WritesReach::kKernelCacheFirst
+                                        : ImageFile::WritesReach::kDaemonFirst) {}
 
 CloneStatus ImageSession::status() const {
   return live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_,

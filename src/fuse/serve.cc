@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -24,7 +25,7 @@
 #include "fuse/connection_resume.h"
 #include "fuse/image_ops.h"
 #include "fuse/image_session.h"
-#include "fuse/readahead.h"
+#include "fuse/mount_start.h"
 #include "fuse/request_loop.h"
 #include "fuse/supervisor_channel.h"
 
@@ -110,36 +111,6 @@ unsigned max_read_option(const std::vector<std::string>& fuse_options) {
   return max_read;
 }
 
-// Ready means the kernel's INIT handshake succeeded and requests are served: a stat of IMAGE
-// through the mount returns the image's size. (libfuse can still refuse the session in INIT,
-// after fuse_session_mount() succeeded, e.g. for conflicting -o options.)
-Status probe_mount(const std::string& image_path, uint64_t image_size) {
-  struct stat st {};
-  if (::stat(image_path.c_str(), &st) != 0) {
-    return Status::from_errno(errno,
-                              "the FUSE session for " + image_path +
-                                  " failed while starting (see the log for libfuse's reason)");
-  }
-  if (static_cast<uint64_t>(st.st_size) != image_size) {
-    return Status::error(EIO, "the FUSE session for " + image_path +
-                                  " ended while starting (see the log for libfuse's reason)");
-  }
-  return Status::ok();
-}
-
-// With the writeback cache the kernel takes a regular file's size from its own inode, never from
-// getattr, and a FUSE mount's root inode starts at size 0: a truncate to the image's size (a
-// setattr the image accepts: it keeps its size) sets it. Once per mount: a restarted serving
-// process serves the same inode.
-Status pin_image_size(const std::string& image_path, uint64_t image_size) {
-  if (::truncate(image_path.c_str(), static_cast<off_t>(image_size)) != 0) {
-    return Status::from_errno(errno, "cannot give " + image_path + " its size of " +
-                                         std::to_string(image_size) +
-                                         " bytes for the writeback cache");
-  }
-  return Status::ok();
-}
-
 // The session, mounted on construction's success, torn down in reverse order.
 class MountedSession {
  public:
@@ -190,14 +161,15 @@ class MountedSession {
   // kernel's INIT its first predecessor recorded; the first one, when supervised, records it and
   // hands the connection (and with it, unmounting) to the supervisor. Unsupervised, the loop
   // answers INIT itself.
-  Status handshake(const Supervision* supervision, const ImageAttributes& attributes,
-                   bool created) {
+  Status handshake(const Supervision* supervision, const ImageAttributes& attributes, bool created,
+                   uint64_t image_size) {
     if (supervision == nullptr) return Status::ok();
     if (supervision->connection)
       return replay_init(session_, supervision->connection->init_request);
     auto init = receive_init(session_);
     if (!init) return init.status();
-    HeldConnection connection{fuse_session_fd(session_), std::move(*init), attributes, created};
+    HeldConnection connection{fuse_session_fd(session_), std::move(*init), attributes, created,
+                              image_size};
     CLONEFS_RETURN_IF_ERROR(send_connection(supervision->channel, connection));
     mounted_ = false;
     return Status::ok();
@@ -277,14 +249,29 @@ void resume_recording(ProfileRecorder& recorder, const std::string& path, spdlog
   }
 }
 
+// The first serving process of a supervised mount, before anything is written: a description
+// of the destination for the supervisor to hold (Supervision::destination_witness_fd).
+Status hand_over_destination_witness(const Supervision& supervision, const Clone& clone) {
+  const std::string& path = clone.record().destination_path;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno(errno, "destination " + path);
+  Status sent = send_destination_witness(supervision.channel, fd);
+  ::close(fd);
+  return sent;
+}
+
 // Supervised: what a killed predecessor made valid is valid here too (engine/surviving_regions.h),
 // before any request is served. A successor that cannot adopt it must not serve.
 Status adopt_surviving_regions(const ServeOptions& options, Clone& clone) {
-  if (options.supervision == nullptr || options.supervision->surviving_regions_fd < 0)
-    return Status::ok();
+  const Supervision* supervision = options.supervision;
+  if (supervision == nullptr || supervision->surviving_regions_fd < 0) return Status::ok();
   auto surviving =
-      SurvivingRegions::map(options.supervision->surviving_regions_fd, clone.engine().geometry());
+      SurvivingRegions::map(supervision->surviving_regions_fd, clone.engine().geometry());
   if (!surviving) return surviving.status();
+  // The supervisor confirms a predecessor's syncs before it starts a successor (and spoils the
+  // record if it cannot): the first one hands over what it confirms them with.
+  if (!supervision->connection)
+    CLONEFS_RETURN_IF_ERROR(hand_over_destination_witness(*supervision, clone));
   const uint64_t adopted = clone.engine().adopt_surviving(std::move(*surviving));
   if (adopted != 0) {
     options.logger->info("{} regions the previous serving process made valid are valid again",
@@ -384,6 +371,7 @@ int serve_clone(const ServeOptions& options) {
                           supervision->last_restart);
   }
   std::thread probe;
+  std::atomic<bool> serving_ended{false};
   std::optional<MetricsFileWriter> metrics;  // started once ready, stopped before the final commit
   Status ready;
   Status startup;
@@ -391,7 +379,7 @@ int serve_clone(const ServeOptions& options) {
   {
     MountedSession mounted(options, state, inherited);
     startup = mounted.status();
-    if (startup) startup = mounted.handshake(supervision, *attributes, created);
+    if (startup) startup = mounted.handshake(supervision, *attributes, created, state.image_size());
     if (startup) {
       if (inherited != nullptr) {
         log.info("serving the connection of {} again (restart {}: {})", options.image_path,
@@ -399,23 +387,21 @@ int serve_clone(const ServeOptions& options) {
       }
       // Joined after the session is torn down: a stat stuck on a dead session returns only then.
       probe = std::thread([&] {
-        // A restarted serving process sends its own connection nothing: were it killed with
-        // such a request (a stat) read by one of its dead workers, the request would wait for an
-        // answer only a successor could give, the process could not finish dying, and the
-        // supervisor, waiting for that death, would never start the successor — the mount hung
-        // for good (RestartTest.PauseOfAKillIsMeasuredAndRestartsAreInTheStatus hung once in
-        // 4 CI runs, a successor's thread in FUSE getattr). Its connection is already initialised
-        // and set up (size, readahead) by the first serving process.
-        const bool first = inherited == nullptr;
-        Status pinned = options.writeback_cache && first
-                            ? pin_image_size(options.image_path, state.image_size())
-                            : Status::ok();
-        ready = first ? probe_mount(options.image_path, state.image_size()) : Status::ok();
-        if (ready && !pinned) ready = pinned;
-        if (ready && first && options.readahead_kib != 0) {
-          // Not fatal: a mount by a user other than root cannot write sysfs, and works as before.
-          Status set = set_mount_readahead(options.image_path, options.readahead_kib);
-          if (!set) log.warn("{}", set.message());
+        // A restarted serving process sends its own connection nothing, and neither does the
+        // first one of a supervised mount: were it killed with such a request (a stat) read by
+        // one of its dead workers, the request would wait for an answer only a successor could
+        // give, the process could not finish dying, and the supervisor, waiting for that death,
+        // would never start the successor — the mount hung for good (RestartTest.
+        // PauseOfAKillIsMeasuredAndRestartsAreInTheStatus hung once in 4 CI runs, a successor's
+        // thread in FUSE getattr). The supervisor runs the start in a child of its own and tells
+        // the first serving process how it went; a restarted one serves a connection already
+        // set up. Unsupervised, no successor could answer anyway: the start runs here.
+        if (inherited != nullptr) {
+          ready = Status::ok();
+        } else if (supervision != nullptr) {
+          ready = await_mount_start(supervision->channel, serving_ended);
+        } else {
+          ready = start_mount(options, state.image_size());
         }
         if (ready) {
           hydrator.set_paused(settings->paused);
@@ -435,6 +421,7 @@ int serve_clone(const ServeOptions& options) {
         options.report(ready);
       });
       loop_rc = mounted.loop({options.max_threads, supervision != nullptr, &log});
+      serving_ended = true;
       // From here on a SIGTERM — sent right after umount(8) returned, by a service manager or a
       // shutdown script — would kill the process in the middle of the final commit. Ignored
       // before the session's teardown: libfuse then leaves a handler that is not its own in

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,7 @@ struct HeldConnection {
   std::string init_request;    // the kernel's FUSE_INIT, as read (fuse/connection_resume.h)
   ImageAttributes attributes;  // IMAGE's, taken before it was mounted over
   bool created_image = false;  // the mount created IMAGE: removed when the mount ends
+  uint64_t image_size = 0;     // for the mount's start (SuperviseOptions::start_mount)
 };
 
 struct Supervision {
@@ -27,6 +29,11 @@ struct Supervision {
   // The regions serving processes made valid, which outlive them (engine/surviving_regions.h):
   // a memfd the supervisor holds, inherited by each. -1: none kept.
   int surviving_regions_fd = -1;
+  // The destination, opened read-only by the first serving process before anything was written
+  // and held by the supervisor, which syncs it before each restart: that reports every write-back
+  // error since, including one a killed serving process consumed with its own descriptor
+  // (engine/surviving_regions.h). -1 in the first serving process.
+  int destination_witness_fd = -1;
   // Set for a restart: serve this connection instead of mounting.
   std::optional<HeldConnection> connection;
 };

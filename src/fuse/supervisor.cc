@@ -19,6 +19,7 @@
 #include <optional>
 
 #include "control/control_protocol.h"
+#include "engine/surviving_regions.h"
 #include "fuse/connection_resume.h"
 #include "fuse/supervisor_channel.h"
 
@@ -92,6 +93,71 @@ class Supervisor {
     return Status::ok();
   }
 
+  // The mount's start (SuperviseOptions::start_mount) in a child: the supervisor itself must
+  // never wait on the mount, and neither may any process whose death it waits for.
+  void start_mount() {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+      return started(Status::from_errno(errno, "socket for the mount's start"));
+    const uint64_t image_size = connection_->image_size;
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(pair[0]);
+      ::close(pair[1]);
+      return started(Status::from_errno(errno, "fork for the mount's start"));
+    }
+    if (pid == 0) {
+      // Holding the connection would keep it open after the supervisor closed it: a request
+      // stuck on a mount nobody serves would then never fail.
+      for (int fd : {connection_->fuse_fd, channel_, supervision_.channel, signals_, server_fd_,
+                     supervision_.destination_witness_fd, pair[0]}) {
+        if (fd >= 0) ::close(fd);
+      }
+      for (int fd : options_.supervisor_only_fds) ::close(fd);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      (void)send_report(pair[1], options_.start_mount(image_size));
+      options_.logger->flush();
+      ::_exit(0);
+    }
+    ::close(pair[1]);
+    starter_ = pid;
+    starter_channel_ = pair[0];
+    starter_fd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (starter_fd_ < 0) {
+      // Cannot watch it: waited for here, as the only way to learn how it went.
+      mount_started();
+    }
+  }
+
+  void mount_started() {
+    auto message = receive_message(starter_channel_);
+    int wait_status = 0;
+    while (::waitpid(starter_, &wait_status, 0) < 0 && errno == EINTR) {
+    }
+    if (message && !message->has_value()) message = receive_message(starter_channel_);
+    ::close(starter_channel_);
+    if (starter_fd_ >= 0) ::close(starter_fd_);
+    starter_channel_ = starter_fd_ = -1;
+    starter_ = 0;
+    const ReportMessage* report =
+        message && message->has_value() ? std::get_if<ReportMessage>(&**message) : nullptr;
+    started(report != nullptr ? report->report
+                              : Status::error(EIO, "the mount's start ended without a word (" +
+                                                       describe_exit(wait_status) + ")"));
+  }
+
+  // The mount is ready, or ends; the first serving process, if it still serves, learns which
+  // (a successor started before it had set up nothing, and waits for no word).
+  void started(const Status& how) {
+    if (!how) log_.error("the mount of {} could not start: {}", options_.image_path, how.message());
+    if (!reported_) report_once(how);
+    if (server_ > 0 && supervision_.restarts == 0) (void)send_report(channel_, how);
+    if (!how && server_ > 0) {
+      stopping_ = true;
+      ::kill(server_, SIGTERM);
+    }
+  }
+
   int fail_start(const Status& why) {
     log_.error("{}", why.message());
     report_once(why);
@@ -108,14 +174,18 @@ class Supervisor {
   // Until the mount ends; returns the mount's exit code.
   int watch() {
     for (;;) {
-      pollfd fds[3] = {{server_fd_, POLLIN, 0}, {channel_, POLLIN, 0}, {signals_, POLLIN, 0}};
-      if (::poll(fds, 3, -1) < 0) {
+      pollfd fds[4] = {{server_fd_, POLLIN, 0},
+                       {channel_, POLLIN, 0},
+                       {signals_, POLLIN, 0},
+                       {starter_fd_, POLLIN, 0}};  // ignored while -1
+      if (::poll(fds, 4, -1) < 0) {
         if (errno == EINTR) continue;
         log_.error("supervisor poll: {}", std::strerror(errno));
         return 1;
       }
       if (fds[1].revents & POLLIN) read_messages();
       if (fds[2].revents & POLLIN) forward_stop_signal();
+      if (fds[3].revents & POLLIN) mount_started();
       if (fds[0].revents & POLLIN) {
         read_messages();  // what it sent before dying
         std::optional<int> rc = server_exited();
@@ -139,12 +209,18 @@ class Supervisor {
         }
         connection_ = std::move(c->connection);
         supervision_.connection = connection_;
+        if (options_.start_mount) start_mount();
+      } else if (auto* w = std::get_if<WitnessMessage>(&**message)) {
+        if (supervision_.destination_witness_fd >= 0)
+          ::close(w->fd);
+        else
+          supervision_.destination_witness_fd = w->fd;
       } else if (auto* r = std::get_if<ReportMessage>(&**message)) {
-        if (!reported_) {
+        if (!reported_ && (!r->report || !options_.start_mount)) {
           report_once(r->report);
         } else if (!r->report) {
           log_.error("serving process {} could not start: {}", server_, r->report.message());
-        } else {
+        } else if (supervision_.restarts > 0) {
           auto pause =
               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - died_at_);
           log_.info("serving process {} is serving again, {} ms after its predecessor died",
@@ -175,12 +251,15 @@ class Supervisor {
     server_ = 0;
     const std::string how = describe_exit(wait_status);
     const bool clean = WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
-    if (!reported_) {
+    // Killed before the mount was ready but after the connection was handed over (its start
+    // may be waiting for an answer): restarted as any other.
+    const bool handed_over = connection_ && !clean && !stopping_ && WIFSIGNALED(wait_status);
+    if (!reported_ && !handed_over) {
       report_once(Status::error(EIO, "the serving process for " + options_.image_path +
                                          " exited before the mount was ready (" + how + ")"));
       return 1;
     }
-    if (!ready_) return 1;
+    if (reported_ && !ready_) return 1;
     if (clean || stopping_) {
       log_.info("serving process {} ended ({}): the mount ends", dead, how);
       return clean ? 0 : 1;
@@ -206,6 +285,10 @@ class Supervisor {
           dead, how, resent.message());
       return 1;
     }
+    if (Status confirmed = confirm_destination_syncs(); !confirmed) {
+      log_.error("cannot restart: {}: the mount ends", confirmed.message());
+      return 1;
+    }
     restarts_.push_back(died_at_);
     ++supervision_.restarts;
     supervision_.last_restart = "serving process " + std::to_string(dead) + " died (" + how + ")";
@@ -216,6 +299,28 @@ class Supervisor {
     log_.warn("{}: restart {}, serving process {}", supervision_.last_restart,
               supervision_.restarts, server_);
     return std::nullopt;
+  }
+
+  // Before a successor can adopt what the dead process made valid (engine/surviving_regions.h):
+  // every write-back error since the mount started, whoever's descriptor consumed it, through the
+  // description the first serving process opened before it served. Here, in the one process
+  // whose death ends the mount: a successor killed inside this sync could consume the error in
+  // turn. An error spoils the record, and the successor starts in fail mode; only a record that
+  // cannot be spoiled stops the restart.
+  Status confirm_destination_syncs() {
+    const int witness = supervision_.destination_witness_fd;
+    Status synced = witness < 0 ? Status::error(EIO,
+                                                "no description of the destination was held "
+                                                "since the mount started")
+                    : ::fdatasync(witness) == 0
+                        ? Status::ok()
+                        : Status::from_errno(errno, "a write-back to the destination failed");
+    if (synced) return Status::ok();
+    log_.error(
+        "{} under the dead serving process: the next one fails every I/O until the clone is "
+        "remounted",
+        synced.message());
+    return SurvivingRegions::spoil(supervision_.surviving_regions_fd);
   }
 
   // The connection, if still mounted, is closed first (aborted: nobody serves it any more), then
@@ -269,6 +374,9 @@ class Supervisor {
   int channel_ = -1;
   pid_t server_ = 0;
   int server_fd_ = -1;
+  pid_t starter_ = 0;  // the mount's start (start_mount), while it runs
+  int starter_fd_ = -1;
+  int starter_channel_ = -1;
   Supervision supervision_;
   std::optional<HeldConnection> connection_;
   bool reported_ = false;

@@ -11,7 +11,8 @@
 //
 // The mount ends when a serving process exits 0 (unmounted, or stopped by SIGTERM/SIGINT/SIGHUP,
 // which the supervisor forwards), when the connection is gone, when the first serving process
-// fails before the mount is ready, or after more than `restart_limit` restarts within
+// fails before the mount is ready (a kill once it has handed the connection over is restarted as
+// any other), when the mount's start fails, or after more than `restart_limit` restarts within
 // `restart_window` (a crash loop). If the supervisor itself dies, its serving process gets SIGTERM
 // (PR_SET_PDEATHSIG), makes its final commit and exits: the mount ends as when the daemon was
 // killed before supervisors existed.
@@ -41,6 +42,15 @@ struct SuperviseOptions {
   // Runs in each forked serving process; returns its exit code. It must send its report (ready
   // or error) through supervision.channel (send_report), and the first one its connection.
   std::function<int(const Supervision&)> serve;
+  // Runs in a short-lived child of the supervisor once the first serving process has handed the
+  // connection over: every request the mount's start sends to the mount itself (fuse/serve.h,
+  // start_mount). Its result is the mount's readiness, and the first serving process's word to
+  // start hydrating. Never inside a serving process: one killed while its own worker held such a
+  // request could not finish dying (the request waits for an answer only a successor could give)
+  // while the supervisor waited for that death. Not waited for before a restart: its request is
+  // queued again and answered by the successor. Unset: the first serving process's report is the
+  // mount's readiness.
+  std::function<Status(uint64_t image_size)> start_mount;
   // Descriptors only the supervisor may hold (a pipe its waiting parent reads to EOF), closed in
   // each serving process.
   std::vector<int> supervisor_only_fds;

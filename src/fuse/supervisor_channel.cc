@@ -18,6 +18,7 @@ static_assert(std::is_trivially_copyable_v<ImageAttributes>);
 constexpr char kConnection = 'C';
 constexpr char kReady = 'R';
 constexpr char kFailed = 'E';
+constexpr char kWitness = 'W';
 constexpr size_t kMaxMessage = 64 * 1024;
 
 Status send_datagram(int channel, const std::string& bytes, int fd) {
@@ -50,8 +51,13 @@ Status send_connection(int channel, const HeldConnection& connection) {
   std::string bytes(1, kConnection);
   bytes.push_back(connection.created_image ? 1 : 0);
   bytes.append(reinterpret_cast<const char*>(&connection.attributes), sizeof connection.attributes);
+  bytes.append(reinterpret_cast<const char*>(&connection.image_size), sizeof connection.image_size);
   bytes += connection.init_request;
   return send_datagram(channel, bytes, connection.fuse_fd);
+}
+
+Status send_destination_witness(int channel, int fd) {
+  return send_datagram(channel, std::string(1, kWitness), fd);
 }
 
 Status send_report(int channel, const Status& report) {
@@ -85,15 +91,19 @@ Result<std::optional<ChannelMessage>> receive_message(int channel) {
       std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
   }
   const auto size = static_cast<size_t>(n);
-  const size_t header = 2 + sizeof(ImageAttributes);
+  const size_t header = 2 + sizeof(ImageAttributes) + sizeof(uint64_t);
   if (size >= header && buf[0] == kConnection && fd >= 0) {
     ConnectionMessage m;
     m.connection.fuse_fd = fd;
     m.connection.created_image = buf[1] != 0;
     std::memcpy(&m.connection.attributes, buf.data() + 2, sizeof(ImageAttributes));
+    std::memcpy(&m.connection.image_size, buf.data() + 2 + sizeof(ImageAttributes),
+                sizeof(uint64_t));
     m.connection.init_request.assign(buf.data() + header, size - header);
     return std::optional<ChannelMessage>(std::move(m));
   }
+  if (size == 1 && buf[0] == kWitness && fd >= 0)
+    return std::optional<ChannelMessage>(WitnessMessage{fd});
   if (fd >= 0) ::close(fd);
   if (size == 1 && buf[0] == kReady) return std::optional<ChannelMessage>(ReportMessage{});
   if (size >= 1 + sizeof(int) && buf[0] == kFailed) {

@@ -13,7 +13,11 @@ namespace clonefs {
 
 // The first serving process, once the kernel's INIT is answered.
 Status send_connection(int channel, const HeldConnection& connection);
-// Once per serving process: OK once requests are served, or what stopped it first.
+// The first serving process, before it serves: Supervision::destination_witness_fd.
+Status send_destination_witness(int channel, int fd);
+// Once per serving process: OK once requests are served, or what stopped it first. The
+// supervisor sends one too, to the first serving process: how the mount's start went
+// (SuperviseOptions::start_mount).
 Status send_report(int channel, const Status& report);
 
 struct ConnectionMessage {
@@ -22,7 +26,10 @@ struct ConnectionMessage {
 struct ReportMessage {
   Status report;
 };
-using ChannelMessage = std::variant<ConnectionMessage, ReportMessage>;
+struct WitnessMessage {
+  int fd = -1;  // the supervisor's own descriptor now
+};
+using ChannelMessage = std::variant<ConnectionMessage, ReportMessage, WitnessMessage>;
 
 // One message without waiting: nullopt when none is queued; an error for a malformed one.
 Result<std::optional<ChannelMessage>> receive_message(int channel);

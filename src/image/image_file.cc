@@ -33,12 +33,14 @@ Status may_change_ownership(const std::string& path, const ImageAttributes& curr
 
 }  // namespace
 
-ImageFile::ImageFile(CloneEngine& engine, std::string path, ImageAttributes attributes, Clock clock)
+ImageFile::ImageFile(CloneEngine& engine, std::string path, ImageAttributes attributes, Clock clock,
+                     WritesReach writes)
     : engine_(engine),
       path_(std::move(path)),
       size_(engine.geometry().image_size()),
       block_size_(std::min<uint64_t>(engine.geometry().region_size(), 1 << 20)),
       clock_(clock ? std::move(clock) : Clock(realtime_now)),
+      writes_(writes),
       attributes_(attributes) {}
 
 struct timespec ImageFile::now() const {
@@ -120,6 +122,12 @@ Result<size_t> ImageFile::write(int64_t offset, std::span<const std::byte> data)
   const size_t length =
       static_cast<size_t>(std::min<uint64_t>(data.size(), size_ - static_cast<uint64_t>(offset)));
   CLONEFS_RETURN_IF_ERROR(engine_.write(static_cast<uint64_t>(offset), data.first(length)));
+  if (length < data.size() && writes_ == WritesReach::kKernelCacheFirst) {
+    return Status::error(EFBIG, "write of " + std::to_string(data.size()) + " bytes at offset " +
+                                    std::to_string(offset) + " goes past the end of " + path_ +
+                                    " (its size is fixed); the " + std::to_string(length) +
+                                    " bytes inside were written");
+  }
   return length;
 }
 

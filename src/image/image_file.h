@@ -50,9 +50,20 @@ class ImageFile {
  public:
   using Clock = std::function<struct timespec()>;
 
+  // How a write that straddles the end ends.
+  enum class WritesReach {
+    kDaemonFirst,  // each write() reaches write() here before it returns: cut short at the end
+    // The kernel caches writes (FUSE writeback cache) and answers write() itself; a short count
+    // at write-back would reach nobody, and the kernel would keep the bytes past the end (and the
+    // size it grew for them) as written. The part inside is written and the write fails, EFBIG,
+    // which the next fsync reports.
+    kKernelCacheFirst,
+  };
+
   // `path` only names the image in messages. `clock` gives "now" for times (the real-time clock
   // unless a test passes its own).
-  ImageFile(CloneEngine& engine, std::string path, ImageAttributes attributes, Clock clock = {});
+  ImageFile(CloneEngine& engine, std::string path, ImageAttributes attributes, Clock clock = {},
+            WritesReach writes = WritesReach::kDaemonFirst);
   ImageFile(const ImageFile&) = delete;
   ImageFile& operator=(const ImageFile&) = delete;
 
@@ -76,7 +87,8 @@ class ImageFile {
   // a buffer this thread keeps for its next read (util/page_buffer.h), valid while the lease is.
   Result<KeptBuffer::Lease> read(int64_t offset, size_t size);
   // Writes `data` at `offset`, cut short at the end; returns the bytes written. EFBIG at or past
-  // the end.
+  // the end, and for a write straddling it when the kernel caches writes (the part inside is
+  // written).
   Result<size_t> write(int64_t offset, std::span<const std::byte> data);
   // fsync and fdatasync alike: every earlier write durable and committed.
   Status sync();
@@ -91,6 +103,7 @@ class ImageFile {
   const uint64_t size_;
   const uint64_t block_size_;
   const Clock clock_;
+  const WritesReach writes_;
   mutable std::mutex mu_;
   ImageAttributes attributes_;  // guarded by mu_
 };

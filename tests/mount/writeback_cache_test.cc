@@ -155,5 +155,29 @@ TEST_F(WritebackCacheTest, AWritePastTheEndFailsAtFsyncAndChangesNothing) {
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), 16 * kMiB);
 }
 
+// Issue 26, hole 4: a write straddling the end, taken into the kernel's cache whole. The part
+// inside the image is written, the write fails (EFBIG, at the fsync that writes it back, as a
+// write wholly past the end does) and the image keeps its size. Before, the write-back was cut
+// short silently and two fsyncs succeeded.
+TEST_F(WritebackCacheTest, AWriteStraddlingTheEndWritesThePartInsideAndFailsAtFsync) {
+  const int fd = open_mounted(kWriteback);
+  ASSERT_GE(fd, 0);
+  const auto bytes = random_bytes(8192, 93);
+  const off_t at = static_cast<off_t>(16 * kMiB - 4096);
+  ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), at), 8192) << std::strerror(errno);
+  EXPECT_EQ(::fsync(fd), -1) << "the fsync after a write straddling the end succeeded";
+  EXPECT_EQ(errno, EFBIG) << std::strerror(errno);
+  ::close(fd);
+  unmount();
+  mount("--no-hydration");
+  struct stat st {};
+  ASSERT_EQ(::stat(image().c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 16 * kMiB);
+  const std::vector<std::byte> inside(bytes.begin(), bytes.begin() + 4096);
+  EXPECT_TRUE(pread_at(image(), static_cast<uint64_t>(at), 4096) == inside)
+      << "the part inside the image was not written";
+  unmount();
+}
+
 }  // namespace
 }  // namespace clonefs::testing

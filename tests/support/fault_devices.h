@@ -20,17 +20,23 @@ class FaultyDestination : public ForwardingDestination {
   std::atomic<int> fail_write{0};     // errno to fail write_at() and punch() with
   std::atomic<int> injected{0};       // calls failed on purpose
   std::function<void()> before_sync;  // runs inside sync(), before the real one
-  std::atomic<int> copies{0};         // copy_from() calls, failed or not
-  std::atomic<int> fail_copy{0};      // errno to fail copy_from() with (fail_write does too)
+  // Runs inside sync() after the real one (or the injected failure), before its result returns.
+  std::function<void()> after_sync;
+  std::atomic<int> copies{0};     // copy_from() calls, failed or not
+  std::atomic<int> fail_copy{0};  // errno to fail copy_from() with (fail_write does too)
 
   Status sync() override {
     ++syncs;
     if (before_sync) before_sync();
+    Status synced = Status::ok();
     if (int err = fail_sync.load()) {
       ++injected;
-      return Status::from_errno(err, "fdatasync " + name() + " (injected)");
+      synced = Status::from_errno(err, "fdatasync " + name() + " (injected)");
+    } else {
+      synced = ForwardingDestination::sync();
     }
-    return ForwardingDestination::sync();
+    if (after_sync) after_sync();
+    return synced;
   }
   Status write_at(uint64_t offset, std::span<const std::byte> buf) override {
     ++writes;
@@ -103,6 +109,8 @@ class RecordingStore : public RegionStore {
   std::atomic<int> fail_commit{0};
   std::atomic<int> fail_load{0};
   std::vector<std::vector<ChunkImage>> committed;
+  std::function<void()> before_commit;  // runs inside commit(), before the store's
+  std::function<void()> after_commit;   // runs inside commit(), after the store's (or the fault)
 
   Status load(RegionBitmap& into) override {
     if (int err = fail_load.load()) return Status::from_errno(err, "load bitmap (injected)");
@@ -114,9 +122,16 @@ class RecordingStore : public RegionStore {
   }
   Status commit(std::span<const ChunkImage> chunks) override {
     ++commits;
-    if (int err = fail_commit.load()) return Status::from_errno(err, "commit (injected)");
-    committed.emplace_back(chunks.begin(), chunks.end());
-    return target_.commit(chunks);
+    if (before_commit) before_commit();
+    Status result = Status::ok();
+    if (int err = fail_commit.load()) {
+      result = Status::from_errno(err, "commit (injected)");
+    } else {
+      committed.emplace_back(chunks.begin(), chunks.end());
+      result = target_.commit(chunks);
+    }
+    if (after_commit) after_commit();
+    return result;
   }
 
  private:

@@ -11,8 +11,10 @@ namespace {
 
 std::atomic<int> g_fail_code{0};
 std::atomic<uint64_t> g_injected{0};
+std::atomic<void (*)()> g_hook{nullptr};
 
 int injected_failure(void*) {
+  if (auto hook = g_hook.load()) hook();
   int code = g_fail_code.load();
   if (code != 0) g_injected.fetch_add(1);
   return code;
@@ -34,6 +36,8 @@ void FaultVfs::install() {
 }
 
 void FaultVfs::fail_with(int sqlite_code) { g_fail_code.store(sqlite_code); }
+
+void FaultVfs::on_write_or_sync(void (*hook)()) { g_hook.store(hook); }
 
 uint64_t FaultVfs::injected() { return g_injected.load(); }
 

@@ -15,6 +15,9 @@ class FaultVfs {
   // SQLite result code every xWrite/xSync of a file opened through the VFS returns from now on
   // (SQLITE_FULL, SQLITE_IOERR_WRITE, ...); 0 lets them through.
   static void fail_with(int sqlite_code);
+  // Runs inside every xWrite and xSync of a file opened through the VFS, before the real call
+  // (and before a failure fail_with() injects); nullptr: none.
+  static void on_write_or_sync(void (*hook)());
   // How many calls were failed since the process started.
   static uint64_t injected();
 };

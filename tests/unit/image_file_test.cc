@@ -127,6 +127,24 @@ TEST_F(ImageFileTest, PunchStraddlingTheEndWithKeepSizeStopsThere) {
   EXPECT_EQ(image().stat().st_size, static_cast<off_t>(kImageSize));
 }
 
+// "--writeback-cache: a write straddling the end ... the part inside the image is written ...
+// and the next fsync fails with EFBIG" (issue 26, hole 4: a short count reached nobody).
+TEST_F(ImageFileTest, AWriteStraddlingTheEndOutOfTheKernelCacheWritesThePartInsideAndFails) {
+  ImageFile cached(*engine_, "/images/test.img", {}, {}, ImageFile::WritesReach::kKernelCacheFirst);
+  auto bytes = random_bytes(300, 3);
+  auto written = cached.write(kImageSize - 100, bytes);
+  ASSERT_FALSE(written.is_ok());
+  EXPECT_EQ(written.status().code(), EFBIG);
+  EXPECT_NE(written.status().message().find("the 100 bytes inside were written"), std::string::npos)
+      << written.status().message();
+  std::copy_n(bytes.begin(), 100, model_.begin() + static_cast<long>(kImageSize - 100));
+  expect_image_matches_model();
+  EXPECT_EQ(cached.stat().st_size, static_cast<off_t>(kImageSize));
+  written = cached.write(kRegion + 10, bytes);  // inside: written whole
+  ASSERT_TRUE(written.is_ok()) << written.status().message();
+  EXPECT_EQ(*written, bytes.size());
+}
+
 // "`fallocate` mode 0 or KEEP_SIZE (preallocate): Succeeds without doing anything inside the
 // image; past the end without KEEP_SIZE it is EFBIG."
 TEST_F(ImageFileTest, PreallocationIsANoOpAndPastTheEndWithoutKeepSizeIsEFBIG) {

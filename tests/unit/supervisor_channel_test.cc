@@ -41,6 +41,7 @@ TEST_F(ChannelTest, ConnectionArrivesWithItsDescriptor) {
   sent.attributes.gid = 100;
   sent.attributes.mtime = {1700000000, 5};
   sent.created_image = true;
+  sent.image_size = (uint64_t{1} << 40) + 4096;
   ASSERT_TRUE(send_connection(server(), sent).is_ok());
   ::close(pipe_fds[1]);
 
@@ -55,6 +56,7 @@ TEST_F(ChannelTest, ConnectionArrivesWithItsDescriptor) {
   EXPECT_EQ(c->connection.attributes.uid, 1000u);
   EXPECT_EQ(c->connection.attributes.gid, 100u);
   EXPECT_EQ(c->connection.attributes.mtime.tv_nsec, 5);
+  EXPECT_EQ(c->connection.image_size, sent.image_size);
   // The same open pipe, under the supervisor's own descriptor.
   ASSERT_GE(c->connection.fuse_fd, 0);
   ASSERT_EQ(::write(c->connection.fuse_fd, "x", 1), 1);
@@ -80,6 +82,24 @@ TEST_F(ChannelTest, ReportsKeepTheirErrnoAndText) {
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->report.code(), EBUSY);
   EXPECT_EQ(r->report.message(), "image /x is already a mount point");
+}
+
+// The description of the destination the supervisor holds (engine/surviving_regions.h).
+TEST_F(ChannelTest, TheDestinationWitnessArrivesAsTheSameOpenFile) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ASSERT_TRUE(send_destination_witness(server(), pipe_fds[1]).is_ok());
+  ::close(pipe_fds[1]);
+  auto got = receive_message(supervisor());
+  ASSERT_TRUE(got.is_ok() && got->has_value()) << got.status().message();
+  auto* w = std::get_if<WitnessMessage>(&**got);
+  ASSERT_NE(w, nullptr);
+  ASSERT_EQ(::write(w->fd, "y", 1), 1);
+  char byte = 0;
+  ASSERT_EQ(::read(pipe_fds[0], &byte, 1), 1);
+  EXPECT_EQ(byte, 'y');
+  ::close(w->fd);
+  ::close(pipe_fds[0]);
 }
 
 TEST_F(ChannelTest, NothingQueuedIsNoMessageAndGarbageIsAnError) {

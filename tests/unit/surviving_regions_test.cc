@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -116,6 +117,32 @@ TEST_F(SurvivingRegionsRules, AfterAFailedCommitNothingIsAdoptedAndTheSuccessorF
   crash_and_reopen();
   EXPECT_EQ(adopt(), 0u);
   EXPECT_FALSE(engine_->flush().is_ok());
+}
+
+// Issue 26, hole 1: the dead process was killed inside a destination sync that failed, and its
+// own description consumed the error. The supervisor's sync through the description it held
+// since the mount started reports it and spoils the record without mapping it: nothing is
+// adopted and every I/O fails, now and after another kill.
+TEST_F(SurvivingRegionsRules, ARecordTheSupervisorSpoilsAdoptsNothingAndFailsEveryIo) {
+  EXPECT_EQ(adopt(), 0u);
+  ASSERT_TRUE(write(5 * kRegion + 100, random_bytes(333, 14)).is_ok());
+  crash_and_reopen();
+  ASSERT_TRUE(SurvivingRegions::spoil(memfd_.fd()).is_ok());
+  EXPECT_EQ(adopt(), 0u);
+  EXPECT_FALSE(engine_->bitmap().test(5));
+  Status flushed = engine_->flush();
+  EXPECT_FALSE(flushed.is_ok());
+  EXPECT_NE(flushed.message().find("failed a commit or a destination sync"), std::string::npos)
+      << flushed.message();
+  crash_and_reopen();
+  EXPECT_EQ(adopt(), 0u);
+  EXPECT_FALSE(engine_->flush().is_ok());
+}
+
+TEST(SurvivingRegionsTest, ARecordNoServingProcessStampedCannotBeSpoiled) {
+  Memfd memfd;
+  ASSERT_GE(memfd.fd(), 0);
+  EXPECT_FALSE(SurvivingRegions::spoil(memfd.fd()).is_ok());
 }
 
 }  // namespace

@@ -1,0 +1,77 @@
+#include "fuse/mount_start.h"
+
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "fuse/readahead.h"
+#include "fuse/supervisor_channel.h"
+
+namespace clonefs {
+namespace {
+
+// Ready means the kernel's INIT handshake succeeded and requests are served: a stat of IMAGE
+// through the mount returns the image's size. (libfuse can still refuse the session in INIT,
+// after fuse_session_mount() succeeded, e.g. for conflicting -o options.)
+Status probe_mount(const std::string& image_path, uint64_t image_size) {
+  struct stat st {};
+  if (::stat(image_path.c_str(), &st) != 0) {
+    return Status::from_errno(errno,
+                              "the FUSE session for " + image_path +
+                                  " failed while starting (see the log for libfuse's reason)");
+  }
+  if (static_cast<uint64_t>(st.st_size) != image_size) {
+    return Status::error(EIO, "the FUSE session for " + image_path +
+                                  " ended while starting (see the log for libfuse's reason)");
+  }
+  return Status::ok();
+}
+
+// With the writeback cache the kernel takes a regular file's size from its own inode, never from
+// getattr, and a FUSE mount's root inode starts at size 0: a truncate to the image's size (a
+// setattr the image accepts: it keeps its size) sets it. Once per mount: a restarted serving
+// process serves the same inode.
+Status pin_image_size(const std::string& image_path, uint64_t image_size) {
+  if (::truncate(image_path.c_str(), static_cast<off_t>(image_size)) != 0) {
+    return Status::from_errno(errno, "cannot give " + image_path + " its size of " +
+                                         std::to_string(image_size) +
+                                         " bytes for the writeback cache");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status await_mount_start(int channel, const std::atomic<bool>& serving_ended) {
+  while (!serving_ended) {
+    pollfd word{channel, POLLIN, 0};
+    if (::poll(&word, 1, 100) < 0 && errno != EINTR)
+      return Status::from_errno(errno, "waiting for the supervisor");
+    if (!(word.revents & (POLLIN | POLLHUP))) continue;
+    auto message = receive_message(channel);
+    if (!message) return message.status();
+    if (!message->has_value()) {
+      if (word.revents & POLLHUP) return Status::error(EPIPE, "the supervisor is gone");
+      continue;
+    }
+    if (auto* report = std::get_if<ReportMessage>(&**message)) return report->report;
+  }
+  return Status::error(ECANCELED, "the session ended before the mount had started");
+}
+
+Status start_mount(const ServeOptions& options, uint64_t image_size) {
+  if (options.writeback_cache)
+    CLONEFS_RETURN_IF_ERROR(pin_image_size(options.image_path, image_size));
+  CLONEFS_RETURN_IF_ERROR(probe_mount(options.image_path, image_size));
+  if (options.readahead_kib != 0) {
+    // Not fatal: a mount by a user other than root cannot write sysfs, and works as before.
+    Status set = set_mount_readahead(options.image_path, options.readahead_kib);
+    if (!set) options.logger->warn("{}", set.message());
+  }
+  return Status::ok();
+}
+
+}  // namespace clonefs
