@@ -17,6 +17,9 @@ struct HeldConnection {
   std::string init_request;    // the kernel's FUSE_INIT, as read (fuse/connection_resume.h)
   ImageAttributes attributes;  // IMAGE's, taken before it was mounted over
   bool created_image = false;  // the mount created IMAGE: removed when the mount ends
+  // The file IMAGE was when mounted over: only this very file is removed (io/safe_files.h).
+  dev_t image_device = 0;
+  ino_t image_inode = 0;
 };
 
 struct Supervision {
