@@ -72,6 +72,8 @@ Result<HeldImage> prepare_image_file(const std::string& path, const Clone& clone
   HeldImage image{std::move(*entry), UniqueFd(), {}, false};
   // O_NONBLOCK: a FIFO swapped in since the check must not hang the open.
   auto existing = image.entry.open_existing(O_RDONLY | O_NONBLOCK | O_NOCTTY);
+  // A file its (unprivileged) owner may not read is still theirs to mount over: held by O_PATH.
+  if (!existing && existing.status().code() == EACCES) existing = image.entry.open_existing(O_PATH);
   if (existing) {
     image.file = std::move(*existing);
   } else if (existing.status().code() == ENOENT) {

@@ -78,7 +78,9 @@ class HostileDirectoryTest : public MountTest {
   Victim victim(const std::string& name, size_t size = 4096, bool sparse = false) {
     Victim v{dir_.file("root/" + name), ""};
     write_file(v.path, sparse ? std::vector<std::byte>() : random_bytes(size, 7));
-    if (sparse) EXPECT_EQ(::truncate(v.path.c_str(), static_cast<off_t>(size)), 0);
+    if (sparse) {
+      EXPECT_EQ(::truncate(v.path.c_str(), static_cast<off_t>(size)), 0);
+    }
     EXPECT_EQ(::chmod(v.path.c_str(), 0600), 0);
     v.digest = file_digest(v.path);
     return v;
