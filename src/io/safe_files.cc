@@ -170,6 +170,17 @@ Result<UniqueFd> open_log_for_append(const std::string& path, mode_t mode) {
   return fd;
 }
 
+Result<std::string> create_temporary_beside(const std::string& path, mode_t mode) {
+  auto suffix = unpredictable_suffix();
+  if (!suffix) return suffix.status();
+  const std::string temp = path + ".new-" + *suffix;
+  auto entry = DirectoryEntry::open(temp);
+  if (!entry) return entry.status();
+  auto fd = entry->create(O_WRONLY, mode);
+  if (!fd) return fd.status();
+  return temp;
+}
+
 Status remove_name(const std::string& path) {
   auto entry = DirectoryEntry::open(path);
   if (!entry) return entry.status().code() == ENOENT ? Status::ok() : entry.status();

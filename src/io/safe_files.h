@@ -67,6 +67,10 @@ Status replace_file(const std::string& path, std::string_view text, const Replac
 // links (a hard link to someone else's file). The descriptor is blocking and close-on-exec.
 Result<UniqueFd> open_log_for_append(const std::string& path, mode_t mode);
 
+// Creates an empty file beside `path` under a name no other user can predict (O_EXCL|O_NOFOLLOW,
+// `mode`), for a program that then opens it by name (SQLite); returns its path.
+Result<std::string> create_temporary_beside(const std::string& path, mode_t mode);
+
 // Removes the name `path` (never what a symlink there points at), through its directory opened
 // without following its last component. A missing name is not an error.
 Status remove_name(const std::string& path);

@@ -103,8 +103,12 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
     if (!lock) return lock.status().with_context("cannot replace it");
     replaced.emplace(std::move(*lock));
   }
-  const std::string temp = path + ".new";
-  static_cast<void>(remove_database_files(temp));  // a stale one: SQLite would open it
+  // A fixed name (META.new) could be planted by another user who can write the directory, and
+  // SQLite would write the new database through it: the temporary's name is unpredictable, and
+  // the file exists (created exclusively, never through a link) before SQLite opens it.
+  auto made = create_temporary_beside(path, 0644);
+  if (!made) return made.status().with_context("metadata " + path);
+  const std::string temp = *made;
 
   sqlite3* db = nullptr;
   int rc =

@@ -285,6 +285,30 @@ TEST_F(HostileDirectoryTest, DestinationAtCreateIsNeverAPlantedLink) {
   }
 }
 
+// META at create --force: a plant at META is replaced as a name (the new database renamed over
+// it), and the temporary SQLite writes is no longer the fixed META.new. Nothing refuses here; the
+// victim must simply come out untouched (and the command must not hang on a FIFO).
+TEST_F(HostileDirectoryTest, MetadataAtCreateIsNeverWrittenThroughAPlant) {
+  for (bool temporary : {false, true}) {
+    for (Attack attack : kAttacks) {
+      const std::string cell =
+          std::string(temporary ? "META.new" : "META") + " at create x " + name_of(attack);
+      Victim v = victim("meta");
+      const std::string metadata = svc("new.db"), dest = dir_.file("new.img");
+      plant(attack, temporary ? metadata + ".new" : metadata, v);
+      CommandResult r = run(
+          "timeout 20 " + clonefs("create --force --source " + shell_quote(source()) + " --dest " +
+                                  shell_quote(dest) + " --metadata " + shell_quote(metadata)));
+      EXPECT_NE(r.exit_code, 124) << cell << ": hung";
+      expect_untouched(v, cell);
+      ASSERT_EQ(run("rm -f " + shell_quote(metadata) + "* " + shell_quote(dest) + " " +
+                    shell_quote(v.path))
+                    .exit_code,
+                0);
+    }
+  }
+}
+
 // SQLite opens META-wal and META-shm by name and writes or truncates them.
 TEST_F(HostileDirectoryTest, MetadataWalAndShmAreNeverPlantedFiles) {
   const std::string metadata = svc("meta.db");
