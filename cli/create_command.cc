@@ -2,6 +2,7 @@
 #include "app.h"
 #include "control/units.h"
 #include "engine/clone.h"
+#include "io/posix_devices.h"
 #include "io/source_uri.h"
 
 namespace clonefs::cli {
@@ -24,6 +25,13 @@ int run_create(const CreateArgs& args) {
   std::printf("created clone of %s: destination %s, metadata %s, %s regions\n",
               redact_uri(args.source).c_str(), args.dest.c_str(), args.metadata.c_str(),
               format_bytes(options.region_size).c_str());
+  // A clone is no more readable than its source: say what the clone's files get.
+  const mode_t mode = clone_permissions(args.source);
+  std::printf(
+      "permissions %04o (%s), given to a destination created here and to an IMAGE a "
+      "mount creates\n",
+      static_cast<unsigned>(mode),
+      is_source_uri(args.source) ? "a remote source: owner only" : "the source's");
   return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "control/units.h"
+#include "io/safe_files.h"
 #include "meta/database_files.h"
 #include "meta/metadata_store.h"
 
@@ -75,7 +76,7 @@ int run_finalize(const FinalizeArgs& args) {
     if (Status removed = remove_database_files(args.metadata); !removed) return fail(removed);
     std::printf("removed %s\n", args.metadata.c_str());
     if (auto log = default_log_of(args.metadata)) {
-      if (::unlink(log->c_str()) != 0) return fail(Status::from_errno(errno, "remove " + *log));
+      if (Status removed = remove_name(*log); !removed) return fail(removed);
       std::printf("removed %s (the mount's log)\n", log->c_str());
     }
   }

@@ -2,7 +2,6 @@
 // before any thread exists, the child opens the clone (every check), mounts and reports "ready"
 // or its error through a pipe; the parent exits 0 only once the mount is ready.
 #include <fcntl.h>
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
@@ -16,6 +15,8 @@
 #include "fuse/serve.h"
 #include "hydration_flags.h"
 #include "io/paths.h"
+#include "io/safe_files.h"
+#include "log_file.h"
 #include "service_notify.h"
 #include "supervised_serve.h"
 
@@ -56,12 +57,14 @@ bool on_path(const std::string& program) {
   return false;
 }
 
-std::shared_ptr<spdlog::logger> make_logger(const MountArgs& args) {
+Result<std::shared_ptr<spdlog::logger>> make_logger(const MountArgs& args) {
   std::shared_ptr<spdlog::logger> logger;
   if (args.foreground) {
     logger = spdlog::stderr_color_mt("clonefs");
   } else {
-    logger = spdlog::basic_logger_mt("clonefs", args.log_file);
+    auto file = log_file_logger(args.log_file);
+    if (!file) return file.status();
+    logger = std::move(*file);
   }
   logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] [%P:%t] %v");
   logger->set_level(spdlog::level::from_str(args.log_level));
@@ -109,14 +112,14 @@ Status preflight(const MountArgs& args) {
     }
   }
   if (!args.foreground) {
-    int fd = ::open(args.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::from_errno(errno, "log file " + args.log_file);
-    ::close(fd);
+    // Created now (and checked: io/safe_files.h), so a log that cannot be used fails the command.
+    auto fd = open_log_for_append(args.log_file, 0600);
+    if (!fd) return fd.status();
   }
   return Status::ok();
 }
 
-ServeOptions serve_options(const MountArgs& args) {
+Result<ServeOptions> serve_options(const MountArgs& args) {
   ServeOptions options;
   options.metadata_path = args.metadata;
   options.image_path = args.image;
@@ -134,12 +137,16 @@ ServeOptions serve_options(const MountArgs& args) {
   options.nbd.connections = args.source_connections;
   options.readahead_kib = args.readahead_kib;
   options.writeback_cache = args.writeback_cache;
-  options.logger = make_logger(args);
+  auto logger = make_logger(args);
+  if (!logger) return logger.status();
+  options.logger = std::move(*logger);
   return options;
 }
 
 int run_foreground(const MountArgs& args) {
-  ServeOptions options = serve_options(args);
+  auto made = serve_options(args);
+  if (!made) return fail(made.status());
+  ServeOptions& options = *made;
   options.report = [&](const Status& status) {
     if (!status) {
       fail(status);
@@ -163,15 +170,22 @@ int run_daemon_child(const MountArgs& args, int report_fd) {
   ::dup2(null_fd, STDIN_FILENO);
   ::dup2(null_fd, STDOUT_FILENO);
   ::close(null_fd);
-  ServeOptions options = serve_options(args);
+  auto made = serve_options(args);
+  if (!made) {
+    const std::string& message = made.status().message();
+    (void)!::write(report_fd, message.data(), message.size());
+    return kExitError;
+  }
+  ServeOptions& options = *made;
   options.report = [&](const Status& status) {
     std::string message = status ? "ready" : status.message();
     (void)!::write(report_fd, message.data(), message.size());
     ::close(report_fd);
-    int log_fd = ::open(args.log_file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (log_fd >= 0) {
-      ::dup2(log_fd, STDERR_FILENO);
-      ::close(log_fd);
+    // libfuse's later messages go to the log; refused (something planted there since), they go
+    // nowhere and the log says why.
+    if (Status redirected = redirect_stderr_to_log(args.log_file); !redirected) {
+      ::dup2(STDIN_FILENO, STDERR_FILENO);  // /dev/null
+      options.logger->warn("{}", redirected.message());
     }
     if (!status) options.logger->error("mount failed: {}", status.message());
   };

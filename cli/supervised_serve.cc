@@ -6,6 +6,7 @@
 #include "fuse/mount_start.h"
 #include "fuse/supervisor.h"
 #include "fuse/supervisor_channel.h"
+#include "log_file.h"
 
 namespace clonefs::cli {
 
@@ -28,11 +29,8 @@ int serve_supervised(const ServeOptions& options, unsigned restart_limit,
       if (Status sent = send_report(supervision.channel, status); !sent)
         options.logger->error("{}", sent.message());
       if (!status || log_file.empty()) return;
-      int log_fd = ::open(log_file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-      if (log_fd >= 0) {
-        ::dup2(log_fd, STDERR_FILENO);
-        ::close(log_fd);
-      }
+      if (Status redirected = redirect_stderr_to_log(log_file); !redirected)
+        options.logger->warn("{}", redirected.message());
     };
     return serve_image(serving);
   };

@@ -18,6 +18,7 @@
 #include "control/control_client.h"
 #include "control/control_protocol.h"
 #include "io/file_holders.h"
+#include "io/safe_files.h"
 #include "io/unique_fd.h"
 
 extern char** environ;
@@ -84,12 +85,19 @@ std::string mode_sentence(const CloneStatus& status) {
 
 // A killed daemon cannot remove the empty IMAGE file its mount created; the mark it left on the
 // file says it was clonefs's, not the user's.
+// The file checked is the file removed (io/safe_files.h): never a symlink, nor a name swapped
+// between the check and the removal.
 void remove_created_image(const std::string& image) {
+  auto entry = DirectoryEntry::open(image);
+  if (!entry) return;
+  auto file = entry->open_existing(O_RDONLY | O_NONBLOCK | O_NOCTTY);
   struct stat st {};
   char mark[8];
-  if (::stat(image.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) return;
-  if (::getxattr(image.c_str(), kCreatedImageXattr, mark, sizeof mark) <= 0) return;
-  if (::unlink(image.c_str()) == 0)
+  if (!file || ::fstat(file->get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0 ||
+      st.st_nlink != 1)
+    return;
+  if (::fgetxattr(file->get(), kCreatedImageXattr, mark, sizeof mark) <= 0) return;
+  if (entry->remove_if_same(st.st_dev, st.st_ino))
     std::printf("removed %s (the mount had created it)\n", image.c_str());
 }
 

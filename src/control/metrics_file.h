@@ -16,7 +16,8 @@
 
 namespace clonefs {
 
-// Writes `text` to `path` atomically (temporary file beside it, mode 0644, then rename).
+// Writes `text` to `path` atomically, mode 0644 (io/safe_files.h, replace_file: an unpredictable
+// temporary beside it, renamed over it through the directory).
 Status write_file_atomically(const std::string& path, const std::string& text);
 
 // Writes the status now, then every `interval` from a thread of its own, until destroyed. A

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "io/posix_devices.h"
+#include "io/safe_files.h"
 #include "io/unique_fd.h"
 
 namespace clonefs {
@@ -97,33 +98,9 @@ Result<AccessProfile> parse_profile(const std::string& text, const std::string& 
 }
 
 Status write_profile(const std::string& path, const AccessProfile& profile) {
-  const std::string temp = path + ".new";
-  const std::string text = format_profile(profile);
-  {
-    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd.get() < 0) return Status::from_errno(errno, "profile " + temp);
-    for (size_t done = 0; done < text.size();) {
-      ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        Status st = Status::from_errno(errno, "write profile " + temp);
-        ::unlink(temp.c_str());
-        return st;
-      }
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) {
-      Status st = Status::from_errno(errno, "fsync profile " + temp);
-      ::unlink(temp.c_str());
-      return st;
-    }
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    Status st = Status::from_errno(errno, "rename " + temp + " to " + path);
-    ::unlink(temp.c_str());
-    return st;
-  }
-  return sync_parent_directory(path);
+  // Durable: a profile is kept across mounts and read back by a restarted serving process.
+  return replace_file(path, format_profile(profile), {.mode = 0644, .durable = true})
+      .with_context("profile");
 }
 
 Result<AccessProfile> read_profile(const std::string& path) {

@@ -9,6 +9,7 @@
 #include "io/fingerprint.h"
 #include "io/paths.h"
 #include "io/posix_devices.h"
+#include "io/safe_files.h"
 #include "io/source_uri.h"
 #include "io/storage_identity.h"
 
@@ -94,16 +95,24 @@ Status create_clone(const CreateOptions& options) {
   auto fingerprint = source_fingerprint(**source);
   if (!fingerprint) return fingerprint.status();
 
-  bool existed = ::stat(options.destination_path.c_str(), &st) == 0;
-  auto destination = open_destination(options.destination_path, image_size);
+  bool existed = ::lstat(options.destination_path.c_str(), &st) == 0;
+  auto destination = open_destination(
+      options.destination_path, NewDestination{image_size, clone_permissions(options.source_path)});
   if (!destination) return destination.status();
+  struct stat created {};
+  if (!existed && ::lstat(options.destination_path.c_str(), &created) != 0) created = {};
+  // Only the very file created here is removed again, never what another user put in its place.
+  auto remove_created = [&] {
+    auto entry = DirectoryEntry::open(options.destination_path);
+    if (entry) static_cast<void>(entry->remove_if_same(created.st_dev, created.st_ino));
+  };
   if (!existed) {
     // A metadata path that only now names something (the same path, or a symlink to the new
     // destination) would have SQLite replace the destination just made.
     Status distinct =
         check_distinct_files(options.source_path, options.destination_path, options.metadata_path);
     if (!distinct) {
-      ::unlink(options.destination_path.c_str());
+      remove_created();
       return distinct;
     }
   }
@@ -119,7 +128,7 @@ Status create_clone(const CreateOptions& options) {
   record.source_fingerprint = *fingerprint;
   record.destination_path = absolute_path(options.destination_path);
   Status written = MetadataStore::create(options.metadata_path, record, options.force);
-  if (!written.is_ok() && !existed) ::unlink(options.destination_path.c_str());
+  if (!written.is_ok() && !existed) remove_created();
   return written;
 }
 

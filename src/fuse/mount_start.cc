@@ -1,7 +1,9 @@
 #include "fuse/mount_start.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,9 +11,12 @@
 
 #include "fuse/readahead.h"
 #include "fuse/supervisor_channel.h"
+#include "io/safe_files.h"
 
 namespace clonefs {
 namespace {
+
+constexpr long kFuseSuperMagic = 0x65735546;  // linux/magic.h FUSE_SUPER_MAGIC
 
 // Ready means the kernel's INIT handshake succeeded and requests are served: a stat of IMAGE
 // through the mount returns the image's size. (libfuse can still refuse the session in INIT,
@@ -34,8 +39,23 @@ Status probe_mount(const std::string& image_path, uint64_t image_size) {
 // getattr, and a FUSE mount's root inode starts at size 0: a truncate to the image's size (a
 // setattr the image accepts: it keeps its size) sets it. Once per mount: a restarted serving
 // process serves the same inode.
+// The name is opened through its directory without following it (io/safe_files.h), and truncated
+// only if what opened is a FUSE file of the image's size: a directory swapped by another user
+// since the mount was made leads to a file of theirs, which root must not truncate.
 Status pin_image_size(const std::string& image_path, uint64_t image_size) {
-  if (::truncate(image_path.c_str(), static_cast<off_t>(image_size)) != 0) {
+  auto entry = DirectoryEntry::open(image_path);
+  if (!entry) return entry.status();
+  auto mounted = entry->open_existing(O_WRONLY | O_NONBLOCK | O_NOCTTY);
+  if (!mounted) return mounted.status();
+  struct statfs fs {};
+  if (::fstatfs(mounted->get(), &fs) != 0)
+    return Status::from_errno(errno, "cannot check what " + image_path + " is");
+  if (static_cast<long>(fs.f_type) != kFuseSuperMagic) {
+    return Status::error(EXDEV, image_path +
+                                    " is no longer the mount clonefs made (its directory was "
+                                    "replaced?): its size is not pinned");
+  }
+  if (::ftruncate(mounted->get(), static_cast<off_t>(image_size)) != 0) {
     return Status::from_errno(errno, "cannot give " + image_path + " its size of " +
                                          std::to_string(image_size) +
                                          " bytes for the writeback cache");

@@ -28,6 +28,8 @@
 #include "fuse/mount_start.h"
 #include "fuse/request_loop.h"
 #include "fuse/supervisor_channel.h"
+#include "io/posix_devices.h"
+#include "io/safe_files.h"
 
 namespace clonefs {
 namespace {
@@ -43,36 +45,60 @@ bool is_mount_point(const std::string& path) {
   return found;
 }
 
+// IMAGE as this process holds it: the directory it is in, and the very file that was checked
+// (or created), on which the mount is made and the xattrs set; a name swapped after the check
+// changes nothing (io/safe_files.h).
+struct HeldImage {
+  DirectoryEntry entry;
+  UniqueFd file;
+  struct stat st {};
+  bool created = false;  // by this mount: removed after the unmount (or if mounting fails)
+};
+
 // An empty file a mount created and left behind (its daemon was killed) is still clonefs's to
 // remove; a file the user had never carries the mark.
-bool created_by_a_mount(const std::string& path, const struct stat& st) {
+bool created_by_a_mount(int fd, const struct stat& st) {
   char mark[8];
-  return st.st_size == 0 && ::getxattr(path.c_str(), kCreatedImageXattr, mark, sizeof mark) > 0;
+  return st.st_size == 0 && ::fgetxattr(fd, kCreatedImageXattr, mark, sizeof mark) > 0;
 }
 
-// Creates the image file if missing; records its attributes for getattr. `created` tells the
-// caller to remove it after the unmount (or if mounting fails). An existing file is checked before
-// anything is done to it (even the xattr set after this): it must not be one of the clone's own
-// files.
-Result<ImageAttributes> prepare_image_file(const std::string& path, const Clone& clone,
-                                           bool& created) {
-  struct stat st {};
-  created = false;
+// Creates the image file if missing, with `mode` (the source's permission bits); holds it. An
+// existing file is checked before anything is done to it (even the xattr set after this): it must
+// be a regular file with one link, not a symlink, and not one of the clone's own files.
+Result<HeldImage> prepare_image_file(const std::string& path, const Clone& clone, mode_t mode) {
   CLONEFS_RETURN_IF_ERROR(check_image_path(path));
   CLONEFS_RETURN_IF_ERROR(clone.check_image_storage(path));
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT) return Status::from_errno(errno, "image " + path);
-    int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::from_errno(errno, "create image " + path);
-    created = true;
+  auto entry = DirectoryEntry::open(path);
+  if (!entry) return entry.status().with_context("image");
+  HeldImage image{std::move(*entry), UniqueFd(), {}, false};
+  // O_NONBLOCK: a FIFO swapped in since the check must not hang the open.
+  auto existing = image.entry.open_existing(O_RDONLY | O_NONBLOCK | O_NOCTTY);
+  // A file its (unprivileged) owner may not read is still theirs to mount over: held by O_PATH.
+  if (!existing && existing.status().code() == EACCES) existing = image.entry.open_existing(O_PATH);
+  if (existing) {
+    image.file = std::move(*existing);
+  } else if (existing.status().code() == ENOENT) {
+    auto created = image.entry.create(O_WRONLY, mode);
+    if (!created) return created.status();
+    image.file = std::move(*created);
+    image.created = true;
     // Best effort: without user xattrs, only this daemon knows it created the file.
-    (void)::fsetxattr(fd, kCreatedImageXattr, "1", 1, 0);
-    int rc = ::fstat(fd, &st);
-    ::close(fd);
-    if (rc != 0) return Status::from_errno(errno, "image " + path);
+    (void)::fsetxattr(image.file.get(), kCreatedImageXattr, "1", 1, 0);
   } else {
-    created = created_by_a_mount(path, st);
+    return existing.status().with_context("image");
   }
+  if (::fstat(image.file.get(), &image.st) != 0) return Status::from_errno(errno, "image " + path);
+  if (!S_ISREG(image.st.st_mode))
+    return Status::error(EINVAL, "image " + path + " is not a regular file");
+  if (image.st.st_nlink != 1) {
+    return Status::error(EPERM, "image " + path + " has " + std::to_string(image.st.st_nlink) +
+                                    " links: a hard link to another file is never mounted over");
+  }
+  if (!image.created) image.created = created_by_a_mount(image.file.get(), image.st);
+  return image;
+}
+
+ImageAttributes attributes_of(const struct stat& st) {
   ImageAttributes a;
   a.mode = st.st_mode & 07777;
   a.uid = st.st_uid;
@@ -81,6 +107,15 @@ Result<ImageAttributes> prepare_image_file(const std::string& path, const Clone&
   a.mtime = st.st_mtim;
   a.ctime = st.st_ctim;
   return a;
+}
+
+// Where libfuse mounts: as root, the very file held (the kernel follows /proc/self/fd/N to the
+// open file, whatever its name now is; libfuse unmounts by the same name, the descriptor still
+// open). Other users mount through fusermount3, a setuid program with its own checks, which
+// cannot see this process's descriptors.
+std::string mount_target(const std::string& image_path, const HeldImage* image) {
+  if (image == nullptr || ::geteuid() != 0) return image_path;
+  return "/proc/self/fd/" + std::to_string(image->file.get());
 }
 
 // libfuse's argument vector: defaults first, so the user's -o options can override them.
@@ -114,7 +149,8 @@ unsigned max_read_option(const std::vector<std::string>& fuse_options) {
 // The session, mounted on construction's success, torn down in reverse order.
 class MountedSession {
  public:
-  MountedSession(const ServeOptions& options, ImageSession& state, const HeldConnection* held) {
+  MountedSession(const ServeOptions& options, ImageSession& state, const HeldConnection* held,
+                 const std::string& target) {
     std::vector<std::string> strings = fuse_arguments(options);
     std::vector<char*> argv;
     for (std::string& s : strings) argv.push_back(s.data());
@@ -139,7 +175,7 @@ class MountedSession {
       }
       return;
     }
-    if (fuse_session_mount(session_, options.image_path.c_str()) != 0) {
+    if (fuse_session_mount(session_, target.c_str()) != 0) {
       status_ =
           Status::error(EIO, "cannot mount " + options.image_path +
                                  " (is /dev/fuse usable, and are you root or the file's owner?)");
@@ -161,15 +197,19 @@ class MountedSession {
   // kernel's INIT its first predecessor recorded; the first one, when supervised, records it and
   // hands the connection (and with it, unmounting) to the supervisor. Unsupervised, the loop
   // answers INIT itself.
-  Status handshake(const Supervision* supervision, const ImageAttributes& attributes, bool created,
-                   uint64_t image_size) {
+  Status handshake(const Supervision* supervision, const ImageAttributes& attributes,
+                   const HeldImage* image, uint64_t image_size) {
     if (supervision == nullptr) return Status::ok();
     if (supervision->connection)
       return replay_init(session_, supervision->connection->init_request);
     auto init = receive_init(session_);
     if (!init) return init.status();
-    HeldConnection connection{fuse_session_fd(session_), std::move(*init), attributes, created,
-                              image_size};
+    HeldConnection connection{fuse_session_fd(session_), std::move(*init), attributes,
+                              image != nullptr && image->created, image_size};
+    if (image != nullptr) {
+      connection.image_device = image->st.st_dev;
+      connection.image_inode = image->st.st_ino;
+    }
     CLONEFS_RETURN_IF_ERROR(send_connection(supervision->channel, connection));
     mounted_ = false;
     return Status::ok();
@@ -204,7 +244,9 @@ int finish(Clone& clone, Hydrator& hydrator, spdlog::logger& log) {
 
 Status check_image_path(const std::string& image_path) {
   struct stat st {};
-  if (::stat(image_path.c_str(), &st) != 0) {
+  // lstat: a symlink at IMAGE is refused, never mounted over (another user could have planted it
+  // to have root mount on, and set xattrs on, a file of their choosing).
+  if (::lstat(image_path.c_str(), &st) != 0) {
     if (errno == ENOTCONN) {
       return Status::error(ENOTCONN, "image " + image_path +
                                          " is a dead clonefs mount (its daemon is gone): run "
@@ -213,6 +255,10 @@ Status check_image_path(const std::string& image_path) {
     }
     if (errno == ENOENT) return Status::ok();  // created when mounting
     return Status::from_errno(errno, "image " + image_path);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    return Status::error(
+        ELOOP, "image " + image_path + " is a symbolic link: give the path of the file itself");
   }
   if (S_ISDIR(st.st_mode)) {
     return Status::error(EISDIR, "image " + image_path +
@@ -324,21 +370,37 @@ int serve_clone(const ServeOptions& options) {
   const Supervision* supervision = options.supervision;
   const HeldConnection* inherited =
       supervision != nullptr && supervision->connection ? &*supervision->connection : nullptr;
-  bool created = false;
-  Result<ImageAttributes> attributes = inherited ? inherited->attributes : ImageAttributes{};
+  std::optional<HeldImage> image;  // outlives the session: mounted on through its descriptor
+  ImageAttributes attributes;
   if (inherited != nullptr) {
-    created = inherited->created_image;  // IMAGE is mounted over: checked and prepared at the mount
+    attributes = inherited->attributes;  // IMAGE is mounted over: checked and prepared at the mount
   } else {
-    attributes = prepare_image_file(options.image_path, **clone, created);
-    if (!attributes) {
-      options.report(attributes.status());
+    auto prepared = prepare_image_file(options.image_path, **clone,
+                                       clone_permissions((*clone)->record().source_path));
+    if (!prepared) {
+      options.report(prepared.status());
       return 1;
     }
+    image.emplace(std::move(*prepared));
+    attributes = attributes_of(image->st);
     // Lets `clonefs status IMAGE` find the metadata while unmounted (best effort: the file
     // system holding IMAGE may not support user xattrs).
-    ::setxattr(options.image_path.c_str(), kMetadataXattr, options.metadata_path.data(),
-               options.metadata_path.size(), 0);
+    (void)::fsetxattr(image->file.get(), kMetadataXattr, options.metadata_path.data(),
+                      options.metadata_path.size(), 0);
   }
+  // What the mount created, it removes: an empty file left where IMAGE was would look like a
+  // disk image with nothing in it. Only the very file created, in the directory it was created
+  // in: a name another user swapped since is left alone. A supervised mount's supervisor does it
+  // once the first serving process has handed the mount over.
+  auto remove_created_image = [&] {
+    if (!image || !image->created) return;
+    Status removed = image->entry.remove_if_same(image->st.st_dev, image->st.st_ino);
+    if (removed)
+      log.info("removed {} (the mount had created it)", options.image_path);
+    else
+      log.warn("cannot remove {}, which the mount had created: {}", options.image_path,
+               removed.message());
+  };
 
   // Paused until the mount is up: nothing to copy for if mounting fails.
   HydrationSettings held = *settings;
@@ -365,7 +427,7 @@ int serve_clone(const ServeOptions& options) {
     }
   };
   ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
-                     *attributes, {max_read_option(options.fuse_options), options.writeback_cache});
+                     attributes, {max_read_option(options.fuse_options), options.writeback_cache});
   if (supervision != nullptr) {
     state.set_supervision(supervision->supervisor_pid, supervision->restarts,
                           supervision->last_restart);
@@ -377,9 +439,10 @@ int serve_clone(const ServeOptions& options) {
   Status startup;
   int loop_rc = 0;
   {
-    MountedSession mounted(options, state, inherited);
+    const HeldImage* held_image = image ? &*image : nullptr;
+    MountedSession mounted(options, state, inherited, mount_target(options.image_path, held_image));
     startup = mounted.status();
-    if (startup) startup = mounted.handshake(supervision, *attributes, created, state.image_size());
+    if (startup) startup = mounted.handshake(supervision, attributes, held_image, state.image_size());
     if (startup) {
       if (inherited != nullptr) {
         log.info("serving the connection of {} again (restart {}: {})", options.image_path,
@@ -439,7 +502,7 @@ int serve_clone(const ServeOptions& options) {
   }
   if (!startup) {
     // After the session's teardown, which unmounted what it had mounted.
-    if (created && inherited == nullptr) ::unlink(options.image_path.c_str());
+    remove_created_image();
     if (recorder) (*clone)->engine().remove_observer(&*recorder);
     hydrator.stop();
     (void)(*clone)->engine().close();
@@ -450,17 +513,7 @@ int serve_clone(const ServeOptions& options) {
   finish_recording();
   metrics.reset();
   int rc = finish(**clone, hydrator, log);
-  // What the mount created, it removes: an empty file left where IMAGE was would look like a
-  // disk image with nothing in it. (`clonefs unmount` tells the user.) A supervised mount's
-  // supervisor does it, after the unmount.
-  if (created && supervision == nullptr) {
-    if (::unlink(options.image_path.c_str()) == 0) {
-      log.info("removed {} (the mount had created it)", options.image_path);
-    } else {
-      log.warn("cannot remove {}, which the mount had created: {}", options.image_path,
-               std::strerror(errno));
-    }
-  }
+  if (supervision == nullptr) remove_created_image();  // (`clonefs unmount` tells the user)
   return loop_rc < 0 || !ready ? 1 : rc;
 }
 

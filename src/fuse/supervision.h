@@ -19,6 +19,9 @@ struct HeldConnection {
   ImageAttributes attributes;  // IMAGE's, taken before it was mounted over
   bool created_image = false;  // the mount created IMAGE: removed when the mount ends
   uint64_t image_size = 0;     // for the mount's start (SuperviseOptions::start_mount)
+  // The file IMAGE was when mounted over: only this very file is removed (io/safe_files.h).
+  dev_t image_device = 0;
+  ino_t image_inode = 0;
 };
 
 struct Supervision {

@@ -22,6 +22,7 @@
 #include "engine/surviving_regions.h"
 #include "fuse/connection_resume.h"
 #include "fuse/supervisor_channel.h"
+#include "io/safe_files.h"
 
 extern char** environ;
 
@@ -75,6 +76,7 @@ class Supervisor {
     if (supervision_.surviving_regions_fd < 0)
       return fail_start(Status::from_errno(errno, "memfd for the surviving regions"));
     supervision_.supervisor_pid = ::getpid();
+    image_directory_ = DirectoryEntry::open(options_.image_path);
     if (Status started = start_server(); !started) return fail_start(started);
     log_.info("supervisor {} started serving process {}", ::getpid(), server_);
     int rc = watch();
@@ -330,13 +332,21 @@ class Supervisor {
     bool alive = connection_alive(connection_->fuse_fd);
     ::close(connection_->fuse_fd);
     if (alive) {
-      Status gone = lazy_unmount(options_.image_path);
+      Status gone = lazy_unmount(unmount_target());
       if (gone)
         log_.info("unmounted {}", options_.image_path);
       else
         log_.warn("{}", gone.message());
     }
-    if (connection_->created_image) remove_created(options_.image_path);
+    if (connection_->created_image) remove_created();
+  }
+
+  // As root, IMAGE reached through its directory opened at the start (/proc/self/fd/N/NAME): a
+  // directory renamed since, and a symlink put in its place, do not redirect the unmount.
+  std::string unmount_target() const {
+    if (!image_directory_ || ::geteuid() != 0) return options_.image_path;
+    return "/proc/self/fd/" + std::to_string(image_directory_->directory()) + "/" +
+           image_directory_->name();
   }
 
   static Status lazy_unmount(const std::string& image) {
@@ -357,15 +367,22 @@ class Supervisor {
     return Status::ok();
   }
 
-  void remove_created(const std::string& image) {
-    struct stat st {};
-    char mark[8];
-    if (::stat(image.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) return;
-    if (::getxattr(image.c_str(), kCreatedImageXattr, mark, sizeof mark) <= 0) return;
-    if (::unlink(image.c_str()) == 0)
-      log_.info("removed {} (the mount had created it)", image);
+  // Only the very file the first serving process created, through the directory opened before
+  // it was created: a name another user swapped since (IMAGE's directory renamed and a symlink
+  // put in its place) is left alone.
+  void remove_created() {
+    if (!image_directory_) {
+      log_.warn("cannot remove {}, which the mount had created: {}", options_.image_path,
+                image_directory_.status().message());
+      return;
+    }
+    Status removed =
+        image_directory_->remove_if_same(connection_->image_device, connection_->image_inode);
+    if (removed)
+      log_.info("removed {} (the mount had created it)", options_.image_path);
     else
-      log_.warn("cannot remove {}, which the mount had created: {}", image, std::strerror(errno));
+      log_.warn("cannot remove {}, which the mount had created: {}", options_.image_path,
+                removed.message());
   }
 
   const SuperviseOptions& options_;
@@ -379,6 +396,8 @@ class Supervisor {
   int starter_channel_ = -1;
   Supervision supervision_;
   std::optional<HeldConnection> connection_;
+  // IMAGE's directory, opened before any serving process could create IMAGE in it.
+  Result<DirectoryEntry> image_directory_ = Status::error(ENOENT, "not opened");
   bool reported_ = false;
   bool ready_ = false;
   bool stopping_ = false;

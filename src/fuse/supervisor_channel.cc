@@ -51,7 +51,14 @@ Status send_connection(int channel, const HeldConnection& connection) {
   std::string bytes(1, kConnection);
   bytes.push_back(connection.created_image ? 1 : 0);
   bytes.append(reinterpret_cast<const char*>(&connection.attributes), sizeof connection.attributes);
+<<<<<<< HEAD
   bytes.append(reinterpret_cast<const char*>(&connection.image_size), sizeof connection.image_size);
+=======
+  bytes.append(reinterpret_cast<const char*>(&connection.image_device),
+               sizeof connection.image_device);
+  bytes.append(reinterpret_cast<const char*>(&connection.image_inode),
+               sizeof connection.image_inode);
+>>>>>>> h-a
   bytes += connection.init_request;
   return send_datagram(channel, bytes, connection.fuse_fd);
 }
@@ -91,14 +98,19 @@ Result<std::optional<ChannelMessage>> receive_message(int channel) {
       std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
   }
   const auto size = static_cast<size_t>(n);
-  const size_t header = 2 + sizeof(ImageAttributes) + sizeof(uint64_t);
+  const size_t header =
+      2 + sizeof(ImageAttributes) + sizeof(uint64_t) + sizeof(dev_t) + sizeof(ino_t);
   if (size >= header && buf[0] == kConnection && fd >= 0) {
     ConnectionMessage m;
     m.connection.fuse_fd = fd;
     m.connection.created_image = buf[1] != 0;
-    std::memcpy(&m.connection.attributes, buf.data() + 2, sizeof(ImageAttributes));
-    std::memcpy(&m.connection.image_size, buf.data() + 2 + sizeof(ImageAttributes),
-                sizeof(uint64_t));
+    const char* at = buf.data() + 2;
+    std::memcpy(&m.connection.attributes, at, sizeof(ImageAttributes));
+    at += sizeof(ImageAttributes);
+    std::memcpy(&m.connection.image_size, at, sizeof(uint64_t));
+    at += sizeof(uint64_t);
+    std::memcpy(&m.connection.image_device, at, sizeof(dev_t));
+    std::memcpy(&m.connection.image_inode, at + sizeof(dev_t), sizeof(ino_t));
     m.connection.init_request.assign(buf.data() + header, size - header);
     return std::optional<ChannelMessage>(std::move(m));
   }

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "io/kernel_copy.h"
+#include "io/safe_files.h"
+#include "io/source_uri.h"
 #include "io/unique_fd.h"
 
 namespace clonefs {
@@ -235,24 +237,68 @@ Result<std::unique_ptr<SourceDevice>> open_source(const std::string& path) {
       new PosixSource(guard.release(), path, *size, S_ISREG(st.st_mode)));
 }
 
-Result<std::unique_ptr<DestinationDevice>> open_destination(const std::string& path,
-                                                            std::optional<uint64_t> create_size) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  bool created = false;
-  if (fd < 0 && errno == ENOENT && create_size) {
-    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::from_errno(errno, "create destination " + path);
-    created = true;
-    if (::ftruncate(fd, static_cast<off_t>(*create_size)) != 0) {
-      Status st = Status::from_errno(
-          errno, "size destination " + path + " to " + std::to_string(*create_size) + " bytes");
-      ::close(fd);
-      ::unlink(path.c_str());
-      return st;
-    }
+namespace {
+
+Status check_destination_name(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Status::ok();  // missing: created, or open says why
+  if (S_ISLNK(st.st_mode) && st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    return Status::error(EPERM, "destination " + path + " is a symbolic link owned by user " +
+                                    std::to_string(st.st_uid) +
+                                    ", who could aim it at any file: refused");
   }
-  if (fd < 0) return Status::from_errno(errno, "open destination " + path);
-  UniqueFd guard(fd);
+  return Status::ok();
+}
+
+Status check_destination_links(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Status::from_errno(errno, "stat destination " + path);
+  if (S_ISREG(st.st_mode) && st.st_nlink != 1) {
+    return Status::error(EPERM, "destination " + path + " has " + std::to_string(st.st_nlink) +
+                                    " links (a hard link to another file is never written): "
+                                    "refused");
+  }
+  return Status::ok();
+}
+
+Result<UniqueFd> create_destination(const std::string& path, const NewDestination& create) {
+  auto entry = DirectoryEntry::open(path);
+  if (!entry) return entry.status().with_context("create destination");
+  auto fd = entry->create(O_RDWR, create.mode);
+  if (!fd) return fd.status().with_context("destination");
+  if (::ftruncate(fd->get(), static_cast<off_t>(create.size)) != 0) {
+    Status st = Status::from_errno(
+        errno, "size destination " + path + " to " + std::to_string(create.size) + " bytes");
+    struct stat created {};
+    if (::fstat(fd->get(), &created) == 0)
+      static_cast<void>(entry->remove_if_same(created.st_dev, created.st_ino));
+    return st;
+  }
+  return fd;
+}
+
+}  // namespace
+
+mode_t clone_permissions(const std::string& source) {
+  struct stat st {};
+  if (is_source_uri(source) || ::stat(source.c_str(), &st) != 0) return 0600;
+  return st.st_mode & 0777;
+}
+
+Result<std::unique_ptr<DestinationDevice>> open_destination(const std::string& path,
+                                                            std::optional<NewDestination> create) {
+  CLONEFS_RETURN_IF_ERROR(check_destination_name(path));
+  UniqueFd guard(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  bool created = false;
+  if (guard.get() < 0 && errno == ENOENT && create) {
+    auto made = create_destination(path, *create);
+    if (!made) return made.status();
+    guard = std::move(*made);
+    created = true;
+  }
+  if (guard.get() < 0) return Status::from_errno(errno, "open destination " + path);
+  CLONEFS_RETURN_IF_ERROR(check_destination_links(guard.get(), path));
+  const int fd = guard.get();
   auto size = descriptor_size(fd, path);
   if (!size) return size.status().with_context("destination");
   if (created) {

@@ -15,4 +15,9 @@ Status remove_database_files(const std::string& path);
 // Removes only the -wal and -shm beside `path`, the same way.
 Status remove_wal_files(const std::string& path);
 
+// Refuses a -wal or -shm beside the database at `path` that is a symlink, a FIFO or a device, or
+// a file with other links: SQLite opens them by name and writes (or truncates) them, so another
+// user could plant one aimed at a file of theirs (io/safe_files.h). Missing ones are fine.
+Status check_wal_files(const std::string& path);
+
 }  // namespace clonefs

@@ -14,7 +14,9 @@
 namespace clonefs {
 
 Result<MetadataLock> MetadataLock::acquire(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO planted at the name must not hang the command (opening it read-only would
+  // wait for a writer).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::from_errno(errno, "metadata " + path);
   MetadataLock lock(fd);
   if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return lock;

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "io/posix_devices.h"
+#include "io/safe_files.h"
 #include "meta/database_files.h"
 
 namespace clonefs {
@@ -102,8 +103,12 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
     if (!lock) return lock.status().with_context("cannot replace it");
     replaced.emplace(std::move(*lock));
   }
-  const std::string temp = path + ".new";
-  static_cast<void>(remove_database_files(temp));  // a stale one: SQLite would open it
+  // A fixed name (META.new) could be planted by another user who can write the directory, and
+  // SQLite would write the new database through it: the temporary's name is unpredictable, and
+  // the file exists (created exclusively, never through a link) before SQLite opens it.
+  auto made = create_temporary_beside(path, 0644);
+  if (!made) return made.status().with_context("metadata " + path);
+  const std::string temp = *made;
 
   sqlite3* db = nullptr;
   int rc =
@@ -138,10 +143,9 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
     return written;
   }
   static_cast<void>(remove_wal_files(path));  // the replaced database's, not to be applied to ours
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    Status st = Status::from_errno(errno, "rename " + temp + " to " + path);
-    ::unlink(temp.c_str());
-    return st;
+  if (Status renamed = rename_in_directory(temp, path); !renamed) {
+    static_cast<void>(remove_name(temp));
+    return renamed;
   }
   return sync_parent_directory(path);
 }
@@ -162,6 +166,7 @@ Result<std::unique_ptr<MetadataStore>> MetadataStore::open(const std::string& pa
     if (!held) return held.status();
     lock.emplace(std::move(*held));
   }
+  CLONEFS_RETURN_IF_ERROR(check_wal_files(path));
   sqlite3* db = nullptr;
   // A reader of an unmounted clone opens read-write (and writes nothing) so that closing removes
   // the -wal and -shm files a read-only WAL connection would leave behind; next to a running
