@@ -296,9 +296,14 @@ void resume_recording(ProfileRecorder& recorder, const std::string& path, spdlog
 }
 
 // The first serving process of a supervised mount, before anything is written: a description
-// of the destination for the supervisor to hold (Supervision::destination_witness_fd).
-Status hand_over_destination_witness(const Supervision& supervision, const Clone& clone) {
-  const std::string& path = clone.record().destination_path;
+// of the destination for the supervisor to hold (Supervision::destination_witness_fd). Opened
+// through the descriptor the engine writes with, so it is that very file even if its name was
+// replaced since (the path only for a destination with no descriptor, which the binary has not).
+Status hand_over_destination_witness(const Supervision& supervision, Clone& clone) {
+  const int written_through = clone.destination().file_descriptor();
+  const std::string path = written_through >= 0
+                               ? "/proc/self/fd/" + std::to_string(written_through)
+                               : clone.record().destination_path;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno(errno, "destination " + path);
   Status sent = send_destination_witness(supervision.channel, fd);

@@ -70,6 +70,9 @@ class DestinationDevice {
   virtual Status punch(uint64_t offset, uint64_t length) = 0;
   virtual uint64_t size() const = 0;
   virtual const std::string& name() const = 0;
+  // The descriptor it is written through, -1 if none (a test double): a supervisor confirms a
+  // dead serving process's syncs through another description of this very file.
+  virtual int file_descriptor() const { return -1; }
   // The best way this destination can copy from `source` without the bytes passing through
   // the engine, found by trying calls that change nothing; kReadWrite when there is none.
   virtual CopyMethod probe_copy(SourceDevice& source) {

@@ -39,6 +39,7 @@ class ForwardingDestination : public DestinationDevice {
   Status punch(uint64_t offset, uint64_t length) override { return target_.punch(offset, length); }
   uint64_t size() const override { return target_.size(); }
   const std::string& name() const override { return target_.name(); }
+  int file_descriptor() const override { return target_.file_descriptor(); }
   CopyMethod probe_copy(SourceDevice& source) override { return target_.probe_copy(source); }
   Status copy_from(SourceDevice& source, uint64_t offset, uint64_t length,
                    CopyMethod method) override {

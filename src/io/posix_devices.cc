@@ -121,6 +121,7 @@ class PosixDestination final : public DestinationDevice {
   }
   uint64_t size() const override { return size_; }
   const std::string& name() const override { return path_; }
+  int file_descriptor() const override { return fd_.get(); }
   // A block device takes neither call (both want regular files at both ends).
   CopyMethod probe_copy(SourceDevice& source) override {
     if (block_size_ != 0) return CopyMethod::kReadWrite;
