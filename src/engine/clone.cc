@@ -11,6 +11,7 @@
 #include "io/posix_devices.h"
 #include "io/source_uri.h"
 #include "io/storage_identity.h"
+#include "io/trusted_file.h"
 
 namespace clonefs {
 namespace {
@@ -153,6 +154,9 @@ Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path,
       options.wrappers.source ? options.wrappers.source(std::move(*source)) : std::move(*source);
   CLONEFS_RETURN_IF_ERROR(check_source_identity(*clone->source_, record));
 
+  // Root writes the destination: not one another user owns or can swap.
+  CLONEFS_RETURN_IF_ERROR(check_trusted_file(record.destination_path, "destination",
+                                             TrustedKind::kDestination, current_trust_policy()));
   auto destination = open_destination(record.destination_path, std::nullopt);
   if (!destination) return destination.status();
   CLONEFS_RETURN_IF_ERROR(
