@@ -75,6 +75,11 @@ TEST(SourceUri, TextAboutAUriLosesItsSecrets) {
   std::string said = redact_text("unable to parse URI " + uri + ": port 'pa/ss' and key kAy", uri);
   EXPECT_EQ(said, "unable to parse URI nbds://alice:***@host/g?key=***: port '***' and key ***");
   EXPECT_EQ(redact_text("no secret in nbd://h/g", "nbd://h/g"), "no secret in nbd://h/g");
+  // Found by tests/fuzz (corpus/source_uri/empty-secret-value-found-by-fuzzing): an empty secret
+  // value redacts to "***", so the redacted form holds the URI; nothing is hidden or leaked.
+  EXPECT_EQ(redact_uri("nbd://h/g?api_token="), "nbd://h/g?api_token=***");
+  EXPECT_EQ(redact_text("at nbd://h/g?api_token=", "nbd://h/g?api_token="),
+            "at nbd://h/g?api_token=***");
 }
 
 TEST(SourceUri, ARedactedRecordNeedsTheFullUriFromTheEnvironment) {
