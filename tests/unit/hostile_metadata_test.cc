@@ -18,13 +18,23 @@ struct Crafted {
 
 class HostileMetadata : public ::testing::TestWithParam<Crafted> {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(write_valid_metadata(path_));
-    ASSERT_EQ(run_sql(path_, kLoosenSchemaSql), "");
+  // Written once (a create and two commits, each synced), copied for each case.
+  static void SetUpTestSuite() {
+    pristine_dir_ = new TempDir();
+    const std::string pristine = pristine_dir_->file("pristine.clonefs");
+    ASSERT_TRUE(write_valid_metadata(pristine));
+    ASSERT_EQ(run_sql(pristine, kLoosenSchemaSql), "");
   }
+  static void TearDownTestSuite() {
+    delete pristine_dir_;
+    pristine_dir_ = nullptr;
+  }
+  void SetUp() override { write_file(path_, read_file(pristine_dir_->file("pristine.clonefs"))); }
+  static TempDir* pristine_dir_;
   TempDir dir_;
   std::string path_ = dir_.file("meta.clonefs");
 };
+TempDir* HostileMetadata::pristine_dir_ = nullptr;
 
 TEST_F(HostileMetadata, TheLoosenedValidFileStillOpens) {
   auto status = offline_status(path_);
