@@ -96,6 +96,12 @@ Status create_clone(const CreateOptions& options) {
   if (!fingerprint) return fingerprint.status();
 
   bool existed = ::stat(options.destination_path.c_str(), &st) == 0;
+  // Recorded for root's mounts to write: not one another user owns or can swap (Clone::open
+  // checks it again, the path may lead elsewhere by then).
+  if (existed) {
+    CLONEFS_RETURN_IF_ERROR(check_trusted_file(options.destination_path, "destination",
+                                               TrustedKind::kDestination, current_trust_policy()));
+  }
   auto destination = open_destination(options.destination_path, image_size);
   if (!destination) return destination.status();
   if (!existed) {

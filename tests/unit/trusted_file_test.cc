@@ -131,6 +131,12 @@ TEST_F(TrustedFile, MetadataStoreAndCloneRefuseAnotherUsersFiles) {
                        kCraftedRegionSize, false};
   ASSERT_TRUE(create_clone(create).is_ok());
   ASSERT_EQ(::chown(dir_.file("dest.img").c_str(), kNobody, kNobody), 0);
+  // Nor is a clone of it created (create --force writes over a destination holding data).
+  CreateOptions again{dir_.file("source.img"), dir_.file("dest.img"), dir_.file("two.clonefs"),
+                      kCraftedRegionSize, true};
+  Status recreated = create_clone(again);
+  EXPECT_EQ(recreated.code(), EPERM) << recreated.message();
+  EXPECT_NE(::access(dir_.file("two.clonefs").c_str(), F_OK), 0);
   auto clone = Clone::open(dir_.file("own.clonefs"), OpenOptions{});
   ASSERT_FALSE(clone.is_ok());
   EXPECT_NE(clone.status().message().find("destination " + dir_.file("dest.img") +
