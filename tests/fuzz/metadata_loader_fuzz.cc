@@ -93,6 +93,13 @@ std::string apply_edit(const uint8_t* e) {
   }
 }
 
+// The temporary directory, removed when libFuzzer exits (leaked, so it outlives every static).
+const std::string* g_temporary = nullptr;
+void remove_at_exit(const std::string& dir) {
+  g_temporary = new std::string(dir);
+  std::atexit([] { std::filesystem::remove_all(*g_temporary); });
+}
+
 struct Files {
   std::string dir, pristine, work;
 };
@@ -107,6 +114,7 @@ const Files& files() {
         !run_sql(out.pristine, kLoosenSchemaSql).empty() ||
         !run_sql(out.pristine, "PRAGMA journal_mode=DELETE").empty())
       std::abort();
+    remove_at_exit(out.dir);
     return out;
   }();
   return f;

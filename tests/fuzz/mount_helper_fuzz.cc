@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -25,6 +26,13 @@
 extern char** environ;
 
 namespace {
+
+// The temporary directory, removed when libFuzzer exits (leaked, so it outlives every static).
+const std::string* g_temporary = nullptr;
+void remove_at_exit(const std::string& dir) {
+  g_temporary = new std::string(dir);
+  std::atexit([] { std::filesystem::remove_all(*g_temporary); });
+}
 
 struct Helper {
   std::string script, dumper;
@@ -47,6 +55,7 @@ const Helper& helper() {
     std::ofstream(out.script) << script;
     if (::chmod(out.dumper.c_str(), 0755) != 0 || ::chmod(out.script.c_str(), 0755) != 0)
       std::abort();
+    remove_at_exit(dir);
     return out;
   }();
   return h;
