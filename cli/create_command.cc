@@ -1,4 +1,6 @@
 // clonefs create: a new clone of SOURCE into DEST, recorded in META.
+#include <cstdlib>
+
 #include "app.h"
 #include "control/units.h"
 #include "engine/clone.h"
@@ -13,8 +15,20 @@ struct CreateArgs {
   bool force = false;
 };
 
+// --source, or else CLONEFS_SOURCE_URI: a URI holding a password is then in no process's argv
+// (visible in ps to every user while the fingerprint is read).
+Result<std::string> source_of(const CreateArgs& args) {
+  if (!args.source.empty()) return args.source;
+  const char* uri = std::getenv(kSourceUriVariable);
+  if (uri != nullptr && *uri != '\0') return std::string(uri);
+  return Status::error(EINVAL, std::string("no source: pass --source, or set ") +
+                                   kSourceUriVariable + " to the source's URI");
+}
+
 int run_create(const CreateArgs& args) {
-  CreateOptions options{args.source, args.dest, args.metadata, kDefaultRegionSize, args.force};
+  auto source = source_of(args);
+  if (!source) return usage_error(source.status());
+  CreateOptions options{*source, args.dest, args.metadata, kDefaultRegionSize, args.force};
   if (!args.region_size.empty()) {
     auto size = parse_byte_size(args.region_size, "region size");
     if (!size) return usage_error(size.status());
@@ -23,7 +37,7 @@ int run_create(const CreateArgs& args) {
   Status created = create_clone(options);
   if (!created) return fail(created);
   std::printf("created clone of %s: destination %s, metadata %s, %s regions\n",
-              redact_uri(args.source).c_str(), args.dest.c_str(), args.metadata.c_str(),
+              redact_uri(*source).c_str(), args.dest.c_str(), args.metadata.c_str(),
               format_bytes(options.region_size).c_str());
   // A clone is no more readable than its source: say what the clone's files get.
   const mode_t mode = clone_permissions(args.source);
@@ -49,8 +63,8 @@ Command add_create_command(CLI::App& root) {
   app->add_option("--source", args->source,
                   "Read-only source image: a regular file or block device, or an NBD URI "
                   "(nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, nbds://...); a "
-                  "URI is recorded with its secrets redacted")
-      ->required();
+                  "URI is recorded with its secrets redacted. Without it, the URI in "
+                  "CLONEFS_SOURCE_URI (keeps a password out of the command line)");
   app->add_option(
          "--dest", args->dest,
          "Destination raw image; created sparse if missing (one holding data needs --force)")

@@ -1,7 +1,6 @@
 // clonefs status: live figures from a mounted IMAGE's daemon, or the last committed state read
 // from a metadata file (or from an unmounted image that remembers its metadata).
 #include <sys/stat.h>
-#include <sys/xattr.h>
 
 #include "app.h"
 #include "control/control_client.h"
@@ -9,6 +8,7 @@
 #include "control/status_prometheus.h"
 #include "control/status_table.h"
 #include "daemon/status_report.h"
+#include "io/trusted_file.h"
 
 namespace clonefs::cli {
 namespace {
@@ -20,11 +20,10 @@ struct StatusArgs {
 };
 
 // The metadata path an unmounted image was last served from, if its file system kept the xattr.
+// Only from an image the caller owns (as root: root's or the invoking user's): another user sets
+// the xattr of their own file to whatever they like, and would choose what root opens.
 std::optional<std::string> remembered_metadata(const std::string& image) {
-  char buf[4096];
-  ssize_t n = ::getxattr(image.c_str(), kMetadataXattr, buf, sizeof buf);
-  if (n <= 0) return std::nullopt;
-  return std::string(buf, static_cast<size_t>(n));
+  return read_trusted_xattr(image, kMetadataXattr, current_trust_policy());
 }
 
 Result<CloneStatus> status_of(const std::string& target) {

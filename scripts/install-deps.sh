@@ -29,6 +29,8 @@ test_packages=(
   nbdkit qemu-utils
   # tests: XFS and btrfs on loop devices, where hydration shares the source's extents (reflink)
   xfsprogs btrfs-progs
+  # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
 )
 
 packages=("${test_packages[@]}")

@@ -12,6 +12,7 @@
 #include "io/safe_files.h"
 #include "io/source_uri.h"
 #include "io/storage_identity.h"
+#include "io/trusted_file.h"
 
 namespace clonefs {
 namespace {
@@ -96,6 +97,12 @@ Status create_clone(const CreateOptions& options) {
   if (!fingerprint) return fingerprint.status();
 
   bool existed = ::lstat(options.destination_path.c_str(), &st) == 0;
+  // Recorded for root's mounts to write: not one another user owns or can swap (Clone::open
+  // checks it again, the path may lead elsewhere by then).
+  if (existed) {
+    CLONEFS_RETURN_IF_ERROR(check_trusted_file(options.destination_path, "destination",
+                                               TrustedKind::kDestination, current_trust_policy()));
+  }
   auto destination = open_destination(
       options.destination_path, NewDestination{image_size, clone_permissions(options.source_path)});
   if (!destination) return destination.status();
@@ -162,6 +169,9 @@ Result<std::unique_ptr<Clone>> Clone::open(const std::string& metadata_path,
       options.wrappers.source ? options.wrappers.source(std::move(*source)) : std::move(*source);
   CLONEFS_RETURN_IF_ERROR(check_source_identity(*clone->source_, record));
 
+  // Root writes the destination: not one another user owns or can swap.
+  CLONEFS_RETURN_IF_ERROR(check_trusted_file(record.destination_path, "destination",
+                                             TrustedKind::kDestination, current_trust_policy()));
   auto destination = open_destination(record.destination_path, std::nullopt);
   if (!destination) return destination.status();
   CLONEFS_RETURN_IF_ERROR(

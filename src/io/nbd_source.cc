@@ -41,15 +41,11 @@ int libnbd_errno() {
   return e != 0 ? e : EIO;
 }
 
-// libnbd's last error, with the URI in it (if any) replaced by its redacted form.
-std::string libnbd_error(const std::string& uri, const std::string& shown) {
+// libnbd's last error, with the URI in it (if any) replaced by its redacted form, and any secret
+// of it quoted on its own (a password libnbd failed to parse) by "***".
+std::string libnbd_error(const std::string& uri) {
   const char* e = nbd_get_error();
-  std::string text = e != nullptr ? e : "unknown libnbd error";
-  if (uri != shown) {
-    for (size_t at; (at = text.find(uri)) != std::string::npos;)
-      text.replace(at, uri.size(), shown);
-  }
-  return text;
+  return redact_text(e != nullptr ? e : "unknown libnbd error", uri);
 }
 
 bool alive(nbd_handle* h) { return nbd_aio_is_ready(h) > 0 || nbd_aio_is_processing(h) > 0; }
@@ -68,11 +64,16 @@ Result<Handle> connect(const std::string& uri, const std::string& shown, millise
                        const std::atomic<bool>& stop) {
   const auto deadline = Clock::now() + timeout;
   Handle h(nbd_create());
-  if (!h) return Status::error(ENOMEM, "source " + shown + ": " + libnbd_error(uri, shown));
+  if (!h) return Status::error(ENOMEM, "source " + shown + ": " + libnbd_error(uri));
   // Requested, not required: a server without it still serves reads.
   (void)nbd_add_meta_context(h.get(), LIBNBD_CONTEXT_BASE_ALLOCATION);
+  // nbds://...?tls-psk-file=PATH names a local file, which libnbd refuses to read unless told it
+  // may: the URI comes from the administrator (the command line, CLONEFS_SOURCE_URI, or trusted
+  // metadata), never from the server.
+  if (nbd_set_uri_allow_local_file(h.get(), true) == -1)
+    return Status::error(libnbd_errno(), "source " + shown + ": " + libnbd_error(uri));
   if (nbd_aio_connect_uri(h.get(), uri.c_str()) == -1) {
-    return Status::error(libnbd_errno(), "source " + shown + ": " + libnbd_error(uri, shown));
+    return Status::error(libnbd_errno(), "source " + shown + ": " + libnbd_error(uri));
   }
   while (nbd_aio_is_connecting(h.get()) > 0) {
     if (stop.load()) return Status::error(ECANCELED, "source " + shown + ": connection cancelled");
@@ -84,7 +85,7 @@ Result<Handle> connect(const std::string& uri, const std::string& shown, millise
     if (nbd_poll(h.get(), poll_ms(deadline)) == -1) break;
   }
   if (nbd_aio_is_ready(h.get()) <= 0) {
-    return Status::error(libnbd_errno(), "source " + shown + ": " + libnbd_error(uri, shown));
+    return Status::error(libnbd_errno(), "source " + shown + ": " + libnbd_error(uri));
   }
   return h;
 }
@@ -133,7 +134,7 @@ class NbdSource final : public SourceDevice {
     nbd_handle* h = first->get();
     int64_t size = nbd_get_size(h);
     if (size < 0) {
-      return Status::error(libnbd_errno(), "source " + name_ + ": " + libnbd_error(uri_, name_));
+      return Status::error(libnbd_errno(), "source " + name_ + ": " + libnbd_error(uri_));
     }
     if (size == 0) return Status::error(EINVAL, "source " + name_ + " is an empty export");
     size_ = static_cast<uint64_t>(size);
@@ -269,7 +270,7 @@ class NbdSource final : public SourceDevice {
       int64_t cookie = nbd_aio_pread(h, buf.data() + pos, length, offset + pos, none, 0);
       if (cookie == -1) {
         lost = true;
-        return Status::error(libnbd_errno(), where + ": " + libnbd_error(uri_, name_));
+        return Status::error(libnbd_errno(), where + ": " + libnbd_error(uri_));
       }
       cookies.push_back(cookie);
       pos += length;
@@ -283,7 +284,7 @@ class NbdSource final : public SourceDevice {
           continue;
         }
         if (done == -1 && failed.is_ok()) {
-          failed = Status::error(libnbd_errno(), where + ": " + libnbd_error(uri_, name_));
+          failed = Status::error(libnbd_errno(), where + ": " + libnbd_error(uri_));
         }
         cookies.erase(cookies.begin() + static_cast<std::ptrdiff_t>(i));
       }
@@ -333,8 +334,8 @@ class NbdSource final : public SourceDevice {
         cached_ = collector.extents;
         return std::move(collector.extents);
       }
-      Status failed = Status::error(
-          libnbd_errno(), "source " + name_ + ": " + what + ": " + libnbd_error(uri_, name_));
+      Status failed = Status::error(libnbd_errno(),
+                                    "source " + name_ + ": " + what + ": " + libnbd_error(uri_));
       if (alive(h->get())) {
         // The server could not say: everything counts as data, the copy finds the zeros.
         give_back(std::move(*h));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "util/status.h"
 
@@ -18,9 +19,17 @@ bool is_source_uri(const std::string& name);
 // the rest when connecting.
 Status check_source_uri(const std::string& uri);
 
-// `uri` with every secret replaced by "***": the password of user:password@, and the values of
-// query parameters named like secrets (password, secret, token, key and names ending in them).
+// `uri` with every secret replaced by "***": the password of user:password@ (even holding an
+// unencoded '/', '?', '#' or '@'), and the values of query parameters ('&' or ';' separated)
+// whose names, percent-decoded, end like a secret's (password, passwd, secret, token, key,
+// credential). Idempotent: the recorded form is compared with a redacted one.
 std::string redact_uri(const std::string& uri);
+
+// The secrets redact_uri hides, as written and percent-decoded: to scrub them from text another
+// library wrote about `uri` (libnbd's errors quote the URI, or parts of it, raw).
+std::vector<std::string> uri_secrets(const std::string& uri);
+// `text` with `uri` replaced by its redacted form and every secret of it by "***".
+std::string redact_text(std::string text, const std::string& uri);
 
 // Where the full URI of a source recorded redacted comes from at mount: the environment variable
 // CLONEFS_SOURCE_URI, accepted only if its redacted form is the recorded one.

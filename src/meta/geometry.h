@@ -15,16 +15,25 @@ inline constexpr unsigned kMaxRegionShift = 30;  // 1 GiB
 // instead of 2. 4 KiB copies nothing for 4 KiB writes, but costs 32 MiB per TiB (512 MiB at
 // 16 TiB), for a saving that lasts only until hydration reaches the region.
 inline constexpr uint64_t kDefaultRegionSize = 16 * 1024;
+// The most regions a clone may have: 2^32 is a 512 MiB bitmap in memory (16 TiB at 4 KiB
+// regions, 64 TiB at the default, 4 EiB at 1 GiB). A larger image needs larger regions; a record
+// claiming more is refused rather than allocated.
+inline constexpr uint64_t kMaxRegionCount = uint64_t{1} << 32;
 
 class Geometry {
  public:
-  // Refuses a region size that is not a power of two in [4 KiB, 1 GiB], and an empty image.
+  // Refuses a region size that is not a power of two in [4 KiB, 1 GiB], an empty image, and one
+  // of more than kMaxRegionCount regions.
   static Result<Geometry> make(uint64_t image_size, uint64_t region_size);
 
   uint64_t image_size() const { return image_size_; }
   uint64_t region_size() const { return uint64_t{1} << shift_; }
   unsigned region_shift() const { return shift_; }
-  uint64_t region_count() const { return (image_size_ + region_size() - 1) >> shift_; }
+  uint64_t region_count() const { return regions_of(image_size_, shift_); }
+  static uint64_t regions_of(uint64_t image_size, unsigned shift) {
+    // Without image_size + region_size - 1, which wraps for a size near 2^64.
+    return (image_size >> shift) + ((image_size & ((uint64_t{1} << shift) - 1)) != 0 ? 1 : 0);
+  }
   uint64_t region_of(uint64_t offset) const { return offset >> shift_; }
   Extent region_extent(uint64_t region) const {
     uint64_t begin = region << shift_;

@@ -10,6 +10,7 @@
 
 #include "io/posix_devices.h"
 #include "io/safe_files.h"
+#include "io/trusted_file.h"
 #include "meta/database_files.h"
 
 namespace clonefs {
@@ -74,6 +75,55 @@ int errno_for(int sqlite_code) {
   }
 }
 
+const char* type_name(int type) {
+  switch (type) {
+    case SQLITE_INTEGER:
+      return "an integer";
+    case SQLITE_FLOAT:
+      return "a real number";
+    case SQLITE_TEXT:
+      return "text";
+    case SQLITE_BLOB:
+      return "a blob";
+    default:
+      return "NULL";
+  }
+}
+
+// Every column read from the file is checked before use: a crafted file (or a damaged one that
+// still passes quick_check) must be refused in one sentence, never reach a std::string with a
+// NULL pointer or a size that wraps. Each names the column and what it holds.
+Status column_of_type(sqlite3_stmt* q, int col, const std::string& name, int type) {
+  int actual = sqlite3_column_type(q, col);
+  if (actual == type) return Status::ok();
+  return Status::error(EINVAL, name + " is " + type_name(actual) + ", not " + type_name(type));
+}
+
+// A size or count: an integer, not negative.
+Status column_size(sqlite3_stmt* q, int col, const std::string& name, uint64_t& out) {
+  CLONEFS_RETURN_IF_ERROR(column_of_type(q, col, name, SQLITE_INTEGER));
+  sqlite3_int64 value = sqlite3_column_int64(q, col);
+  if (value < 0)
+    return Status::error(EINVAL, name + " is negative (" + std::to_string(value) + ")");
+  out = static_cast<uint64_t>(value);
+  return Status::ok();
+}
+
+// A path or fingerprint: text, not empty, at most PATH_MAX bytes, without a NUL (which would
+// make the name opened differ from the name shown).
+Status column_text(sqlite3_stmt* q, int col, const std::string& name, std::string& out) {
+  constexpr int kMaxText = 4096;
+  CLONEFS_RETURN_IF_ERROR(column_of_type(q, col, name, SQLITE_TEXT));
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(q, col));
+  int bytes = sqlite3_column_bytes(q, col);
+  if (text == nullptr || bytes == 0) return Status::error(EINVAL, name + " is empty");
+  if (bytes > kMaxText)
+    return Status::error(EINVAL, name + " is " + std::to_string(bytes) + " bytes long");
+  out.assign(text, static_cast<size_t>(bytes));
+  if (out.find('\0') != std::string::npos) return Status::error(EINVAL, name + " holds a NUL byte");
+  return Status::ok();
+}
+
 }  // namespace
 
 MetadataStore::~MetadataStore() {
@@ -99,6 +149,9 @@ Status MetadataStore::create(const std::string& path, const CloneRecord& record,
     if (!force)
       return Status::error(EEXIST,
                            "metadata " + path + " already exists (pass --force to replace it)");
+    // Replacing another user's file (or one in their directory) is acting on their say-so.
+    CLONEFS_RETURN_IF_ERROR(
+        check_trusted_file(path, "metadata", TrustedKind::kMetadata, current_trust_policy()));
     auto lock = MetadataLock::acquire(path);
     if (!lock) return lock.status().with_context("cannot replace it");
     replaced.emplace(std::move(*lock));
@@ -158,6 +211,9 @@ Result<std::unique_ptr<MetadataStore>> MetadataStore::open(const std::string& pa
     return Status::error(EINVAL, "metadata " + path + " is not a regular file");
   if (st.st_size == 0)
     return Status::error(EINVAL, "metadata " + path + " is empty, not clonefs metadata");
+  // It names the files root reads and writes: as root, only one no other user controls.
+  CLONEFS_RETURN_IF_ERROR(
+      check_trusted_file(path, "metadata", TrustedKind::kMetadata, current_trust_policy()));
 
   // One writer per metadata file: a second daemon would commit a bitmap the first does not know.
   std::optional<MetadataLock> lock;
@@ -222,7 +278,8 @@ Status MetadataStore::check_identity() {
   Statement check(db_, "PRAGMA quick_check");
   if (!check.prepared() || sqlite3_step(check.get()) != SQLITE_ROW)
     return sqlite_error("quick_check");
-  std::string verdict = reinterpret_cast<const char*>(sqlite3_column_text(check.get(), 0));
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(check.get(), 0));
+  std::string verdict = text != nullptr ? text : "no verdict";
   if (verdict != "ok")
     return Status::error(EINVAL, "metadata " + path_ + " is corrupt: " + verdict);
   return Status::ok();
@@ -236,18 +293,27 @@ Status MetadataStore::read_record() {
     return Status::error(EINVAL, "metadata " + path_ + " is corrupt: no clone table");
   if (sqlite3_step(q.get()) != SQLITE_ROW)
     return Status::error(EINVAL, "metadata " + path_ + " is corrupt: no clone record");
-  auto text = [&](int col) {
-    return std::string(reinterpret_cast<const char*>(sqlite3_column_text(q.get(), col)));
-  };
-  record_.image_size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));
-  record_.region_size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 1));
-  record_.source_path = text(2);
-  record_.source_size = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 3));
-  record_.source_fingerprint = text(4);
-  record_.destination_path = text(5);
-  auto geometry = Geometry::make(record_.image_size, record_.region_size);
-  if (!geometry) return geometry.status().with_context("metadata " + path_ + " is corrupt");
-  geometry_ = *geometry;
+  Status read = [&]() -> Status {
+    CLONEFS_RETURN_IF_ERROR(column_size(q.get(), 0, "clone.image_size", record_.image_size));
+    CLONEFS_RETURN_IF_ERROR(column_size(q.get(), 1, "clone.region_size", record_.region_size));
+    CLONEFS_RETURN_IF_ERROR(column_text(q.get(), 2, "clone.source_path", record_.source_path));
+    CLONEFS_RETURN_IF_ERROR(column_size(q.get(), 3, "clone.source_size", record_.source_size));
+    CLONEFS_RETURN_IF_ERROR(
+        column_text(q.get(), 4, "clone.source_fingerprint", record_.source_fingerprint));
+    CLONEFS_RETURN_IF_ERROR(
+        column_text(q.get(), 5, "clone.destination_path", record_.destination_path));
+    // The image is the source: create records both from the one size.
+    if (record_.image_size != record_.source_size) {
+      return Status::error(EINVAL, "clone.image_size " + std::to_string(record_.image_size) +
+                                       " is not clone.source_size " +
+                                       std::to_string(record_.source_size));
+    }
+    auto geometry = Geometry::make(record_.image_size, record_.region_size);
+    if (!geometry) return geometry.status();
+    geometry_ = *geometry;
+    return Status::ok();
+  }();
+  if (!read) return read.with_context("metadata " + path_ + " is corrupt");
   return Status::ok();
 }
 
@@ -258,9 +324,13 @@ Status MetadataStore::load(RegionBitmap& into) {
   if (!q.prepared()) return sqlite_error("read region bitmap");
   int rc;
   while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-    auto chunk = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));
+    uint64_t chunk = 0;
+    Status row = column_size(q.get(), 0, "region_chunk.chunk", chunk);
+    if (row) row = column_of_type(q.get(), 1, "region_chunk.bits", SQLITE_BLOB);
+    if (!row) return row.with_context("metadata " + path_ + " is corrupt");
     auto* data = static_cast<const std::byte*>(sqlite3_column_blob(q.get(), 1));
     auto size = static_cast<size_t>(sqlite3_column_bytes(q.get(), 1));
+    // load_chunk refuses a chunk past the last region and one of the wrong size.
     CLONEFS_RETURN_IF_ERROR(into.load_chunk(chunk, std::span(data, size))
                                 .with_context("metadata " + path_ + " is corrupt"));
   }
@@ -296,6 +366,8 @@ Result<std::vector<std::byte>> MetadataStore::load_chunk(uint64_t chunk) {
   int rc = sqlite3_step(q.get());
   if (rc == SQLITE_DONE) return std::vector<std::byte>();
   if (rc != SQLITE_ROW) return sqlite_error("read region chunk " + std::to_string(chunk));
+  if (Status blob = column_of_type(q.get(), 0, "region_chunk.bits", SQLITE_BLOB); !blob)
+    return blob.with_context("metadata " + path_ + " is corrupt");
   auto* data = static_cast<const std::byte*>(sqlite3_column_blob(q.get(), 0));
   auto size = static_cast<size_t>(sqlite3_column_bytes(q.get(), 0));
   return std::vector<std::byte>(data, data + size);
@@ -317,10 +389,23 @@ Result<std::optional<HydrationSettings>> MetadataStore::load_hydration_settings(
   if (rc == SQLITE_DONE) return std::optional<HydrationSettings>();
   if (rc != SQLITE_ROW) return sqlite_error("read hydration controls");
   HydrationSettings settings;
-  settings.paused = sqlite3_column_int64(q.get(), 0) != 0;
-  settings.threshold = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 1));
-  settings.batch = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 2));
-  settings.rate = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 3));
+  uint64_t paused = 0;
+  Status read = [&]() -> Status {
+    CLONEFS_RETURN_IF_ERROR(column_size(q.get(), 0, "hydration_settings.paused", paused));
+    CLONEFS_RETURN_IF_ERROR(
+        column_size(q.get(), 1, "hydration_settings.threshold", settings.threshold));
+    CLONEFS_RETURN_IF_ERROR(column_size(q.get(), 2, "hydration_settings.batch", settings.batch));
+    CLONEFS_RETURN_IF_ERROR(column_size(q.get(), 3, "hydration_settings.rate", settings.rate));
+    // The ranges `clonefs hydrate` accepts (control/control_protocol.cc).
+    if (paused > 1) return Status::error(EINVAL, "hydration_settings.paused is not 0 or 1");
+    if (settings.threshold < 1 || settings.threshold > kMaxHydrationThreshold)
+      return Status::error(EINVAL, "hydration_settings.threshold is out of range");
+    if (settings.batch < 1 || settings.batch > kMaxHydrationBatch)
+      return Status::error(EINVAL, "hydration_settings.batch is out of range");
+    return Status::ok();
+  }();
+  if (!read) return read.with_context("metadata " + path_ + " is corrupt");
+  settings.paused = paused == 1;
   return std::optional<HydrationSettings>(settings);
 }
 

@@ -195,5 +195,48 @@ TEST_F(NbdMount, SecretsInTheUriAreNeverWrittenInClear) {
       "");
 }
 
+// Issue #25, hole 6: `create` takes the URI from CLONEFS_SOURCE_URI, so a password is in no
+// argv; and nbds:// with tls-psk-file (a local file libnbd reads only when allowed) works.
+TEST_F(NbdMount, TlsPskSourceFromTheEnvironmentOnly) {
+  write_file(source(), random_bytes(4 * kMiB, 9));
+  const std::string psk = dir_.file("psk");
+  ASSERT_EQ(run("printf 'alice:%s\\n' $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n') > " +
+                shell_quote(psk) + " && chmod 600 " + shell_quote(psk))
+                .exit_code,
+            0);
+  auto server = serve_file(source(), {"--tls=require", "--tls-psk=" + psk});
+  ASSERT_TRUE(server->running());
+  const std::string uri = "nbds+unix://alice@/?socket=" + server->socket() +
+                          "&tls-psk-file=" + psk + "&password=hunter2";
+  const std::string env = std::string(kSourceUriVariable) + "=" + shell_quote(uri) + " ";
+  CommandResult created = run(
+      env + clonefs("create --dest " + shell_quote(dest()) + " --metadata " + shell_quote(meta())));
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  EXPECT_EQ(created.output.find("hunter2"), std::string::npos) << created.output;
+  EXPECT_NE(created.output.find("password=***"), std::string::npos) << created.output;
+  mounted_ = std::make_unique<MountedImage>(meta(), image(), "", env);
+  ASSERT_TRUE(mounted_->ok()) << mounted_->result().output;
+  EXPECT_TRUE(same_content(image(), source()));
+  unmount();
+  // Neither --source nor the variable: told both ways.
+  CommandResult neither = run("env -u " + std::string(kSourceUriVariable) + " " +
+                              clonefs("create --dest " + shell_quote(dir_.file("d2")) +
+                                      " --metadata " + shell_quote(dir_.file("m2"))));
+  EXPECT_EQ(neither.exit_code, 2) << neither.output;
+  EXPECT_NE(neither.output.find(kSourceUriVariable), std::string::npos) << neither.output;
+}
+
+// A password holding an unencoded '/' made the URI unparsable for libnbd, whose message quoted it
+// whole, and the first redact_uri missed it (the authority ended at the '/').
+TEST_F(NbdMount, AnUnparsableUriIsNeverPrintedWithItsPassword) {
+  for (const std::string uri : {"nbds://alice:pa/ss@localhost:1/g", "nbds://alice:x?y#z@[::1/g",
+                                "nbd://h/g?tls-username=a;password=sw0rdfish"}) {
+    CommandResult created = create_from(uri);
+    EXPECT_NE(created.exit_code, 0) << created.output;
+    for (const char* secret : {"pa/ss", "x?y#z", "sw0rdfish"})
+      EXPECT_EQ(created.output.find(secret), std::string::npos) << created.output;
+  }
+}
+
 }  // namespace
 }  // namespace clonefs::testing
