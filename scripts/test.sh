@@ -38,7 +38,7 @@ if [ "${CLONEFS_SKIP_SANITIZERS:-0}" != 1 ]; then
   done
 fi
 
-if [ "${CLONEFS_SKIP_FUZZ:-0}" != 1 ] && [ -f "$root/scripts/fuzz.sh" ]; then
+if [ "${CLONEFS_SKIP_FUZZ:-0}" != 1 ]; then
   stage "fuzz targets (build and run)"
   bash "$root/scripts/fuzz.sh"
 fi
