@@ -51,14 +51,11 @@ Status send_connection(int channel, const HeldConnection& connection) {
   std::string bytes(1, kConnection);
   bytes.push_back(connection.created_image ? 1 : 0);
   bytes.append(reinterpret_cast<const char*>(&connection.attributes), sizeof connection.attributes);
-<<<<<<< HEAD
   bytes.append(reinterpret_cast<const char*>(&connection.image_size), sizeof connection.image_size);
-=======
   bytes.append(reinterpret_cast<const char*>(&connection.image_device),
                sizeof connection.image_device);
   bytes.append(reinterpret_cast<const char*>(&connection.image_inode),
                sizeof connection.image_inode);
->>>>>>> h-a
   bytes += connection.init_request;
   return send_datagram(channel, bytes, connection.fuse_fd);
 }
