@@ -29,6 +29,14 @@ constexpr uint64_t kPieceBytes = 256 << 10;
 // A wait on the socket is cut into slices this long so cancellation and deadlines are seen.
 constexpr milliseconds kPollSlice{50};
 constexpr milliseconds kFirstBackoff{50};
+// The identity check's own deadline, if --source-timeout is shorter: a slow server must still
+// be able to pass it (a reader waiting for the connection gives up at its own deadline), and a
+// check abandoned with its requests in flight would close a connection nbdkit 1.32 may still be
+// answering (see kDrainOnCancel).
+constexpr milliseconds kIdentityTimeout{30000};
+// While every connection is open, one idle connection is probed this often (see probe()).
+constexpr milliseconds kProbeInterval{1000};
+constexpr uint64_t kProbeBytes = 4096;
 // Pieces of the fingerprint an extra connection opened at start reads (see check_same_export).
 constexpr size_t kSampledPieces = 4;
 // A cancelled read leaves its connection this long to finish the requests it has in flight
@@ -371,8 +379,9 @@ class NbdSource final : public SourceDevice {
                  max_request_);
       at += pieces_[i].length();
     }
-    Status read = read_pieces(h, requests, "source " + name_ + ": identity check",
-                              Clock::now() + options_.read_timeout, link);
+    Status read =
+        read_pieces(h, requests, "source " + name_ + ": identity check",
+                    Clock::now() + std::max(options_.read_timeout, kIdentityTimeout), link);
     if (!read) return read;
     std::vector<uint64_t> hashes;
     at = 0;
@@ -425,8 +434,27 @@ class NbdSource final : public SourceDevice {
     return Status::ok();
   }
 
+  // A connection nobody uses learns nothing of its server: one that is shutting down (nbdkit on
+  // SIGTERM answers ESHUTDOWN to requests, and waits for its clients to leave) or gone is found
+  // by a small read on the connection idle longest, now and then. It goes back to the end of
+  // the queue, so the probes go round the pool.
+  void probe(Connection c) {
+    std::vector<std::byte> buf(std::min(size_, kProbeBytes));
+    std::vector<Piece> pieces;
+    add_pieces(pieces, 0, buf, max_request_);
+    Link link = Link::kUsable;
+    Status read = read_pieces(c.handle.get(), pieces, "source " + name_ + ": probe",
+                              Clock::now() + options_.read_timeout, link);
+    if (link == Link::kUsable) {
+      give_back(std::move(c));
+    } else {
+      drop(std::move(c), read.message(), link);
+    }
+  }
+
   // Opens connections until `wanted_` are open: first the extra ones after start() (a server that
-  // refuses them lowers `wanted_`), then any that were lost, with backoff.
+  // refuses them lowers `wanted_`), then any that were lost, with backoff; probes the idle ones
+  // while all are open.
   void reconnect_loop() {
     std::unique_lock lock(mu_);
     milliseconds backoff = kFirstBackoff;
@@ -434,7 +462,15 @@ class NbdSource final : public SourceDevice {
       if (open_ >= wanted_) {
         filling_ = false;
         backoff = kFirstBackoff;
-        changed_.wait(lock, [&] { return stopping_ || open_ < wanted_; });
+        if (!changed_.wait_for(lock, kProbeInterval,
+                               [&] { return stopping_ || open_ < wanted_; }) &&
+            !idle_.empty()) {
+          Connection oldest = std::move(idle_.front());
+          idle_.erase(idle_.begin());
+          lock.unlock();
+          probe(std::move(oldest));
+          lock.lock();
+        }
         continue;
       }
       const uint64_t generation = generation_;

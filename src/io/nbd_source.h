@@ -9,10 +9,13 @@
 //   destination sparse;
 // - a lost connection reconnected in the background with backoff; a read waits for a connection
 //   up to `read_timeout`, then fails with EIO. A server that answers ESHUTDOWN (nbdkit on
-//   SIGTERM) is leaving: every connection to it is closed so it can exit, as if lost;
+//   SIGTERM) is leaving: every connection to it is closed so it can exit, as if lost; idle
+//   connections are probed (a small read, one a second) so this is seen without user reads;
 // - a source's identity checked on every connection before any of its bytes is used: the export
-//   must have the same size and the same fingerprint (io/fingerprint.h) as when it was opened,
-//   else the server is refused ("the source changed") and reads wait as in an outage.
+//   must have the same size and serve the same fingerprint pieces (io/fingerprint.h) as the
+//   first connection did (all of them on a reconnection, a few on the extra connections opened
+//   with the first), else the server is refused ("the source changed") and reads wait as in an
+//   outage.
 #pragma once
 
 #include <chrono>

@@ -58,7 +58,7 @@ struct Cell {
   NbdServer* server = nullptr;
   std::string server_note;  // what the server itself did (SIGTERM: whether it could exit)
 
-  std::vector<std::string> serving(const std::string& file, const std::string& delay = "20ms") {
+  std::vector<std::string> serving(const std::string& file, const std::string& delay = "5ms") {
     return {"nbdkit",
             "-f",
             "-U",
@@ -173,8 +173,8 @@ TEST_P(NbdServerTable, ReadsGetTheSourceOrAnErrorAndHydrationEndsEqualToIt) {
   write_file(cell.truth, random_bytes(kImageBytes, 61));
   write_file(cell.other, random_bytes(kImageBytes, 62));
   write_file(cell.bigger, random_bytes(kImageBytes + kMiB, 63));
-  auto server = nbdkit(std::vector<std::string>(cell.serving(cell.truth).begin() + 4,
-                                                cell.serving(cell.truth).end()));
+  const std::vector<std::string> argv = cell.serving(cell.truth);
+  auto server = nbdkit(std::vector<std::string>(argv.begin() + 4, argv.end()));
   cell.server = server.get();
   ASSERT_EQ(create_from(server->uri(), "--region-size 64K").exit_code, 0);
   const bool hydrating = moment == Moment::kHydration || moment == Moment::kUnmount;
@@ -186,9 +186,9 @@ TEST_P(NbdServerTable, ReadsGetTheSourceOrAnErrorAndHydrationEndsEqualToIt) {
 
   std::string read = "-", status = "-";
   if (moment == Moment::kUserRead) {
-    // 32 reads of one region each, in sequence: the fault lands while they run.
-    std::thread reader([&] { read = user_read(cell, 64, 32); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    // 64 reads of one region each, in sequence: the fault lands while they run.
+    std::thread reader([&] { read = user_read(cell, 32, 64); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     behaviour.apply(cell);
     reader.join();
     status = describe(status_json(image()));
