@@ -330,7 +330,13 @@ void Hydrator::worker_loop() {
       continue;
     }
     if (!claim) {  // complete, or only failed regions left: regions never turn invalid again
-      sleep_locked(lock);
+      // Failed regions are tried again once a remote source has reconnected (see failed_epoch_),
+      // which nothing signals: looked at now and then.
+      if (failed_.empty()) {
+        sleep_locked(lock);
+      } else {
+        sleep_locked(lock, clock_.now() + kUnreachableRecheck);
+      }
       continue;
     }
     const uint64_t start = claim->start;
