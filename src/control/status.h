@@ -39,7 +39,8 @@
 //     destination and made valid on the way: hydration does not read them again)
 //   source_connection     object|null  null offline and for a file or block device; for a remote
 //     (NBD) source: state string ("connected", "degraded": fewer connections than wanted,
-//     "reconnecting": none), connections integer (open now), connections_wanted integer,
+//     "reconnecting": none, "changed": none, the last server reached was refused as serving another
+//     source, last_error says how), connections integer (open now), connections_wanted integer,
 //     reconnects integer (since the mount), last_error string (secrets redacted)
 //   supervisor            object|null  null offline or without a supervisor (fuse/supervisor.h);
 //     else: pid integer (the supervisor's), serving_pid integer (the serving process's, as

@@ -23,6 +23,21 @@ constexpr auto kCompleteRecheck = std::chrono::milliseconds(100);
 // How often a worker looks again at a source that was unreachable.
 constexpr auto kUnreachableRecheck = std::chrono::milliseconds(200);
 
+// Counts the remote source's reconnections: it moves when the source came back from an outage.
+uint64_t source_epoch(const SourceDevice& source) {
+  auto link = source.connection();
+  return link ? link->reconnects : 0;
+}
+
+// Why hydration waits for an unreachable source: a server refused as another source says so.
+std::string unreachable_reason(const SourceDevice& source) {
+  auto link = source.connection();
+  if (link && link->state == "changed") {
+    return link->last_error + " (hydration waits for the original source to come back)";
+  }
+  return "source unreachable: waiting for it to come back (see source_connection)";
+}
+
 HydrationSettings clamped(HydrationSettings settings) {
   settings.threshold = std::clamp<uint64_t>(settings.threshold, 1, kMaxHydrationThreshold);
   settings.batch = std::clamp<uint64_t>(settings.batch, 1, kMaxHydrationBatch);
@@ -296,6 +311,7 @@ void Hydrator::worker_loop() {
       sleep_locked(lock, clock_.now() + kUnreachableRecheck);
       continue;
     }
+    if (!failed_.empty() && source_epoch(engine_.source()) != failed_epoch_) failed_.clear();
     const TimePoint now = clock_.now();
     const TimePoint last_user{
         HydrationClock::duration(last_user_io_.load(std::memory_order_relaxed))};
@@ -314,7 +330,13 @@ void Hydrator::worker_loop() {
       continue;
     }
     if (!claim) {  // complete, or only failed regions left: regions never turn invalid again
-      sleep_locked(lock);
+      // Failed regions are tried again once a remote source has reconnected (see failed_epoch_),
+      // which nothing signals: looked at now and then.
+      if (failed_.empty()) {
+        sleep_locked(lock);
+      } else {
+        sleep_locked(lock, clock_.now() + kUnreachableRecheck);
+      }
       continue;
     }
     const uint64_t start = claim->start;
@@ -327,6 +349,7 @@ void Hydrator::worker_loop() {
     last_start_ = now;
     ++active_copies_;
     lock.unlock();
+    const uint64_t epoch = source_epoch(engine_.source());
     std::vector<uint64_t> newly_failed;
     BatchResult result;
     bool threw = false;
@@ -347,7 +370,10 @@ void Hydrator::worker_loop() {
       while (!stopping_ && clock_.now() < until) sleep_locked(lock, until);
       continue;
     }
-    failed_.insert(newly_failed.begin(), newly_failed.end());
+    if (!newly_failed.empty()) {
+      failed_epoch_ = failed_.empty() ? epoch : std::min(failed_epoch_, epoch);
+      failed_.insert(newly_failed.begin(), newly_failed.end());
+    }
     record_copy(result.hydrated * engine_.geometry().region_size());
     throttle(result.copied_bytes, lock);
     wake_all_locked();
@@ -456,7 +482,7 @@ HydrationStatus Hydrator::status() const {
     s.state = HydrationState::kPaused;
   } else if (!engine_.source().reachable()) {
     s.state = HydrationState::kIdle;
-    s.state_reason = "source unreachable: waiting for it to come back (see source_connection)";
+    s.state_reason = unreachable_reason(engine_.source());
   } else if (failed_.size() >= remaining) {
     s.state = HydrationState::kIdle;
     s.state_reason = "source unreachable: the " + std::to_string(remaining) +

@@ -167,6 +167,10 @@ class Hydrator : private AccessObserver {
   uint64_t active_copies_ = 0;               // guarded by mu_
   HydrationClock::time_point last_start_;    // guarded by mu_: the last batch claimed
   std::set<uint64_t> failed_;                // guarded by mu_
+  // Guarded by mu_: the source's reconnect count when the oldest of failed_ was tried. Once it
+  // moves, the source came back from an outage and they are tried again (a read that failed
+  // during one says nothing about the region).
+  uint64_t failed_epoch_ = 0;
   HydrationClock::time_point rate_window_start_;  // guarded by mu_
   uint64_t rate_window_bytes_ = 0;                // guarded by mu_
   double recent_rate_ = 0;                        // guarded by mu_

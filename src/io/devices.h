@@ -25,7 +25,9 @@ struct Extent {
 
 // A remote source's link, as status shows it.
 struct SourceConnection {
-  std::string state;         // "connected", "degraded" (fewer than wanted), "reconnecting"
+  // "connected", "degraded" (fewer than wanted), "reconnecting", "changed" (none open: the last
+  // server reached serves another source and was refused; last_error says how)
+  std::string state;
   unsigned connections = 0;  // open now
   unsigned connections_wanted = 0;
   uint64_t reconnects = 0;  // connections re-established since the source was opened

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "io/fingerprint.h"
+#include "io/fnv1a.h"
 #include "io/source_uri.h"
 
 namespace clonefs {
@@ -24,11 +26,23 @@ constexpr uint64_t kDefaultMaxRequest = 32 << 20;
 // instead of one: a single 1 MiB request per read gave 320 MB/s fall-through against nbdfuse's
 // 720 over the same nbdkit (bench row 10a, 0 ms).
 constexpr uint64_t kPieceBytes = 256 << 10;
-// One block status request covers at most this much (the protocol's length is 32 bits).
-constexpr uint64_t kBlockStatusSpan = 1ull << 30;
 // A wait on the socket is cut into slices this long so cancellation and deadlines are seen.
 constexpr milliseconds kPollSlice{50};
 constexpr milliseconds kFirstBackoff{50};
+// The identity check's own deadline, if --source-timeout is shorter: a slow server must still
+// be able to pass it (a reader waiting for the connection gives up at its own deadline), and a
+// check abandoned with its requests in flight would close a connection nbdkit 1.32 may still be
+// answering (see kDrainOnCancel).
+constexpr milliseconds kIdentityTimeout{30000};
+// While every connection is open, one idle connection is probed this often (see probe()).
+constexpr milliseconds kProbeInterval{1000};
+constexpr uint64_t kProbeBytes = 4096;
+// Pieces of the fingerprint an extra connection opened at start reads (see check_same_export).
+constexpr size_t kSampledPieces = 4;
+// A cancelled read leaves its connection this long to finish the requests it has in flight
+// before closing it: nbdkit 1.32 can abort (an assertion in raw_send_socket) when a client
+// closes with replies still to send.
+constexpr milliseconds kDrainOnCancel{200};
 constexpr milliseconds kMaxBackoff{2000};
 
 struct HandleCloser {
@@ -65,8 +79,6 @@ Result<Handle> connect(const std::string& uri, const std::string& shown, millise
   const auto deadline = Clock::now() + timeout;
   Handle h(nbd_create());
   if (!h) return Status::error(ENOMEM, "source " + shown + ": " + libnbd_error(uri));
-  // Requested, not required: a server without it still serves reads.
-  (void)nbd_add_meta_context(h.get(), LIBNBD_CONTEXT_BASE_ALLOCATION);
   // nbds://...?tls-psk-file=PATH names a local file, which libnbd refuses to read unless told it
   // may: the URI comes from the administrator (the command line, CLONEFS_SOURCE_URI, or trusted
   // metadata), never from the server.
@@ -90,27 +102,33 @@ Result<Handle> connect(const std::string& uri, const std::string& shown, millise
   return h;
 }
 
-struct BlockExtent {
-  uint64_t begin = 0;
-  uint64_t end = 0;
-  bool zero = false;  // reads as zeros (LIBNBD_STATE_ZERO); a bare HOLE does not count
+// How a connection stands after a request.
+enum class Link {
+  kUsable,
+  kLost,     // dead, or left with requests outstanding
+  kLeaving,  // the server answered ESHUTDOWN: it is shutting down and waits for its clients to go
 };
 
-struct ExtentCollector {
-  std::vector<BlockExtent> extents;
-  uint64_t size = 0;
+// A connection and the server generation it was opened in (see NbdSource::generation_).
+struct Connection {
+  Handle handle;
+  uint64_t generation = 0;
 };
 
-int collect_extents(void* user_data, const char* context, uint64_t offset, uint32_t* entries,
-                    size_t count, int* /*error*/) {
-  auto& out = *static_cast<ExtentCollector*>(user_data);
-  if (std::string_view(context) != LIBNBD_CONTEXT_BASE_ALLOCATION) return 0;
-  for (size_t i = 0; i + 1 < count && offset < out.size; i += 2) {
-    uint64_t end = std::min(out.size, offset + entries[i]);
-    out.extents.push_back({offset, end, (entries[i + 1] & LIBNBD_STATE_ZERO) != 0});
-    offset = end;
+// A read request's piece: `buf.size()` bytes at `offset`.
+struct Piece {
+  uint64_t offset = 0;
+  std::span<std::byte> buf;
+};
+
+// `buf` at `offset` cut in requests of at most `max_request` bytes.
+void add_pieces(std::vector<Piece>& pieces, uint64_t offset, std::span<std::byte> buf,
+                uint64_t max_request) {
+  for (uint64_t pos = 0; pos < buf.size();) {
+    uint64_t length = std::min<uint64_t>({max_request, kPieceBytes, buf.size() - pos});
+    pieces.push_back({offset + pos, buf.subspan(pos, length)});
+    pos += length;
   }
-  return 0;
 }
 
 class NbdSource final : public SourceDevice {
@@ -138,10 +156,15 @@ class NbdSource final : public SourceDevice {
     }
     if (size == 0) return Status::error(EINVAL, "source " + name_ + " is an empty export");
     size_ = static_cast<uint64_t>(size);
-    block_status_ = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
     int64_t max_request = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
     max_request_ = max_request > 0 ? static_cast<uint64_t>(max_request) : kDefaultMaxRequest;
-    idle_.push_back(std::move(*first));
+    // What every later connection must serve (the clone checks it against the recorded one).
+    pieces_ = fingerprint_pieces(size_);
+    Link link = Link::kUsable;
+    auto hashes = piece_hashes_on(h, all_pieces(), link);
+    if (!hashes) return hashes.status();
+    piece_hashes_ = std::move(*hashes);
+    idle_.push_back({std::move(*first), 0});
     open_ = 1;
     // Reads only, so several connections are safe even where the server does not promise
     // multi-conn consistency (that promise is about one client's writes seen by another).
@@ -158,40 +181,36 @@ class NbdSource final : public SourceDevice {
                                     " past the end of the export");
     }
     const auto deadline = Clock::now() + options_.read_timeout;
+    const std::string where = "source " + name_ + ": read of " + std::to_string(buf.size()) +
+                              " bytes at offset " + std::to_string(offset);
+    std::vector<Piece> pieces;
+    add_pieces(pieces, offset, buf, max_request_);
     while (true) {
-      auto h = take(deadline, "read at offset " + std::to_string(offset));
-      if (!h) return h.status();
-      bool lost = false;
-      Status read = read_on(h->get(), offset, buf, deadline, lost);
-      if (!lost) {
-        give_back(std::move(*h));
+      auto c = take(deadline, "read at offset " + std::to_string(offset));
+      if (!c) return c.status();
+      Link link = Link::kUsable;
+      Status read = read_pieces(c->handle.get(), pieces, where, deadline, link);
+      if (link == Link::kUsable) {
+        give_back(std::move(*c));
         return read;
       }
-      drop(std::move(*h), read.message());
-      if (read.code() == ECANCELED || Clock::now() >= deadline) return read;
+      drop(std::move(*c), read.message(), link);
+      if (read.code() == ECANCELED || Clock::now() >= deadline) {
+        // A shutdown answer is the outage's, not the read's: the caller sees the timeout.
+        return link == Link::kLeaving ? Status::error(EIO, where + ": " + read.message()) : read;
+      }
     }
   }
 
   uint64_t size() const override { return size_; }
 
+  // Everything counts as data. NBD block status ("this extent reads as zeros") is not used: a
+  // server whose answer is wrong would have hydration skip data that reads return, and the
+  // destination would silently differ from the image shown before. Zeros are read and found by
+  // the hydrator's all-zero check, which keeps the destination sparse all the same.
   Result<std::optional<Extent>> next_data(uint64_t offset) override {
-    while (offset < size_) {
-      if (!block_status_) return std::optional<Extent>(Extent{offset, size_});
-      auto extents = extents_from(offset);
-      if (!extents) return extents.status();
-      if (extents->empty()) return std::optional<Extent>(Extent{offset, size_});
-      for (size_t i = 0; i < extents->size(); ++i) {
-        const BlockExtent& e = (*extents)[i];
-        if (e.end <= offset || e.zero) continue;
-        Extent data{std::max(e.begin, offset), e.end};
-        for (size_t j = i + 1; j < extents->size() && !(*extents)[j].zero; ++j) {
-          data.end = (*extents)[j].end;
-        }
-        return std::optional<Extent>(data);
-      }
-      offset = std::max(offset, extents->back().end);
-    }
-    return std::optional<Extent>();
+    if (offset >= size_) return std::optional<Extent>();
+    return std::optional<Extent>(Extent{offset, size_});
   }
 
   const std::string& name() const override { return name_; }
@@ -204,11 +223,13 @@ class NbdSource final : public SourceDevice {
   std::optional<SourceConnection> connection() const override {
     std::lock_guard lock(mu_);
     SourceConnection c;
-    c.state = open_ == 0 ? "reconnecting" : open_ < wanted_ ? "degraded" : "connected";
+    c.state = open_ > 0           ? (open_ < wanted_ ? "degraded" : "connected")
+              : !refused_.empty() ? "changed"
+                                  : "reconnecting";
     c.connections = open_;
     c.connections_wanted = wanted_;
     c.reconnects = reconnects_;
-    c.last_error = last_error_;
+    c.last_error = open_ == 0 && !refused_.empty() ? refused_ : last_error_;
     return c;
   }
 
@@ -221,61 +242,86 @@ class NbdSource final : public SourceDevice {
  private:
   // A free connection, waiting for one (while others are busy or being reconnected) until
   // `deadline`.
-  Result<Handle> take(Clock::time_point deadline, const std::string& what) {
+  Result<Connection> take(Clock::time_point deadline, const std::string& what) {
     std::unique_lock lock(mu_);
     while (true) {
       if (cancelled_.load()) {
         return Status::error(ECANCELED, "source " + name_ + ": " + what + " cancelled (closing)");
       }
       if (!idle_.empty()) {
-        Handle h = std::move(idle_.back());
+        Connection c = std::move(idle_.back());
         idle_.pop_back();
-        return h;
+        return c;
       }
       if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
           !cancelled_.load()) {
+        const std::string& last = !refused_.empty() ? refused_ : last_error_;
         std::string why = open_ == 0
                               ? "unreachable for " + seconds_text(options_.read_timeout) +
-                                    (last_error_.empty() ? "" : " (" + last_error_ + ")")
+                                    (last.empty() ? "" : " (" + last + ")")
                               : "no connection free within " + seconds_text(options_.read_timeout);
         return Status::error(EIO, "source " + name_ + ": " + what + ": " + why);
       }
     }
   }
 
-  void give_back(Handle h) {
-    std::lock_guard lock(mu_);
-    idle_.push_back(std::move(h));
+  // A connection of an older generation belongs to a server that is going away: closed, not
+  // kept idle (nbdkit waits for it before it exits).
+  void give_back(Connection c) {
+    std::unique_lock lock(mu_);
+    if (c.generation != generation_) {
+      --open_;
+      changed_.notify_all();
+      lock.unlock();
+      return;  // `c` closes here, outside the lock
+    }
+    idle_.push_back(std::move(c));
     changed_.notify_all();
   }
 
-  void drop(Handle h, const std::string& why) {
-    h.reset();
-    std::lock_guard lock(mu_);
-    --open_;
-    last_error_ = why;
-    changed_.notify_all();
+  // A server that answered ESHUTDOWN is leaving: every idle connection to it is closed at once
+  // so it can exit, and those in use are closed when given back.
+  void drop(Connection c, const std::string& why, Link link) {
+    c.handle.reset();
+    std::vector<Connection> leaving;
+    {
+      std::lock_guard lock(mu_);
+      --open_;
+      last_error_ = why;
+      if (link == Link::kLeaving && c.generation == generation_) {
+        ++generation_;
+        leaving.swap(idle_);
+        open_ -= static_cast<unsigned>(leaving.size());
+        last_error_ = "the server is shutting down (it answered ESHUTDOWN)";
+      }
+      changed_.notify_all();
+    }
   }
 
-  // Every piece in flight at once; `lost` tells the caller the connection cannot be used again
-  // (dead, or left with requests outstanding).
-  Status read_on(nbd_handle* h, uint64_t offset, std::span<std::byte> buf,
-                 Clock::time_point deadline, bool& lost) {
-    const std::string where = "source " + name_ + ": read of " + std::to_string(buf.size()) +
-                              " bytes at offset " + std::to_string(offset);
+  // Waits a little for the replies to the requests in flight on `h` (see kDrainOnCancel).
+  static void drain(nbd_handle* h) {
+    const auto until = Clock::now() + kDrainOnCancel;
+    while (alive(h) && nbd_aio_in_flight(h) > 0 && Clock::now() < until) {
+      if (nbd_poll(h, poll_ms(until)) == -1) break;
+    }
+  }
+
+  // Every piece in flight at once; `link` tells the caller whether the connection can be used
+  // again.
+  Status read_pieces(nbd_handle* h, const std::vector<Piece>& pieces, const std::string& where,
+                     Clock::time_point deadline, Link& link) {
     std::vector<int64_t> cookies;
-    for (uint64_t pos = 0; pos < buf.size();) {
-      uint64_t length = std::min<uint64_t>({max_request_, kPieceBytes, buf.size() - pos});
+    for (const Piece& piece : pieces) {
       nbd_completion_callback none{};
-      int64_t cookie = nbd_aio_pread(h, buf.data() + pos, length, offset + pos, none, 0);
+      int64_t cookie = nbd_aio_pread(h, piece.buf.data(), piece.buf.size(), piece.offset, none, 0);
       if (cookie == -1) {
-        lost = true;
+        link = Link::kLost;
         return Status::error(libnbd_errno(), where + ": " + libnbd_error(uri_));
       }
       cookies.push_back(cookie);
-      pos += length;
     }
     Status failed;
+    bool leaving = false;
     while (!cookies.empty()) {
       for (size_t i = 0; i < cookies.size();) {
         int done = nbd_aio_command_completed(h, cookies[i]);
@@ -283,83 +329,133 @@ class NbdSource final : public SourceDevice {
           ++i;
           continue;
         }
-        if (done == -1 && failed.is_ok()) {
-          failed = Status::error(libnbd_errno(), where + ": " + libnbd_error(uri_));
+        if (done == -1) {
+          leaving = leaving || nbd_get_errno() == ESHUTDOWN;
+          if (failed.is_ok()) {
+            failed = Status::error(libnbd_errno(), where + ": " + libnbd_error(uri_));
+          }
         }
         cookies.erase(cookies.begin() + static_cast<std::ptrdiff_t>(i));
       }
       if (cookies.empty()) break;
       if (!alive(h)) {
-        lost = true;
+        link = Link::kLost;
         return Status::error(EIO, where + ": connection lost");
       }
       if (cancelled_.load()) {
-        lost = true;
+        drain(h);
+        link = Link::kLost;
         return Status::error(ECANCELED, where + ": cancelled (closing)");
       }
       if (Clock::now() >= deadline) {
-        lost = true;
+        link = Link::kLost;
         return Status::error(EIO,
                              where + ": no reply within " + seconds_text(options_.read_timeout));
       }
       (void)nbd_poll(h, poll_ms(deadline));
     }
-    // A server's error reply leaves the connection usable; a dropped connection does not.
-    lost = !failed.is_ok() && !alive(h);
+    // A server's error reply leaves the connection usable; a dropped connection does not, and
+    // a server shutting down answers nothing else any more.
+    link = leaving ? Link::kLeaving : !failed.is_ok() && !alive(h) ? Link::kLost : Link::kUsable;
     return failed;
   }
 
-  // Block status from `offset`: the cached answer if it covers `offset`, else a new request.
-  Result<std::vector<BlockExtent>> extents_from(uint64_t offset) {
-    {
-      std::lock_guard lock(extents_mu_);
-      if (!cached_.empty() && cached_.front().begin <= offset && offset < cached_.back().end) {
-        return cached_;
-      }
-    }
-    const auto deadline = Clock::now() + options_.read_timeout;
-    const std::string what = "block status at offset " + std::to_string(offset);
-    while (true) {
-      auto h = take(deadline, what);
-      if (!h) return h.status();
-      ExtentCollector collector;
-      collector.size = size_;
-      nbd_extent_callback callback{};
-      callback.callback = collect_extents;
-      callback.user_data = &collector;
-      uint64_t span = std::min(kBlockStatusSpan, size_ - offset);
-      if (nbd_block_status(h->get(), span, offset, callback, 0) == 0) {
-        give_back(std::move(*h));
-        std::lock_guard lock(extents_mu_);
-        cached_ = collector.extents;
-        return std::move(collector.extents);
-      }
-      Status failed = Status::error(libnbd_errno(),
-                                    "source " + name_ + ": " + what + ": " + libnbd_error(uri_));
-      if (alive(h->get())) {
-        // The server could not say: everything counts as data, the copy finds the zeros.
-        give_back(std::move(*h));
-        return std::vector<BlockExtent>{};
-      }
-      drop(std::move(*h), failed.message());
-      if (cancelled_.load() || Clock::now() >= deadline) return failed;
-    }
+  std::vector<size_t> all_pieces() const {
+    std::vector<size_t> all(pieces_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return all;
   }
 
-  // The export a new connection reaches must be the one opened (a restarted server may export
-  // something else under the same name).
-  Status check_same_export(nbd_handle* h) const {
+  // A hash of each of the fingerprint's pieces (io/fingerprint.h) numbered in `which`, as `h`
+  // serves them, all in flight at once.
+  Result<std::vector<uint64_t>> piece_hashes_on(nbd_handle* h, const std::vector<size_t>& which,
+                                                Link& link) {
+    uint64_t total = 0;
+    for (size_t i : which) total += pieces_[i].length();
+    std::vector<std::byte> bytes(total);
+    std::vector<Piece> requests;
+    uint64_t at = 0;
+    for (size_t i : which) {
+      add_pieces(requests, pieces_[i].begin, std::span(bytes).subspan(at, pieces_[i].length()),
+                 max_request_);
+      at += pieces_[i].length();
+    }
+    Status read =
+        read_pieces(h, requests, "source " + name_ + ": identity check",
+                    Clock::now() + std::max(options_.read_timeout, kIdentityTimeout), link);
+    if (!read) return read;
+    std::vector<uint64_t> hashes;
+    at = 0;
+    for (size_t i : which) {
+      Fnv1a64 hash;
+      hash.add(std::span(bytes).subspan(at, pieces_[i].length()));
+      hashes.push_back(hash.value());
+      at += pieces_[i].length();
+    }
+    return hashes;
+  }
+
+  // The export a new connection reaches must be the one opened: a restarted server may serve
+  // other data under the same name, and not one of its bytes may reach the destination. A
+  // reconnection reads all the fingerprint's pieces (about 6 MiB); the extra connections opened
+  // with the first one, to the server that has just answered it, read a few of them (they are
+  // opened at every mount). Sets `other` when the server serves another source (rather than
+  // failing to say).
+  Status check_same_export(nbd_handle* h, bool whole, bool& other) {
+    other = false;
     int64_t size = nbd_get_size(h);
     if (size < 0 || static_cast<uint64_t>(size) != size_) {
-      return Status::error(EIO, "source " + name_ + " now exports " + std::to_string(size) +
-                                    " bytes, not " + std::to_string(size_) +
-                                    ": refusing the reconnected server");
+      other = size >= 0;
+      return Status::error(EIO, "the source changed: " + name_ + " now exports " +
+                                    std::to_string(size) + " bytes, not " + std::to_string(size_) +
+                                    "; refusing the reconnected server");
+    }
+    std::vector<size_t> which;
+    if (whole) {
+      which = all_pieces();
+    } else {
+      for (size_t k = 0; k < kSampledPieces; ++k) which.push_back(next_sample_++ % pieces_.size());
+    }
+    Link link = Link::kUsable;
+    auto hashes = piece_hashes_on(h, which, link);
+    if (!hashes) {
+      if (link == Link::kLeaving) {
+        return Status::error(ESHUTDOWN, "the server is shutting down (it answered ESHUTDOWN)");
+      }
+      return hashes.status();
+    }
+    for (size_t k = 0; k < which.size(); ++k) {
+      if ((*hashes)[k] == piece_hashes_[which[k]]) continue;
+      other = true;
+      return Status::error(EIO, "the source changed: " + name_ +
+                                    " now serves other data (its bytes at offset " +
+                                    std::to_string(pieces_[which[k]].begin) +
+                                    " differ from the source's); refusing the reconnected server");
     }
     return Status::ok();
   }
 
+  // A connection nobody uses learns nothing of its server: one that is shutting down (nbdkit on
+  // SIGTERM answers ESHUTDOWN to requests, and waits for its clients to leave) or gone is found
+  // by a small read on the connection idle longest, now and then. It goes back to the end of
+  // the queue, so the probes go round the pool.
+  void probe(Connection c) {
+    std::vector<std::byte> buf(std::min(size_, kProbeBytes));
+    std::vector<Piece> pieces;
+    add_pieces(pieces, 0, buf, max_request_);
+    Link link = Link::kUsable;
+    Status read = read_pieces(c.handle.get(), pieces, "source " + name_ + ": probe",
+                              Clock::now() + options_.read_timeout, link);
+    if (link == Link::kUsable) {
+      give_back(std::move(c));
+    } else {
+      drop(std::move(c), read.message(), link);
+    }
+  }
+
   // Opens connections until `wanted_` are open: first the extra ones after start() (a server that
-  // refuses them lowers `wanted_`), then any that were lost, with backoff.
+  // refuses them lowers `wanted_`), then any that were lost, with backoff; probes the idle ones
+  // while all are open.
   void reconnect_loop() {
     std::unique_lock lock(mu_);
     milliseconds backoff = kFirstBackoff;
@@ -367,24 +463,39 @@ class NbdSource final : public SourceDevice {
       if (open_ >= wanted_) {
         filling_ = false;
         backoff = kFirstBackoff;
-        changed_.wait(lock, [&] { return stopping_ || open_ < wanted_; });
+        if (!changed_.wait_for(lock, kProbeInterval,
+                               [&] { return stopping_ || open_ < wanted_; }) &&
+            !idle_.empty()) {
+          Connection oldest = std::move(idle_.front());
+          idle_.erase(idle_.begin());
+          lock.unlock();
+          probe(std::move(oldest));
+          lock.lock();
+        }
         continue;
       }
+      const uint64_t generation = generation_;
+      const bool whole = !filling_;
       lock.unlock();
       auto h = connect(uri_, name_, options_.connect_timeout, cancelled_);
-      Status usable = h ? check_same_export(h->get()) : h.status();
+      bool other = false;
+      Status usable = h ? check_same_export(h->get(), whole, other) : h.status();
       lock.lock();
-      if (usable) {
-        idle_.push_back(std::move(*h));
+      // A connection made while the server announced its shutdown may be to the leaving one.
+      if (usable && generation == generation_) {
+        idle_.push_back({std::move(*h), generation_});
         ++open_;
         if (!filling_) ++reconnects_;
+        refused_.clear();
         backoff = kFirstBackoff;
         changed_.notify_all();
         continue;
       }
       if (stopping_) break;
+      if (usable && generation != generation_) continue;
       last_error_ = usable.message();
-      if (filling_ && open_ > 0) {
+      if (other) refused_ = usable.message();
+      if (filling_ && open_ > 0 && !other) {
         wanted_ = open_;  // the server takes no more clients (qemu-nbd's --shared, for one)
         filling_ = false;
         continue;
@@ -399,22 +510,28 @@ class NbdSource final : public SourceDevice {
   const NbdSourceOptions options_;
   uint64_t size_ = 0;
   uint64_t max_request_ = kDefaultMaxRequest;
-  bool block_status_ = false;
+  // The fingerprint's pieces, and a hash of each as the first connection served them.
+  std::vector<Extent> pieces_;
+  std::vector<uint64_t> piece_hashes_;
+  size_t next_sample_ = 0;  // used by the reconnecting thread only
 
   std::atomic<bool> cancelled_{false};
   mutable std::mutex mu_;
   std::condition_variable changed_;  // a connection freed, opened or lost; cancel; stop
-  std::vector<Handle> idle_;         // guarded by mu_
+  std::vector<Connection> idle_;     // guarded by mu_
   unsigned open_ = 0;                // guarded by mu_: idle or in use
   unsigned wanted_ = 1;              // guarded by mu_
   bool filling_ = false;             // guarded by mu_: opening the extra connections
   uint64_t reconnects_ = 0;          // guarded by mu_
   std::string last_error_;           // guarded by mu_
-  bool stopping_ = false;            // guarded by mu_
+  // Guarded by mu_: why the last server reached was refused as another source ("" once one is
+  // accepted again).
+  std::string refused_;
+  // Guarded by mu_: bumped when the server announces its shutdown; connections of an older
+  // generation are closed instead of reused.
+  uint64_t generation_ = 0;
+  bool stopping_ = false;  // guarded by mu_
   std::thread reconnector_;
-
-  std::mutex extents_mu_;
-  std::vector<BlockExtent> cached_;  // guarded by extents_mu_: the last block status answer
 };
 
 }  // namespace

@@ -4,11 +4,18 @@
 //   at most 256 KiB (fewer if the server's maximum request size is smaller) with all its pieces
 //   in flight at once (nbd_aio_pread), so FUSE threads and hydration workers do not queue behind
 //   one round trip and one large read is served by several server threads;
-// - holes from base:allocation block status, trusting only the ZERO flag (a HOLE without ZERO may
-//   still read as data); a server without block status reports everything as data and the
-//   hydrator's all-zero detection keeps the destination sparse;
+// - no holes: NBD block status is not trusted (a server saying "zero" for data would have
+//   hydration skip it); zeros are read, and the hydrator's all-zero detection keeps the
+//   destination sparse;
 // - a lost connection reconnected in the background with backoff; a read waits for a connection
-//   up to `read_timeout`, then fails with EIO. A reconnected export must have the same size.
+//   up to `read_timeout`, then fails with EIO. A server that answers ESHUTDOWN (nbdkit on
+//   SIGTERM) is leaving: every connection to it is closed so it can exit, as if lost; idle
+//   connections are probed (a small read, one a second) so this is seen without user reads;
+// - a source's identity checked on every connection before any of its bytes is used: the export
+//   must have the same size and serve the same fingerprint pieces (io/fingerprint.h) as the
+//   first connection did (all of them on a reconnection, a few on the extra connections opened
+//   with the first), else the server is refused ("the source changed") and reads wait as in an
+//   outage.
 #pragma once
 
 #include <chrono>
@@ -34,7 +41,7 @@ struct NbdSourceOptions {
 inline constexpr unsigned kMaxNbdConnections = 64;
 
 // Connects to `uri` (a libnbd URI, see source_uri.h) and learns the export's size, maximum request
-// size and block status support. Errors name the URI redacted, never in clear.
+// size and fingerprint. Errors name the URI redacted, never in clear.
 Result<std::unique_ptr<SourceDevice>> open_nbd_source(const std::string& uri,
                                                       const NbdSourceOptions& options);
 

@@ -1,5 +1,7 @@
 // Issue #12: the network and the server fail. nbdkit filters inject errors and delays; the server
 // is killed and restarted on the same socket; bad URIs and vanished exports are refused.
+#include <signal.h>
+
 #include <filesystem>
 
 #include "mount/nbd_fixture.h"
@@ -36,7 +38,10 @@ TEST_F(NbdMount, ServerKilledMidHydrationAndRestartedHydrationCompletes) {
   ASSERT_TRUE(server->start());
   ASSERT_EQ(run(clonefs("hydrate --rate 0 " + shell_quote(image()))).exit_code, 0);
   hydrate_wait();
-  s = status_json(image());
+  // Each reconnection reads the source's fingerprint first: the last ones may still be checking.
+  s = wait_status([](const CloneStatus& s) {
+    return s.source_connection && s.source_connection->state == "connected";
+  });
   EXPECT_EQ(s.hydration->failed_regions, 0u);
   EXPECT_EQ(s.source_connection->state, "connected");
   EXPECT_GE(s.source_connection->reconnects, 1u);
@@ -153,6 +158,104 @@ TEST_F(NbdMount, ARestartedServerWithOtherDataOrSizeIsRefusedAtTheNextMount) {
   EXPECT_NE(resized.output.find("not the same image"), std::string::npos) << resized.output;
   EXPECT_EQ(file_digest(meta()), meta_digest);
   EXPECT_FALSE(std::filesystem::exists(image()));
+}
+
+// Issue #26, hole 2: a server killed and restarted with other data of the same size. Its bytes
+// must never be used: reads wait and then fail, hydration stops saying why, finalize refuses;
+// once the original data is served again the clone completes with nothing of the other in DEST.
+TEST_F(NbdMount, AServerRestartedWithOtherDataIsRefusedAndNothingOfItReachesTheDestination) {
+  write_file(source(), random_bytes(16 * kMiB, 31));
+  const std::string other = dir_.file("other.img");
+  write_file(other, random_bytes(16 * kMiB, 32));
+  auto server = serve_file(source());
+  ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+  mount("--rate 1M --source-timeout 2");
+  CloneStatus s = wait_status([](const CloneStatus& s) { return s.regions_valid > 0; });
+  ASSERT_GT(s.regions_valid, 0u);
+  server->kill();
+  server->set_argv({"nbdkit", "-f", "-U", "{socket}", "file", "file=" + other});
+  ASSERT_TRUE(server->start());
+  ASSERT_EQ(run(clonefs("hydrate --rate 0 " + shell_quote(image()))).exit_code, 0);
+  s = wait_status([](const CloneStatus& s) {
+    return s.complete || (s.hydration && s.hydration->state_reason.find("the source changed") !=
+                                             std::string::npos);
+  });
+  ASSERT_TRUE(s.hydration.has_value());
+  EXPECT_FALSE(s.complete);
+  EXPECT_NE(s.hydration->state_reason.find("the source changed"), std::string::npos)
+      << s.hydration->state_reason;
+  ASSERT_TRUE(s.source_connection.has_value());
+  EXPECT_EQ(s.source_connection->state, "changed");
+  EXPECT_EQ(s.hydration->failed_regions, 0u);
+  // A region not hydrated yet: the read waits for the original server, then fails.
+  CommandResult read =
+      run("dd status=none iflag=direct bs=64K count=1 skip=250 if=" + shell_quote(image()) +
+          " of=/dev/null");
+  EXPECT_NE(read.exit_code, 0);
+  EXPECT_NE(read.output.find("Input/output error"), std::string::npos) << read.output;
+  unmount();
+  CommandResult finalize = run(clonefs("finalize --metadata " + shell_quote(meta())));
+  EXPECT_NE(finalize.exit_code, 0) << finalize.output;
+
+  server->kill();
+  server->set_argv({"nbdkit", "-f", "-U", "{socket}", "file", "file=" + source()});
+  ASSERT_TRUE(server->start());
+  mount();
+  hydrate_wait();
+  unmount();
+  EXPECT_TRUE(same_content(dest(), source()));
+  EXPECT_EQ(run(clonefs("finalize --metadata " + shell_quote(meta()))).exit_code, 0);
+}
+
+// Issue #26, hole 3: nbdkit on SIGTERM answers every request with ESHUTDOWN and exits once its
+// clients are gone. That is an outage: clonefs lets it go at once, a read waits for the restarted
+// server, no region is failed for it, and hydration completes exactly.
+TEST_F(NbdMount, AServerShuttingDownIsAnOutageAndHydrationCompletesOnceItIsBack) {
+  write_file(source(), random_bytes(32 * kMiB, 33));
+  auto server = serve_file(source(), {"--filter=delay", "delay-read=2ms"});
+  ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+  mount("--rate 8M --source-timeout 20");
+  CloneStatus s = wait_status([](const CloneStatus& s) { return s.regions_valid > 0; });
+  ASSERT_GT(s.regions_valid, 0u);
+  server->signal(SIGTERM);
+  // A user read of a region not hydrated yet, while the server shuts down.
+  CommandResult read;
+  std::thread reader([&] {
+    read = run("dd status=none iflag=direct bs=64K count=1 skip=500 if=" + shell_quote(image()) +
+               " of=/dev/null");
+  });
+  const bool exited = server->wait_exit(std::chrono::seconds(10));
+  EXPECT_TRUE(exited) << "nbdkit still waits for clonefs to disconnect";
+  if (!exited) server->kill();
+  s = status_json(image());
+  ASSERT_TRUE(s.hydration.has_value());
+  EXPECT_EQ(s.hydration->failed_regions, 0u);
+  ASSERT_TRUE(server->start());
+  reader.join();
+  EXPECT_EQ(read.exit_code, 0) << read.output;
+  ASSERT_EQ(run(clonefs("hydrate --rate 0 " + shell_quote(image()))).exit_code, 0);
+  hydrate_wait();
+  s = status_json(image());
+  EXPECT_EQ(s.hydration->failed_regions, 0u);
+  unmount();
+  EXPECT_TRUE(same_content(dest(), source()));
+}
+
+// Issue #26: a server whose block status says "zeros" for extents that read as data (nbdkit's
+// eval plugin, scripted to lie). Trusting it, hydration skipped them and DEST held zeros where
+// the image had shown the source's data.
+TEST_F(NbdMount, LyingBlockStatusCannotMakeTheDestinationDiffer) {
+  write_file(source(), random_bytes(8 * kMiB, 34));
+  auto server = nbdkit(
+      {"--log=null", "eval", "get_size=echo " + std::to_string(8 * kMiB),
+       "thread_model=echo parallel",
+       "pread=dd if=" + source() + " iflag=skip_bytes,count_bytes skip=$4 count=$3 status=none",
+       "can_extents=exit 0", "extents=echo $4 $3 zero"});
+  ASSERT_EQ(create_from(server->uri()).exit_code, 0);
+  mount();
+  hydrate_wait();
+  unmount();
+  EXPECT_TRUE(same_content(dest(), source()));
 }
 
 // The bad-input table for URIs: one clear message each, nothing created or changed.

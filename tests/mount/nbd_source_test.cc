@@ -12,29 +12,6 @@
 namespace clonefs::testing {
 namespace {
 
-// The bytes nbdkit's stats filter counted as read ("read: N ops, T s, 12.5 MiB, ..."), -1 if
-// the file has no read line.
-double bytes_read(const std::string& stats_file) {
-  auto bytes = read_file(stats_file);
-  std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  size_t at = text.find("\nread: ");
-  if (at == std::string::npos && text.rfind("read: ", 0) == 0) at = 0;
-  if (at == std::string::npos) return -1;
-  unsigned long long ops = 0;
-  double seconds = 0, amount = 0;
-  char unit[16] = {};
-  if (std::sscanf(text.c_str() + at, " read: %llu ops, %lf s, %lf %15s", &ops, &seconds, &amount,
-                  unit) != 4) {
-    return -1;
-  }
-  const std::string u(unit);
-  const double scale = u.rfind("KiB", 0) == 0   ? 1024.0
-                       : u.rfind("MiB", 0) == 0 ? 1024.0 * 1024
-                       : u.rfind("GiB", 0) == 0 ? 1024.0 * 1024 * 1024
-                                                : 1.0;
-  return amount * scale;
-}
-
 TEST_F(NbdMount, FileExportIsClonedHydratedAndFinalizedWithoutWritingTheExport) {
   write_file(source(), random_bytes(16 * kMiB, 12));
   const std::string source_digest = file_digest(source());
@@ -80,20 +57,15 @@ TEST_F(NbdMount, SparseExportsStaySparseInTheDestination) {
   }
   ::close(fd);
   {
-    const std::string stats = dir_.file("stats.txt");
-    auto server = serve_file(source(), {"--filter=stats", "statsfile=" + stats});
+    auto server = serve_file(source());
     ASSERT_EQ(create_from(server->uri()).exit_code, 0);
     mount();
     hydrate_wait();
     unmount();
-    server->stop();
     EXPECT_TRUE(same_content(dest(), source()));
+    // Block status is not trusted (see LyingBlockStatusCannotMakeTheDestinationDiffer): the
+    // holes are read, found zero and left sparse.
     EXPECT_LE(allocated_bytes(dest()), 5 * kMiB) << "holes were copied";
-    // Block status let the holes go unread: what came over is the data, the batches around it
-    // and two fingerprints (create, mount: about 6 MiB each), not the 256 MiB export.
-    const double read = bytes_read(stats);
-    EXPECT_GT(read, 4.0 * kMiB);
-    EXPECT_LE(read, 24.0 * kMiB) << "holes were read";
   }
 
   // sparse-random: data runs scattered over zeros, known only by reading them back.

@@ -80,6 +80,15 @@ class FaultySource : public ForwardingSource {
   int file_descriptor() const override {
     return share_descriptor.load() ? ForwardingSource::file_descriptor() : -1;
   }
+  // At 0 or more, the source shows a remote link that has reconnected this many times.
+  std::atomic<int64_t> reconnects{-1};
+  std::optional<SourceConnection> connection() const override {
+    if (reconnects.load() < 0) return ForwardingSource::connection();
+    SourceConnection c;
+    c.state = "connected";
+    c.reconnects = static_cast<uint64_t>(reconnects.load());
+    return c;
+  }
   Status read_at(uint64_t offset, std::span<std::byte> buf) override {
     ++reads;
     if (before_read) before_read(offset);

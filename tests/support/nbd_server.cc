@@ -83,6 +83,23 @@ void NbdServer::stop() {
   ::unlink(socket_.c_str());
 }
 
+void NbdServer::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+bool NbdServer::wait_exit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (::waitpid(pid_, &status, WNOHANG) != pid_) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pid_ = -1;
+  ::unlink(socket_.c_str());
+  return true;
+}
+
 void NbdServer::kill() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);

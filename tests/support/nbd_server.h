@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,11 @@ class NbdServer {
   void kill();
   // SIGTERM, reaped: a clean shutdown (nbdkit's stats filter writes its file then).
   void stop();
+  // Sends `sig` and returns: SIGTERM has nbdkit answer every request with ESHUTDOWN until its
+  // clients disconnect, SIGSTOP pauses it (SIGCONT resumes it).
+  void signal(int sig);
+  // Reaps the server if it exits within `timeout` (the socket file is removed then).
+  bool wait_exit(std::chrono::milliseconds timeout);
   bool running() const { return pid_ > 0; }
   const std::string& socket() const { return socket_; }
   // nbd+unix:///EXPORT?socket=SOCKET

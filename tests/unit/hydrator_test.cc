@@ -166,6 +166,31 @@ TEST_F(Hydration, UnreadableRegionsAreReportedFailedNotRetriedForever) {
   EXPECT_EQ(engine_->read(0, buf).code(), EIO);
 }
 
+// Issue #26: reads that failed while a remote source was going away (before its connections
+// were seen to be lost) say nothing about the regions: once the source has reconnected they are
+// tried again, and hydration completes.
+TEST_F(Hydration, RegionsThatFailedBeforeTheSourceReconnectedAreTriedAgain) {
+  source_->reconnects = 0;
+  source_->fail_read = EIO;
+  Hydrator hydrator(*engine_, {.batch = 4}, 1, 1, clock_);
+  const uint64_t regions = engine_->geometry().region_count();
+  for (int i = 0; i < 1000 && hydrator.status().failed_regions < regions; ++i) {
+    ASSERT_TRUE(hydrator.settle(kSettle));
+    clock_.advance(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(hydrator.status().failed_regions, regions);
+  source_->fail_read = 0;
+  source_->reconnects = 1;
+  for (int i = 0; i < 1000 && !hydrator.status().complete; ++i) {
+    ASSERT_TRUE(hydrator.settle(kSettle));
+    clock_.advance(std::chrono::milliseconds(100));
+  }
+  HydrationStatus status = hydrator.status();
+  EXPECT_TRUE(status.complete);
+  EXPECT_EQ(status.failed_regions, 0u);
+  expect_image_matches_model();
+}
+
 // Unmount stops the hydrator: however many regions a failing batch still has to retry, with
 // backoff, stop() must not wait them out (at batch 256 that was 0.84 s per region). The clock
 // never moves here, so a stop() that waited for a backoff would never return.
