@@ -301,9 +301,8 @@ void resume_recording(ProfileRecorder& recorder, const std::string& path, spdlog
 // replaced since (the path only for a destination with no descriptor, which the binary has not).
 Status hand_over_destination_witness(const Supervision& supervision, Clone& clone) {
   const int written_through = clone.destination().file_descriptor();
-  const std::string path = written_through >= 0
-                               ? "/proc/self/fd/" + std::to_string(written_through)
-                               : clone.record().destination_path;
+  const std::string path = written_through >= 0 ? "/proc/self/fd/" + std::to_string(written_through)
+                                                : clone.record().destination_path;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno(errno, "destination " + path);
   Status sent = send_destination_witness(supervision.channel, fd);
@@ -447,7 +446,8 @@ int serve_clone(const ServeOptions& options) {
     const HeldImage* held_image = image ? &*image : nullptr;
     MountedSession mounted(options, state, inherited, mount_target(options.image_path, held_image));
     startup = mounted.status();
-    if (startup) startup = mounted.handshake(supervision, attributes, held_image, state.image_size());
+    if (startup)
+      startup = mounted.handshake(supervision, attributes, held_image, state.image_size());
     if (startup) {
       if (inherited != nullptr) {
         log.info("serving the connection of {} again (restart {}: {})", options.image_path,

@@ -87,9 +87,8 @@ class InstallTest : public ::testing::Test {
 TEST_F(InstallTest, EveryFileLandsUnderThePrefix) {
   std::string prefix = dir_.file("prefix");
   expect_all_under(install(prefix, ""), prefix, prefix);
-  CommandResult helper =
-      run("grep -x " + shell_quote("clonefs=" + prefix + "/bin/clonefs") + " " +
-          shell_quote(prefix + "/sbin/mount.clonefs"));
+  CommandResult helper = run("grep -x " + shell_quote("clonefs=" + prefix + "/bin/clonefs") + " " +
+                             shell_quote(prefix + "/sbin/mount.clonefs"));
   EXPECT_EQ(helper.exit_code, 0) << "the helper does not run the installed binary";
 }
 

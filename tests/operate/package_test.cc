@@ -84,8 +84,7 @@ TEST_F(PackageTest, DebHoldsEverythingWithItsDependencies) {
 // What lintian may still say, each with the reason it is left. Any error, and any warning not
 // listed here, fails the test.
 const std::map<std::string, std::string>& explained_lintian_warnings() {
-  static const std::map<std::string, std::string> warnings = {
-  };
+  static const std::map<std::string, std::string> warnings = {};
   return warnings;
 }
 
