@@ -56,7 +56,8 @@ class HostileDirectoryTest : public MountTest {
       GTEST_SKIP() << "needs setpriv";
     }
     ASSERT_EQ(run("chmod 755 " + shell_quote(dir_.path()) + " && install -d -o 65534 -g 65534 " +
-                  shell_quote(svc()) + " && install -d -m 700 " + shell_quote(dir_.file("root")))
+                  shell_quote(svc()) + " && install -d -m 700 " + shell_quote(dir_.file("root")) +
+                  " && install -d -m 1777 " + shell_quote(sticky()))
                   .exit_code,
               0);
     write_file(source(), random_bytes(1 << 20, 25));
@@ -69,6 +70,11 @@ class HostileDirectoryTest : public MountTest {
 
   std::string svc(const std::string& name = "") const {
     return dir_.file("svc") + (name.empty() ? "" : "/" + name);
+  }
+  // A root-owned directory everyone may write, sticky like /tmp: root trusts metadata there
+  // (io/trusted_file.h), and nobody can still plant names beside it.
+  std::string sticky(const std::string& name = "") const {
+    return dir_.file("sticky") + (name.empty() ? "" : "/" + name);
   }
   CommandResult as_nobody(const std::string& command) {
     return run(kAsNobody + "sh -c " + shell_quote(command));
@@ -309,9 +315,12 @@ TEST_F(HostileDirectoryTest, MetadataAtCreateIsNeverWrittenThroughAPlant) {
   }
 }
 
-// SQLite opens META-wal and META-shm by name and writes or truncates them.
+// SQLite opens META-wal and META-shm by name and writes or truncates them. The metadata lies in a
+// sticky directory everyone can write: in nobody's own directory it is refused before its -wal
+// and -shm are looked at (TrustedMetadataTest), in a sticky one it is trusted and nobody can still
+// plant the names beside it.
 TEST_F(HostileDirectoryTest, MetadataWalAndShmAreNeverPlantedFiles) {
-  const std::string metadata = svc("meta.db");
+  const std::string metadata = sticky("meta.db");
   ASSERT_EQ(run("cp " + shell_quote(meta()) + " " + shell_quote(metadata)).exit_code, 0);
   for (const char* suffix : {"-wal", "-shm"}) {
     for (Attack attack : kAttacks) {
