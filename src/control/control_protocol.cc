@@ -93,7 +93,6 @@ Result<PlanCommand> parse_plan_command(std::string_view text) {
     std::string_view item = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     const size_t plus = item.find('+');
-    RegionRun run;
     auto first = parse_decimal(item.substr(0, plus), item);
     auto count = plus == std::string_view::npos ? Result<uint64_t>(Status::error(EINVAL, ""))
                                                 : parse_decimal(item.substr(plus + 1), item);
