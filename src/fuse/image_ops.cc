@@ -144,7 +144,12 @@ void image_write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_
     // (OSyncWrites.AreDurableAndCostOneFlushEach).
     auto written = session(req).image().write(
         offset, std::span(reinterpret_cast<const std::byte*>(data), size));
-    if (!written) return reply_error(req, "write", written.status());
+    if (!written) {
+      // The kernel answered write() itself and grew IMAGE for it: the size goes back.
+      if (written.status().code() == EFBIG && session(req).connection().writeback_cache)
+        session(req).size_refused();
+      return reply_error(req, "write", written.status());
+    }
     fuse_reply_write(req, *written);
   });
 }

@@ -436,6 +436,18 @@ int serve_clone(const ServeOptions& options) {
     state.set_supervision(supervision->supervisor_pid, supervision->restarts,
                           supervision->last_restart);
   }
+  // With the writeback cache, the size the kernel grew for a write past the end is put back by
+  // a truncate, never sent from a serving process whose death a supervisor waits for (see the
+  // probe below): a child of the supervisor sends it; unsupervised, a thread here.
+  std::optional<SizeRepinThread> size_repin;  // outlives the session: its truncate then fails
+  if (options.writeback_cache && supervision != nullptr) {
+    state.set_on_size_refused([channel = supervision->channel, &log] {
+      if (Status sent = send_size_refused(channel); !sent) log.warn("{}", sent.message());
+    });
+  } else if (options.writeback_cache) {
+    size_repin.emplace(options.image_path, state.image_size(), options.logger);
+    state.set_on_size_refused([&size_repin] { size_repin->request(); });
+  }
   std::thread probe;
   std::atomic<bool> serving_ended{false};
   std::optional<MetricsFileWriter> metrics;  // started once ready, stopped before the final commit
