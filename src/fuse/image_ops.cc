@@ -61,8 +61,8 @@ void image_init(void* userdata, fuse_conn_info* conn) {
   // --writeback-cache the kernel keeps written pages and sends them in batches; its fsync (also
   // the one after each O_SYNC/O_DSYNC write, and the one a loop device sends for a flush) writes
   // them back and waits for the replies before it sends FUSE_FSYNC, so the commit still covers
-  // everything fsync acknowledges. The kernel then keeps the file's size itself (serve.cc pins
-  // it once the mount serves).
+  // everything fsync acknowledges. The kernel then keeps the file's size itself
+  // (fuse/mount_start.h pins it once the mount serves, and after a write past the end).
   if (s.connection().writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   } else {
