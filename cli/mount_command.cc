@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "control/control_client.h"
+#include "fuse/held_image.h"
 #include "fuse/readahead.h"
 #include "fuse/serve.h"
 #include "hydration_flags.h"

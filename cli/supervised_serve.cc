@@ -22,6 +22,11 @@ int serve_supervised(const ServeOptions& options, unsigned restart_limit,
   supervise_options.start_mount = [&options](uint64_t image_size) {
     return start_mount(options, image_size);
   };
+  if (options.writeback_cache) {
+    supervise_options.pin_size = [&options](uint64_t image_size) {
+      return pin_image_size(options.image_path, image_size);
+    };
+  }
   supervise_options.serve = [&options, &log_file](const Supervision& supervision) {
     ServeOptions serving = options;
     serving.supervision = &supervision;

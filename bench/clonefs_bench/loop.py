@@ -28,7 +28,9 @@ from .clonefs import Clone, compact
 from .config import MIB, Sizes
 from .ext4loop import Ext4OnLoop
 from .inputs import random_file, tree
+from .peers import read_through
 from .proc import drop_caches, log
+from .records import Row
 
 MODES = ("buffered", "direct")
 STATES = ("fresh", "hydrated", "background")
@@ -215,7 +217,6 @@ def source_copy(ctx, source: str, name: str) -> Iterator[str]:
 @contextlib.contextmanager
 def image(ctx, impl: str, state: str, source: str) -> Iterator[str]:
     """The image file of IMPL in STATE for the length of the block."""
-    from .workloads import read_through  # workloads imports this module
     name = "loop_%s_%s" % (impl, state)
     if impl == "raw":
         with source_copy(ctx, source, name) as path:
@@ -323,7 +324,6 @@ def figure(samples: Dict[SampleKey, List[float]], letter: str, mode: str, state:
 
 
 def rows(r, s: Sizes) -> list:
-    from .report import Row  # report imports this module
     out = []
     for w in WORKLOADS:
         for mode in MODES:

@@ -15,6 +15,7 @@ from typing import List, Optional
 from .clonefs import MountedClone
 from .peers import PEER_QSD
 from .proc import RunLog, drop_caches, fusermount_off, log, mounted
+from .records import Row
 
 DELAYS_MS = (0, 1, 10)
 # Hydration knobs for an NBD source: 4 MiB copies (batch 256 x 16 KiB), 8 in flight, so a copy
@@ -196,7 +197,6 @@ def connection_sweep(ctx, r) -> None:
 
 
 def rows(res, s) -> List:
-    from .report import Row
     n = res.nbd
     out = []
     names = {"seq": ("Fall-through seq read 1 MiB, first %d MiB, cold" % (SEQ_BYTES >> 20), "MB/s", "hi"),

@@ -7,7 +7,7 @@ import subprocess
 import time
 from typing import Optional
 
-from .proc import RunLog, fusermount_off, kill_ours, mounted, ours, touch
+from .proc import RunLog, drop_caches, fusermount_off, kill_ours, mounted, ours, touch
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_QSD = os.path.join(BENCH, "peer_qsd.sh")
@@ -126,3 +126,12 @@ class Passthrough:
         finally:
             if os.path.exists(self.image) and not mounted(self.image):
                 os.unlink(self.image)
+
+
+def read_through(image: str) -> float:
+    """Full hydration of the peer: a sequential read of its copy-on-read export + sync, cold."""
+    drop_caches()
+    t0 = time.monotonic()
+    subprocess.run(["dd", "if=" + image, "of=/dev/null", "bs=1M", "status=none"], check=True)
+    os.sync()
+    return time.monotonic() - t0

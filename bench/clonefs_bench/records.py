@@ -223,3 +223,18 @@ class Results:
     kernel_copy: KernelCopy = field(default_factory=KernelCopy)
     loop: LoopSuite = field(default_factory=LoopSuite)
     loop_profile: LoopProfile = field(default_factory=LoopProfile)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the report's table: a workload's figures side by side. Built from the records
+    (report.build_rows; loop.rows and nbd.rows for their own workloads), read by the report."""
+    key: str
+    name: str
+    unit: str
+    better: str          # "hi" or "lo"
+    clonefs: F = None
+    peer: F = None
+    raw: F = None
+    pt: F = None         # passthrough
+    note: str = ""

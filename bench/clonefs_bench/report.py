@@ -1,24 +1,12 @@
 """The report: the rows of the table built from the records, the markdown table, the targets."""
-from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 from .config import DEFAULT_KNOB, KNOBS, Sizes
-from .records import Results
+from .loop import rows as loop_rows
+from .nbd import rows as nbd_rows
+from .records import Results, Row
 
 F = Optional[float]
-
-
-@dataclass(frozen=True)
-class Row:
-    key: str
-    name: str
-    unit: str
-    better: str          # "hi" or "lo"
-    clonefs: F = None
-    peer: F = None
-    raw: F = None
-    pt: F = None         # passthrough
-    note: str = ""
 
 
 def fmt(v: F) -> str:
@@ -140,8 +128,6 @@ def build_rows(res: Results, s: Sizes) -> List[Row]:
                         " (the replay above included): %s; raw = address order"
                         % (fmt(o.rate_mib_s), name), "s", "lo", v.full_s, None,
                         o.address.full_s))
-    from .nbd import rows as nbd_rows
-    from .loop import rows as loop_rows
     return rows + nbd_rows(res, s) + loop_rows(res.loop, s)
 
 

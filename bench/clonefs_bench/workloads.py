@@ -22,7 +22,7 @@ from .order import hydration_order
 from .kernel_copy import kernel_copy_hydration
 from .loop import loop_suite
 from .loop_profile import loop_profile
-from .peers import Passthrough, Peer
+from .peers import Passthrough, Peer, read_through
 from .proc import RunLog, drop_caches, du_kib, du_mib, log, rss_mib
 from .strace import syscall_costs, traced
 from . import nbd as nbd_mod
@@ -82,15 +82,6 @@ def cp_sparse(src: str, dst: str):
     t1 = time.monotonic()
     os.sync()
     return time.monotonic() - t0, t1 - t0
-
-
-def read_through(image: str) -> float:
-    """Full hydration of the peer: a sequential read of its copy-on-read export + sync, cold."""
-    drop_caches()
-    t0 = time.monotonic()
-    subprocess.run(["dd", "if=" + image, "of=/dev/null", "bs=1M", "status=none"], check=True)
-    os.sync()
-    return time.monotonic() - t0
 
 
 # ---------------------------------------------------------------------------------------------

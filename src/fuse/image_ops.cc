@@ -61,8 +61,8 @@ void image_init(void* userdata, fuse_conn_info* conn) {
   // --writeback-cache the kernel keeps written pages and sends them in batches; its fsync (also
   // the one after each O_SYNC/O_DSYNC write, and the one a loop device sends for a flush) writes
   // them back and waits for the replies before it sends FUSE_FSYNC, so the commit still covers
-  // everything fsync acknowledges. The kernel then keeps the file's size itself (serve.cc pins
-  // it once the mount serves).
+  // everything fsync acknowledges. The kernel then keeps the file's size itself
+  // (fuse/mount_start.h pins it once the mount serves, and after a write past the end).
   if (s.connection().writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   } else {
@@ -144,7 +144,12 @@ void image_write(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_
     // (OSyncWrites.AreDurableAndCostOneFlushEach).
     auto written = session(req).image().write(
         offset, std::span(reinterpret_cast<const std::byte*>(data), size));
-    if (!written) return reply_error(req, "write", written.status());
+    if (!written) {
+      // The kernel answered write() itself and grew IMAGE for it: the size goes back.
+      if (written.status().code() == EFBIG && session(req).connection().writeback_cache)
+        session(req).size_refused();
+      return reply_error(req, "write", written.status());
+    }
     fuse_reply_write(req, *written);
   });
 }

@@ -6,6 +6,7 @@
 #include <spdlog/logger.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -53,6 +54,14 @@ class ImageSession {
     last_restart_ = std::move(last_restart);
   }
 
+  // With the writeback cache: called each time the kernel's write-back of a write past the end
+  // is refused, from the worker thread that refused it (it must not wait on the mount). The
+  // kernel grew IMAGE for that write; the hook has the size put back (fuse/mount_start.h).
+  void set_on_size_refused(std::function<void()> hook) { on_size_refused_ = std::move(hook); }
+  void size_refused() const {
+    if (on_size_refused_) on_size_refused_();
+  }
+
   // The live status (control/status.h), built by daemon/status_report.h; and as JSON.
   CloneStatus status() const;
   std::string status_json() const;
@@ -69,6 +78,7 @@ class ImageSession {
   pid_t supervisor_pid_ = 0;
   unsigned restarts_ = 0;
   std::string last_restart_;
+  std::function<void()> on_size_refused_;
   ImageFile image_;
 };
 

@@ -35,10 +35,10 @@ Status probe_mount(const std::string& image_path, uint64_t image_size) {
   return Status::ok();
 }
 
-// With the writeback cache the kernel takes a regular file's size from its own inode, never from
-// getattr, and a FUSE mount's root inode starts at size 0: a truncate to the image's size (a
-// setattr the image accepts: it keeps its size) sets it. Once per mount: a restarted serving
-// process serves the same inode.
+}  // namespace
+
+// A FUSE mount's root inode starts at size 0: pinned once per mount (a restarted serving process
+// serves the same inode), and again after each write past the end.
 // The name is opened through its directory without following it (io/safe_files.h), and truncated
 // only if what opened is a FUSE file of the image's size: a directory swapped by another user
 // since the mount was made leads to a file of theirs, which root must not truncate.
@@ -63,7 +63,42 @@ Status pin_image_size(const std::string& image_path, uint64_t image_size) {
   return Status::ok();
 }
 
-}  // namespace
+SizeRepinThread::SizeRepinThread(std::string image_path, uint64_t image_size,
+                                 std::shared_ptr<spdlog::logger> logger)
+    : image_path_(std::move(image_path)),
+      image_size_(image_size),
+      logger_(std::move(logger)),
+      thread_([this] { run(); }) {}
+
+SizeRepinThread::~SizeRepinThread() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void SizeRepinThread::request() {
+  {
+    std::lock_guard lock(mutex_);
+    requested_ = true;
+  }
+  wake_.notify_one();
+}
+
+void SizeRepinThread::run() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return requested_ || stopping_; });
+    if (stopping_) return;
+    requested_ = false;
+    lock.unlock();
+    Status pinned = pin_image_size(image_path_, image_size_);
+    if (!pinned) logger_->warn("after a write past the end: {}", pinned.message());
+    lock.lock();
+  }
+}
 
 Status await_mount_start(int channel, const std::atomic<bool>& serving_ended) {
   while (!serving_ended) {

@@ -59,8 +59,4 @@ struct ServeOptions {
 // mounting or the final commit failed.
 int serve_image(const ServeOptions& options);
 
-// Refuses an IMAGE path that is a directory, something other than a regular file, or already a
-// mount point (also a dead FUSE mount whose daemon is gone), naming the path.
-Status check_image_path(const std::string& image_path);
-
 }  // namespace clonefs

@@ -109,14 +109,8 @@ class Supervisor {
       return started(Status::from_errno(errno, "fork for the mount's start"));
     }
     if (pid == 0) {
-      // Holding the connection would keep it open after the supervisor closed it: a request
-      // stuck on a mount nobody serves would then never fail.
-      for (int fd : {connection_->fuse_fd, channel_, supervision_.channel, signals_, server_fd_,
-                     supervision_.destination_witness_fd, pair[0]}) {
-        if (fd >= 0) ::close(fd);
-      }
-      for (int fd : options_.supervisor_only_fds) ::close(fd);
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      ::close(pair[0]);
+      enter_child();
       (void)send_report(pair[1], options_.start_mount(image_size));
       options_.logger->flush();
       ::_exit(0);
@@ -128,6 +122,63 @@ class Supervisor {
     if (starter_fd_ < 0) {
       // Cannot watch it: waited for here, as the only way to learn how it went.
       mount_started();
+    }
+  }
+
+  // In a child the supervisor forks to send requests to the mount: it holds none of the
+  // supervisor's descriptors, and dies with it. Holding the connection would keep it open after
+  // the supervisor closed it: a request stuck on a mount nobody serves would then never fail.
+  void enter_child() {
+    for (int fd :
+         {connection_->fuse_fd, channel_, supervision_.channel, signals_, server_fd_,
+          supervision_.destination_witness_fd, starter_fd_, starter_channel_, pinner_fd_}) {
+      if (fd >= 0) ::close(fd);
+    }
+    for (int fd : options_.supervisor_only_fds) ::close(fd);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  }
+
+  // SuperviseOptions::pin_size in a child. Asked again while one runs: another follows it (the
+  // running one may have truncated before the write-back refused since). Never waited for: its
+  // truncate waits for the fsync that reported the refusal, and for the write-backs in flight.
+  void pin_size() {
+    if (!options_.pin_size || !connection_) return;
+    if (pinner_ > 0) {
+      pin_again_ = true;
+      return;
+    }
+    const uint64_t image_size = connection_->image_size;
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      log_.warn("cannot put back the size of {} after a write past its end: fork: {}",
+                options_.image_path, std::strerror(errno));
+      return;
+    }
+    if (pid == 0) {
+      enter_child();
+      Status pinned = options_.pin_size(image_size);
+      if (!pinned) options_.logger->warn("after a write past the end: {}", pinned.message());
+      options_.logger->flush();
+      ::_exit(pinned ? 0 : 1);
+    }
+    pinner_ = pid;
+    pinner_fd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pinner_fd_ < 0) {
+      // Cannot watch it: left to exit alone (a zombie until the mount ends).
+      log_.warn("pidfd_open of {}: {}", pid, std::strerror(errno));
+      pinner_ = 0;
+    }
+  }
+
+  void size_pinned() {
+    while (::waitpid(pinner_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    ::close(pinner_fd_);
+    pinner_fd_ = -1;
+    pinner_ = 0;
+    if (pin_again_) {
+      pin_again_ = false;
+      pin_size();
     }
   }
 
@@ -176,11 +227,12 @@ class Supervisor {
   // Until the mount ends; returns the mount's exit code.
   int watch() {
     for (;;) {
-      pollfd fds[4] = {{server_fd_, POLLIN, 0},
+      pollfd fds[5] = {{server_fd_, POLLIN, 0},
                        {channel_, POLLIN, 0},
                        {signals_, POLLIN, 0},
-                       {starter_fd_, POLLIN, 0}};  // ignored while -1
-      if (::poll(fds, 4, -1) < 0) {
+                       {starter_fd_, POLLIN, 0},  // ignored while -1
+                       {pinner_fd_, POLLIN, 0}};
+      if (::poll(fds, 5, -1) < 0) {
         if (errno == EINTR) continue;
         log_.error("supervisor poll: {}", std::strerror(errno));
         return 1;
@@ -188,6 +240,7 @@ class Supervisor {
       if (fds[1].revents & POLLIN) read_messages();
       if (fds[2].revents & POLLIN) forward_stop_signal();
       if (fds[3].revents & POLLIN) mount_started();
+      if (fds[4].revents & POLLIN) size_pinned();
       if (fds[0].revents & POLLIN) {
         read_messages();  // what it sent before dying
         std::optional<int> rc = server_exited();
@@ -212,6 +265,8 @@ class Supervisor {
         connection_ = std::move(c->connection);
         supervision_.connection = connection_;
         if (options_.start_mount) start_mount();
+      } else if (std::holds_alternative<SizeRefusedMessage>(**message)) {
+        pin_size();
       } else if (auto* w = std::get_if<WitnessMessage>(&**message)) {
         if (supervision_.destination_witness_fd >= 0)
           ::close(w->fd);
@@ -394,6 +449,9 @@ class Supervisor {
   pid_t starter_ = 0;  // the mount's start (start_mount), while it runs
   int starter_fd_ = -1;
   int starter_channel_ = -1;
+  pid_t pinner_ = 0;  // SuperviseOptions::pin_size, while it runs
+  int pinner_fd_ = -1;
+  bool pin_again_ = false;
   Supervision supervision_;
   std::optional<HeldConnection> connection_;
   // IMAGE's directory, opened before any serving process could create IMAGE in it.

@@ -51,6 +51,12 @@ struct SuperviseOptions {
   // queued again and answered by the successor. Unset: the first serving process's report is the
   // mount's readiness.
   std::function<Status(uint64_t image_size)> start_mount;
+  // Runs in a short-lived child of the supervisor each time a serving process reports a refused
+  // write-back past the end (send_size_refused): the truncate putting back the size the kernel
+  // grew for it (fuse/mount_start.h, pin_image_size). Never inside a serving process, for the
+  // reason given at start_mount; one at a time, and one more if asked again meanwhile. Unset:
+  // such reports are ignored.
+  std::function<Status(uint64_t image_size)> pin_size;
   // Descriptors only the supervisor may hold (a pipe its waiting parent reads to EOF), closed in
   // each serving process.
   std::vector<int> supervisor_only_fds;

@@ -19,6 +19,7 @@ constexpr char kConnection = 'C';
 constexpr char kReady = 'R';
 constexpr char kFailed = 'E';
 constexpr char kWitness = 'W';
+constexpr char kSizeRefused = 'S';
 constexpr size_t kMaxMessage = 64 * 1024;
 
 Status send_datagram(int channel, const std::string& bytes, int fd) {
@@ -62,6 +63,10 @@ Status send_connection(int channel, const HeldConnection& connection) {
 
 Status send_destination_witness(int channel, int fd) {
   return send_datagram(channel, std::string(1, kWitness), fd);
+}
+
+Status send_size_refused(int channel) {
+  return send_datagram(channel, std::string(1, kSizeRefused), -1);
 }
 
 Status send_report(int channel, const Status& report) {
@@ -114,6 +119,8 @@ Result<std::optional<ChannelMessage>> receive_message(int channel) {
   if (size == 1 && buf[0] == kWitness && fd >= 0)
     return std::optional<ChannelMessage>(WitnessMessage{fd});
   if (fd >= 0) ::close(fd);
+  if (size == 1 && buf[0] == kSizeRefused)
+    return std::optional<ChannelMessage>(SizeRefusedMessage{});
   if (size == 1 && buf[0] == kReady) return std::optional<ChannelMessage>(ReportMessage{});
   if (size >= 1 + sizeof(int) && buf[0] == kFailed) {
     int code;

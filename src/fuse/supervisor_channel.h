@@ -20,6 +20,11 @@ Status send_destination_witness(int channel, int fd);
 // (SuperviseOptions::start_mount).
 Status send_report(int channel, const Status& report);
 
+// A serving process of a mount with the writeback cache, each time the kernel's write-back of a
+// write past the end was refused: the kernel grew IMAGE for it, and keeps that size (and the
+// bytes past the end, in its cache) until a truncate puts it back (SuperviseOptions::pin_size).
+Status send_size_refused(int channel);
+
 struct ConnectionMessage {
   HeldConnection connection;  // fuse_fd: the supervisor's own descriptor now
 };
@@ -29,7 +34,9 @@ struct ReportMessage {
 struct WitnessMessage {
   int fd = -1;  // the supervisor's own descriptor now
 };
-using ChannelMessage = std::variant<ConnectionMessage, ReportMessage, WitnessMessage>;
+struct SizeRefusedMessage {};
+using ChannelMessage =
+    std::variant<ConnectionMessage, ReportMessage, WitnessMessage, SizeRefusedMessage>;
 
 // One message without waiting: nullopt when none is queued; an error for a malformed one.
 Result<std::optional<ChannelMessage>> receive_message(int channel);

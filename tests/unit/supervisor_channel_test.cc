@@ -102,6 +102,14 @@ TEST_F(ChannelTest, TheDestinationWitnessArrivesAsTheSameOpenFile) {
   ::close(pipe_fds[0]);
 }
 
+// A refused write-back past the end (writeback cache): the supervisor has the size put back.
+TEST_F(ChannelTest, ARefusedWritePastTheEndArrivesAsSuchAndCarriesNoDescriptor) {
+  ASSERT_TRUE(send_size_refused(server()).is_ok());
+  auto got = receive_message(supervisor());
+  ASSERT_TRUE(got.is_ok() && got->has_value()) << got.status().message();
+  EXPECT_TRUE(std::holds_alternative<SizeRefusedMessage>(**got));
+}
+
 TEST_F(ChannelTest, NothingQueuedIsNoMessageAndGarbageIsAnError) {
   auto none = receive_message(supervisor());
   ASSERT_TRUE(none.is_ok());
