@@ -173,6 +173,11 @@ Status CurlServer::wait_accepting() {
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (probe.get() >= 0 &&
         ::connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+      // The greeting read before closing: closing first has nbdkit log a broken pipe.
+      timeval timeout{1, 0};
+      ::setsockopt(probe.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+      char greeting[18];
+      (void)::recv(probe.get(), greeting, sizeof greeting, MSG_WAITALL);
       return Status::ok();
     }
     std::this_thread::sleep_for(milliseconds(10));
