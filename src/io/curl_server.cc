@@ -1,5 +1,6 @@
 #include "io/curl_server.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -84,8 +85,35 @@ std::string http_date_now() {
   return text;
 }
 
+// The directories of processes that died without removing theirs (a serving process killed with
+// SIGKILL; its nbdkit leaves the socket): "clonefs-http-PID-XXXXXX" whose PID is gone, made by
+// this user (mode 0700), holding at most the socket. A PID in use again by another process keeps
+// its directory until that one ends.
+void remove_dead_directories(const std::string& parent) {
+  DIR* dir = ::opendir(parent.c_str());
+  if (dir == nullptr) return;
+  const std::string prefix = "clonefs-http-";
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name.rfind(prefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+    if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    UniqueFd fd(
+        ::openat(::dirfd(dir), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st {};
+    if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || st.st_uid != ::geteuid() ||
+        (st.st_mode & 077) != 0) {
+      continue;
+    }
+    ::unlinkat(fd.get(), kSocketName, 0);
+    ::unlinkat(::dirfd(dir), name.c_str(), AT_REMOVEDIR);  // fails, harmlessly, if not empty
+  }
+  ::closedir(dir);
+}
+
 // A private directory: made by mkdtemp (0700, unpredictable), under /run for root, else
-// XDG_RUNTIME_DIR, else /tmp.
+// XDG_RUNTIME_DIR, else /tmp; named with this process's PID so that a later process can tell it
+// is left over.
 Status make_private_directory(std::string& path, UniqueFd& fd) {
   std::vector<std::string> parents;
   if (::geteuid() == 0) parents.push_back("/run");
@@ -94,7 +122,8 @@ Status make_private_directory(std::string& path, UniqueFd& fd) {
   parents.push_back("/tmp");
   int last = ENOENT;
   for (const std::string& parent : parents) {
-    std::string name = parent + "/clonefs-http-XXXXXX";
+    remove_dead_directories(parent);
+    std::string name = parent + "/clonefs-http-" + std::to_string(::getpid()) + "-XXXXXX";
     if (::mkdtemp(name.data()) == nullptr) {
       last = errno;
       continue;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -33,6 +34,26 @@ std::vector<std::string> all_command_lines() {
     std::string line = text_of(std::string("/proc/") + entry->d_name + "/cmdline");
     for (char& c : line) c = c == '\0' ? ' ' : c;
     if (!line.empty()) out.push_back(line);
+  }
+  ::closedir(proc);
+  return out;
+}
+
+// The nbdkit processes clonefs started (their command line names its filter's parameter), each
+// with its parent's PID.
+std::vector<std::pair<int, int>> clonefs_nbdkits() {
+  std::vector<std::pair<int, int>> out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  while (dirent* entry = ::readdir(proc)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    const std::string dir = std::string("/proc/") + entry->d_name;
+    if (text_of(dir + "/cmdline").find("clonefs-parameters=") == std::string::npos) continue;
+    std::string stat = text_of(dir + "/stat");
+    int ppid = 0;
+    if (size_t paren = stat.rfind(')'); paren != std::string::npos)
+      std::sscanf(stat.c_str() + paren + 2, "%*c %d", &ppid);
+    out.emplace_back(std::atoi(entry->d_name), ppid);
   }
   ::closedir(proc);
   return out;
@@ -142,7 +163,7 @@ TEST_F(HttpMount, GoldenReplacedOnTheServerIsRefusedNeverMixedIn) {
     auto got = read_file(dir_.file("tail"));
     std::vector<std::byte> replaced(replacement.begin() + 6 * kMiB,
                                     replacement.begin() + 6 * kMiB + got.size());
-    EXPECT_NE(got, replaced) << "the replaced file's bytes were mixed into the image";
+    EXPECT_FALSE(got == replaced) << "the replaced file's bytes were mixed into the image";
   }
   CloneStatus s = status_json(image());
   ASSERT_TRUE(s.source_connection.has_value());
@@ -213,6 +234,46 @@ TEST_F(HttpMount, SecretsOfTheUrlReachNoArgvMetadataLogStatusOrMetrics) {
   for (const std::string& secret : secrets)
     EXPECT_EQ(written.find(secret), std::string::npos) << secret << " was written";
   EXPECT_NE(text_of(meta()).find("golden.img?***"), std::string::npos) << "not recorded redacted";
+}
+
+// nbdkit belongs to the serving process: a SIGKILL of that process takes its nbdkit along (none
+// is orphaned), and the successor serves the image through an nbdkit of its own.
+TEST_F(HttpMount, SigkillOfTheServingProcessTakesItsNbdkitAndTheSuccessorServes) {
+  const auto bytes = random_bytes(8 * kMiB, 284);
+  write_file(golden(), bytes);
+  ASSERT_EQ(create_from(server_->url("golden.img")).exit_code, 0);
+  const size_t directories_before = private_directories();
+  mount("--no-hydration");
+  const int serving = mounted_->daemon_pid();
+  ASSERT_GT(serving, 0);
+  auto before = clonefs_nbdkits();
+  ASSERT_EQ(before.size(), 1u);
+  EXPECT_EQ(before[0].second, serving) << "nbdkit is not the serving process's child";
+  ASSERT_EQ(::kill(serving, SIGKILL), 0);
+
+  // A read after the kill is answered by the successor, with the golden's bytes.
+  CommandResult read =
+      run("dd status=none bs=1M skip=5 count=1 iflag=direct if=" + shell_quote(image()) +
+          " of=" + shell_quote(dir_.file("after")));
+  ASSERT_EQ(read.exit_code, 0) << read.output;
+  auto after = read_file(dir_.file("after"));
+  ASSERT_EQ(after.size(), kMiB);
+  EXPECT_TRUE(std::equal(after.begin(), after.end(), bytes.begin() + 5 * kMiB));
+  const int successor = mounted_->daemon_pid();
+  EXPECT_NE(successor, serving);
+  std::vector<std::pair<int, int>> now;
+  for (int i = 0; i < 100; ++i) {  // the old nbdkit exits on its parent's death (SIGTERM)
+    now = clonefs_nbdkits();
+    if (now.size() == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(now.size(), 1u) << "the killed process's nbdkit outlived it";
+  EXPECT_NE(now[0].first, before[0].first);
+  EXPECT_EQ(now[0].second, successor);
+  unmount();
+  EXPECT_TRUE(clonefs_nbdkits().empty()) << "nbdkit outlived the mount";
+  // The killed process could not remove its private directory: the next server's start did.
+  EXPECT_EQ(private_directories(), directories_before);
 }
 
 TEST_F(HttpMount, UnreadableUrlAtCreateGivesOneErrorAndCreatesNothing) {
