@@ -276,6 +276,33 @@ TEST_F(HttpMount, SigkillOfTheServingProcessTakesItsNbdkitAndTheSuccessorServes)
   EXPECT_EQ(private_directories(), directories_before);
 }
 
+// An nbdkit that dies on its own (a crash) is started again on the same socket by the process
+// that owns it, and reads go on after a reconnection (with its identity check).
+TEST_F(HttpMount, AnNbdkitThatDiesIsStartedAgainAndReadsGoOn) {
+  const auto bytes = random_bytes(8 * kMiB, 285);
+  write_file(golden(), bytes);
+  ASSERT_EQ(create_from(server_->url("golden.img")).exit_code, 0);
+  mount("--no-hydration");
+  auto before = clonefs_nbdkits();
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(::kill(before[0].first, SIGKILL), 0);
+  CommandResult read =
+      run("dd status=none bs=1M skip=3 count=1 iflag=direct if=" + shell_quote(image()) +
+          " of=" + shell_quote(dir_.file("after")));
+  ASSERT_EQ(read.exit_code, 0) << read.output;
+  auto after = read_file(dir_.file("after"));
+  ASSERT_EQ(after.size(), kMiB);
+  EXPECT_TRUE(std::equal(after.begin(), after.end(), bytes.begin() + 3 * kMiB));
+  auto now = clonefs_nbdkits();
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_NE(now[0].first, before[0].first);
+  EXPECT_EQ(now[0].second, before[0].second) << "not the same serving process's";
+  CloneStatus s = status_json(image());
+  ASSERT_TRUE(s.source_connection.has_value());
+  EXPECT_GE(s.source_connection->reconnects, 1u);
+  unmount();
+}
+
 TEST_F(HttpMount, UnreadableUrlAtCreateGivesOneErrorAndCreatesNothing) {
   const size_t directories_before = private_directories();
   struct Case {
