@@ -276,6 +276,38 @@ TEST_F(HttpMount, SigkillOfTheServingProcessTakesItsNbdkitAndTheSuccessorServes)
   EXPECT_EQ(private_directories(), directories_before);
 }
 
+// nbdkit's socket is in a directory of its own, closed to everyone else: another user can
+// neither connect (and read the golden with clonefs's credentials) nor look inside.
+TEST_F(HttpMount, NoOtherUserCanReachNbdkitsSocket) {
+  write_file(golden(), random_bytes(4 * kMiB, 286));
+  ASSERT_EQ(create_from(server_->url("golden.img")).exit_code, 0);
+  mount("--no-hydration");
+  const std::string prefix = "clonefs-http-" + std::to_string(mounted_->daemon_pid()) + "-";
+  std::string directory;
+  for (const auto& e : std::filesystem::directory_iterator("/run")) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) directory = e.path().string();
+  }
+  ASSERT_FALSE(directory.empty()) << "no private directory for " << prefix;
+  struct stat st {};
+  ASSERT_EQ(::lstat(directory.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  const std::string connect =
+      "python3 -c \"import socket; socket.socket(socket.AF_UNIX).connect('" + directory +
+      "/nbd.sock')\"";
+  CommandResult as_owner = run(connect);
+  EXPECT_EQ(as_owner.exit_code, 0) << as_owner.output;  // the check below can fail
+  CommandResult as_nobody =
+      run("setpriv --reuid=65534 --regid=65534 --clear-groups " + connect + " 2>&1");
+  EXPECT_NE(as_nobody.exit_code, 0);
+  EXPECT_NE(as_nobody.output.find("Permission denied"), std::string::npos) << as_nobody.output;
+  CommandResult list =
+      run("setpriv --reuid=65534 --regid=65534 --clear-groups ls " + shell_quote(directory));
+  EXPECT_NE(list.exit_code, 0) << list.output;
+  unmount();
+}
+
 // An nbdkit that dies on its own (a crash) is started again on the same socket by the process
 // that owns it, and reads go on after a reconnection (with its identity check).
 TEST_F(HttpMount, AnNbdkitThatDiesIsStartedAgainAndReadsGoOn) {
