@@ -53,8 +53,8 @@ std::string find_program(const std::string& name) {
   return "";
 }
 
-// clonefs's nbdkit filter, installed beside the binary: BINDIR/../lib/clonefs (the build tree
-// has the same layout). nbdkit runs with clonefs's rights, so the filter must be a file nobody
+// clonefs's nbdkit filter, installed beside the binary: BINDIR/../lib/clonefs/nbdkit (the build
+// tree has the same layout). nbdkit runs with clonefs's rights, so the filter must be a file nobody
 // else can change.
 Result<std::string> parameters_filter() {
   char exe[4096];
@@ -62,7 +62,7 @@ Result<std::string> parameters_filter() {
   if (n <= 0) return Status::from_errno(errno, "readlink /proc/self/exe");
   std::string dir(exe, static_cast<size_t>(n));
   dir = dir.substr(0, dir.rfind('/'));
-  std::string path = dir + "/../lib/clonefs/nbdkit-clonefs-parameters-filter.so";
+  std::string path = dir + "/../lib/clonefs/nbdkit/nbdkit-clonefs-parameters-filter.so";
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     return Status::from_errno(errno, "clonefs's nbdkit filter " + path +
