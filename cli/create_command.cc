@@ -61,7 +61,8 @@ Command add_create_command(CLI::App& root) {
                           "writes the metadata.\n"
                           "Nothing is copied yet.");
   app->add_option("--source", args->source,
-                  "Read-only source image: a regular file or block device, or an NBD URI "
+                  "Read-only source image: a regular file or block device, an http(s) URL "
+                  "(https://HOST/golden.img; an S3 object by a presigned URL), or an NBD URI "
                   "(nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, nbds://...); a "
                   "URI is recorded with its secrets redacted. Without it, the URI in "
                   "CLONEFS_SOURCE_URI (keeps a password out of the command line)");

@@ -32,5 +32,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 # mount); mount for losetup, which the recipes use.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "fuse3")
+# http(s) sources run nbdkit's curl plugin (the nbdkit package); nothing else needs it.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "nbdkit")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "mount")
 include(CPack)

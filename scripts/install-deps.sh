@@ -10,6 +10,8 @@ demo_packages=(
   g++ make cmake pkg-config
   libfuse3-dev libmount-dev libblkid-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libsystemd-dev libnbd-dev
+  # the header of clonefs's nbdkit filter (http sources, src/nbdkit/)
+  nbdkit-plugin-dev
   # run: fusermount3 (fuse3), losetup and mount (mount), mkfs.ext4/e2fsck (e2fsprogs)
   fuse3 mount util-linux e2fsprogs
 )
@@ -27,6 +29,9 @@ test_packages=(
   # tests of NBD sources: nbdkit (file, sparse-random, memory plugins; error, delay filters) and
   # qemu-nbd (a qcow2 served read-only)
   nbdkit qemu-utils
+  # tests of http sources: a local nginx (Range requests, If-Unmodified-Since) for nbdkit's curl
+  # plugin
+  nginx
   # tests: XFS and btrfs on loop devices, where hydration shares the source's extents (reflink)
   xfsprogs btrfs-progs
   # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes

@@ -7,6 +7,7 @@
 
 #include "io/existing_content.h"
 #include "io/fingerprint.h"
+#include "io/http_source.h"
 #include "io/paths.h"
 #include "io/posix_devices.h"
 #include "io/safe_files.h"
@@ -29,11 +30,12 @@ Status check_distinct_files(const std::string& source, const std::string& destin
   return require_distinct_storage(roles);
 }
 
-// A path opens the file or block device; a URI connects to the NBD server (with the secrets the
-// recorded form lacks, see source_uri_for_mount).
+// A path opens the file or block device; a URI connects to the NBD server, or starts one for an
+// http(s) URL (with the secrets the recorded form lacks, see source_uri_for_mount).
 Result<std::unique_ptr<SourceDevice>> open_any_source(const std::string& name,
                                                       const NbdSourceOptions& nbd) {
   if (!is_source_uri(name)) return open_source(name);
+  if (is_http_uri(name)) return open_http_source(name, nbd);
   return open_nbd_source(name, nbd);
 }
 

@@ -134,7 +134,9 @@ void add_pieces(std::vector<Piece>& pieces, uint64_t offset, std::span<std::byte
 class NbdSource final : public SourceDevice {
  public:
   NbdSource(std::string uri, NbdSourceOptions options)
-      : uri_(std::move(uri)), name_(redact_uri(uri_)), options_(options) {}
+      : uri_(std::move(uri)),
+        name_(options.name.empty() ? redact_uri(uri_) : options.name),
+        options_(options) {}
 
   ~NbdSource() override {
     {

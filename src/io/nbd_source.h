@@ -36,6 +36,9 @@ struct NbdSourceOptions {
   std::chrono::milliseconds read_timeout{30000};
   // One connection attempt (TCP or socket connect plus the NBD handshake).
   std::chrono::milliseconds connect_timeout{5000};
+  // The source's name in errors and status, if not the URI redacted: the http(s) URL a server
+  // clonefs runs itself stands for (io/http_source.h).
+  std::string name;
 };
 
 inline constexpr unsigned kMaxNbdConnections = 64;

@@ -13,10 +13,12 @@ namespace clonefs {
 namespace {
 
 constexpr std::array<std::string_view, 4> kNbdSchemes = {"nbd", "nbds", "nbd+unix", "nbds+unix"};
+constexpr std::array<std::string_view, 2> kHttpSchemes = {"http", "https"};
 // Names of query parameters whose values are secrets (matched at the end of the name, so
-// "access_key" and "api-token" count): over-redacting a harmless value costs nothing.
-constexpr std::array<std::string_view, 6> kSecretNames = {"password", "passwd", "secret",
-                                                          "token",    "key",    "credential"};
+// "access_key" and "api-token" count): over-redacting a harmless value costs nothing. "signature"
+// and "sig" are presigned URLs' (S3's X-Amz-Signature, Azure's sig).
+constexpr std::array<std::string_view, 8> kSecretNames = {
+    "password", "passwd", "secret", "token", "key", "credential", "signature", "sig"};
 
 std::string scheme_of(const std::string& uri) {
   size_t end = uri.find("://");
@@ -47,6 +49,10 @@ std::string percent_decoded(std::string_view text) {
     }
   }
   return out;
+}
+
+bool http_scheme(const std::string& scheme) {
+  return std::find(kHttpSchemes.begin(), kHttpSchemes.end(), scheme) != kHttpSchemes.end();
 }
 
 bool secret_parameter(std::string_view raw_name) {
@@ -112,14 +118,23 @@ bool is_source_uri(const std::string& name) {
   return !scheme.empty() && scheme.find('/') == std::string::npos;
 }
 
+bool is_http_uri(const std::string& name) { return http_scheme(scheme_of(name)); }
+
 Status check_source_uri(const std::string& uri) {
   const std::string scheme = scheme_of(uri);
   const std::string shown = redact_uri(uri);
+  if (http_scheme(scheme)) {
+    size_t host = uri.find("://") + 3;
+    if (host >= uri.size() || uri[host] == '/' || uri[host] == '?')
+      return Status::error(EINVAL, "source " + shown + ": no host in the URL");
+    return Status::ok();
+  }
   if (std::find(kNbdSchemes.begin(), kNbdSchemes.end(), scheme) == kNbdSchemes.end()) {
     return Status::error(EINVAL, "source " + shown + ": unsupported URI scheme \"" + scheme +
-                                     "\" (clonefs reads nbd://, nbds://, nbd+unix:// and "
-                                     "nbds+unix://; serve other sources over NBD, e.g. nbdkit "
-                                     "curl for http(s), nbdkit S3, qemu-nbd for qcow2 or rbd)");
+                                     "\" (clonefs reads http://, https://, nbd://, nbds://, "
+                                     "nbd+unix:// and nbds+unix://; an S3 object through a "
+                                     "presigned https:// URL; serve other sources over NBD, e.g. "
+                                     "qemu-nbd for qcow2 or rbd)");
   }
   if (scheme.find("+unix") != std::string::npos && uri.find("socket=") == std::string::npos) {
     return Status::error(EINVAL, "source " + shown +
@@ -131,6 +146,8 @@ Status check_source_uri(const std::string& uri) {
 
 // A '#' in the query is kept as part of a value, not split off as a fragment: NBD URIs have no
 // use for fragments, and an unencoded '#' in a secret must not leave the rest of it in clear.
+// An http(s) URL's query is hidden whole: a presigned URL's parameters (signature, credential,
+// expiry) are all its secret, and a URL signed again for a later mount redacts the same.
 std::string redact_uri(const std::string& uri) {
   std::string out = uri;
   if (auto password = password_span(out))
@@ -138,6 +155,7 @@ std::string redact_uri(const std::string& uri) {
   size_t start = out.find("://");
   size_t query = out.find('?', start == std::string::npos ? 0 : start + 3);
   if (query == std::string::npos) return out;
+  if (http_scheme(scheme_of(out))) return out.substr(0, query + 1) + "***";
   std::string rebuilt = out.substr(0, query + 1);
   for (auto [begin, end] : parameters(out, query)) {
     std::string_view param = std::string_view(out).substr(begin, end - begin);
@@ -157,6 +175,8 @@ std::vector<std::string> uri_secrets(const std::string& uri) {
     raw.push_back(uri.substr(password->first, password->second - password->first));
   size_t start = uri.find("://");
   size_t query = uri.find('?', start == std::string::npos ? 0 : start + 3);
+  if (query != std::string::npos && http_scheme(scheme_of(uri)) && query + 1 < uri.size())
+    raw.push_back(uri.substr(query + 1));
   if (query != std::string::npos) {
     for (auto [begin, end] : parameters(uri, query)) {
       std::string_view param = std::string_view(uri).substr(begin, end - begin);

@@ -14,15 +14,20 @@ namespace clonefs {
 // never taken for a file path.
 bool is_source_uri(const std::string& name);
 
-// Refuses a URI clonefs cannot read from: a scheme other than nbd, nbds, nbd+unix, nbds+unix
-// (saying what to use for http, s3, rbd...), or an nbd+unix URI without its socket. libnbd checks
-// the rest when connecting.
+// Whether `name` is an http:// or https:// URL (served through nbdkit's curl plugin, see
+// io/http_source.h).
+bool is_http_uri(const std::string& name);
+
+// Refuses a URI clonefs cannot read from: a scheme other than http, https, nbd, nbds, nbd+unix,
+// nbds+unix (saying what to use for s3, rbd...), an http(s) URL without a host, or an nbd+unix
+// URI without its socket. libnbd and libcurl check the rest when connecting.
 Status check_source_uri(const std::string& uri);
 
 // `uri` with every secret replaced by "***": the password of user:password@ (even holding an
 // unencoded '/', '?', '#' or '@'), and the values of query parameters ('&' or ';' separated)
 // whose names, percent-decoded, end like a secret's (password, passwd, secret, token, key,
-// credential). Idempotent: the recorded form is compared with a redacted one.
+// credential, signature, sig); of an http(s) URL, the whole query ("?***"). Idempotent: the
+// recorded form is compared with a redacted one.
 std::string redact_uri(const std::string& uri);
 
 // The secrets redact_uri hides, as written and percent-decoded: to scrub them from text another

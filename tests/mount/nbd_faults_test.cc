@@ -267,7 +267,7 @@ TEST_F(NbdMount, BadUrisUnreachableSocketsAndVanishedExportsAreRefusedClearly) {
   };
   const std::vector<Case> cases = {
       {"malformed", "nbd://[::1/x", "nbd://[::1/x"},
-      {"unsupported scheme", "https://example.com/golden.img", "nbdkit curl"},
+      {"unsupported scheme", "s3://bucket/golden.img", "presigned https://"},
       {"unix without socket", "nbd+unix:///golden", "socket="},
       {"unreachable socket", "nbd+unix:///?socket=" + dir_.file("nobody.sock"), "nobody.sock"},
   };

@@ -19,6 +19,7 @@ namespace {
 const std::set<std::string> kInstalledFiles = {
     "bin/clonefs",
     "sbin/mount.clonefs",
+    "lib/clonefs/nbdkit/nbdkit-clonefs-parameters-filter.so",  // http sources' nbdkit filter
     "lib/systemd/system/clonefs@.service",
     "share/man/man1/clonefs.1.gz",
     "share/man/man8/mount.clonefs.8.gz",

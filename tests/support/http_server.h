@@ -1,0 +1,48 @@
+// A real HTTP server for http(s) sources: nginx (Range requests and If-Unmodified-Since on
+// static files, as artifact servers and object stores answer them) serving a directory on
+// 127.0.0.1 at a free port, with its own configuration, prefix and pid file in a temporary
+// directory; run as this process's child and stopped by its PID at scope end.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace clonefs::testing {
+
+class HttpServer {
+ public:
+  // Serves `root`; `work` is a directory of its own for its configuration, logs and temp files.
+  HttpServer(std::string root, std::string work);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  bool running() const { return pid_ > 0; }
+  // http://127.0.0.1:PORT/NAME
+  std::string url(const std::string& name) const;
+  // The access log: one line per request, with its status.
+  std::string access_log() const;
+  std::string error() const { return error_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::string root_, work_, error_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Why HTTP source tests cannot run here ("" if they can): nginx or nbdkit's curl plugin missing.
+std::string http_environment_problem();
+
+}  // namespace clonefs::testing
+
+#define CLONEFS_REQUIRE_HTTP_ENVIRONMENT()                                      \
+  do {                                                                          \
+    std::string http_problem_ = ::clonefs::testing::http_environment_problem(); \
+    if (!http_problem_.empty()) {                                               \
+      if (::clonefs::testing::running_in_ci())                                  \
+        FAIL() << "CI must run HTTP source tests: " << http_problem_;           \
+      GTEST_SKIP() << "needs nginx and nbdkit curl: " << http_problem_;         \
+    }                                                                           \
+  } while (0)
