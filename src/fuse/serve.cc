@@ -172,7 +172,9 @@ class MountedSession {
       if (fuse_session_mount(session_, device.c_str()) != 0) {
         status_ = Status::error(EIO, "cannot serve the connection of " + options.image_path +
                                          " held by the supervisor");
+        return;
       }
+      attach_io(state);
       return;
     }
     if (fuse_session_mount(session_, target.c_str()) != 0) {
@@ -182,6 +184,12 @@ class MountedSession {
       return;
     }
     mounted_ = true;
+    attach_io(state);
+  }
+  // Before INIT is read or replayed: its reply must offer passthrough (fuse/passthrough.h).
+  void attach_io(ImageSession& state) {
+    if (int rc = attach_passthrough(session_, state); rc != 0)
+      status_ = Status::error(-rc, "cannot route the FUSE connection's I/O for passthrough");
   }
   ~MountedSession() {
     if (mounted_) fuse_session_unmount(session_);
@@ -430,8 +438,10 @@ int serve_clone(const ServeOptions& options) {
                recorder->snapshot().runs.size());
     }
   };
-  ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
-                     attributes, {max_read_option(options.fuse_options), options.writeback_cache});
+  ImageSession state(
+      **clone, hydrator, options.logger, options.image_path, options.metadata_path, attributes,
+      {max_read_option(options.fuse_options), options.writeback_cache, options.passthrough,
+       supervision != nullptr ? supervision->passthrough_ledger_fd : -1});
   if (supervision != nullptr) {
     state.set_supervision(supervision->supervisor_pid, supervision->restarts,
                           supervision->last_restart);
