@@ -176,5 +176,45 @@ TEST_F(PassthroughMount, KillAndRestartLeaveOpenPassthroughFilesWorking) {
             expected_fill('d', kBlock));
 }
 
+// The metadata must say every region is valid before the kernel is given DEST: a commit that fails
+// first (the metadata's disk full) leaves the clone read-only and its later opens on the FUSE path,
+// even once every region of the image has been written.
+TEST_F(PassthroughMount, ACommitFailureBeforeCompletionMeansNoPassthrough) {
+  SmallDisk disk(dir_.file("small"), "256k");
+  ASSERT_TRUE(disk.ok());
+  write_file(source(), random_bytes(1 * kMiB, 30));
+  CommandResult created = run(clonefs("create --source " + shell_quote(source()) + " --dest " +
+                                      shell_quote(dest()) + " --metadata " +
+                                      shell_quote(dir_.file("small/meta.db")) +
+                                      " --region-size 4K"));
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  mounted_ = std::make_unique<MountedImage>(dir_.file("small/meta.db"), image(), "--no-hydration");
+  ASSERT_TRUE(mounted_->ok()) << mounted_->result().output;
+  run("head -c 10M /dev/zero > " + shell_quote(dir_.file("small/filler")));
+  std::string mode;
+  for (int i = 0; i < 40 && mode != "ro"; ++i) {
+    // Every region written whole: valid at once, until the commit recording them fails.
+    int fd = ::open(image().c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    auto bytes = random_bytes(1 * kMiB, 31 + static_cast<uint64_t>(i));
+    ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+    (void)::fsync(fd);
+    ::close(fd);
+    mode = status_json(image()).metadata_mode;
+  }
+  ASSERT_EQ(mode, "ro") << "the commit never failed";
+  run("rm -f " + shell_quote(dir_.file("small/filler")));
+  int fd = ::open(image().c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  StatusPassthrough p = passthrough();
+  EXPECT_EQ(p.passthrough_opens, 0u) << p.state << ": " << p.reason;
+  EXPECT_EQ(p.fuse_opens, 2u);
+  EXPECT_NE(p.state, "active");
+  ::close(fd);
+  CommandResult unmounted = mounted_->unmount();
+  EXPECT_NE(unmounted.exit_code, 0) << "the unmount hid the failed commit";
+  mounted_.reset();
+}
+
 }  // namespace
 }  // namespace clonefs::testing
