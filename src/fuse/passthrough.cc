@@ -15,7 +15,8 @@ namespace {
 
 constexpr size_t kLedgerBytes = 4096;
 static_assert(sizeof(PassthroughLedger) <= kLedgerBytes);
-static_assert(std::atomic<int32_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free,
+static_assert(std::atomic<int32_t>::is_always_lock_free &&
+                  std::atomic<uint32_t>::is_always_lock_free,
               "the ledger is shared between processes");
 
 // The backing id reply_open() chose for the open reply this thread is writing (libfuse writes a
@@ -65,7 +66,8 @@ ssize_t Passthrough::read(int fd, void* buf, size_t size) {
     if (header.opcode == FUSE_INIT) {
       fuse_init_in in;
       std::memcpy(&in, static_cast<const char*>(buf) + sizeof header, sizeof in);
-      kernel_offers_ = (in.flags & fuse_abi::kInitExt) && (in.flags2 & fuse_abi::kPassthroughFlags2);
+      kernel_offers_ =
+          (in.flags & fuse_abi::kInitExt) && (in.flags2 & fuse_abi::kPassthroughFlags2);
       init_unique_ = header.unique;
     }
   }

@@ -61,10 +61,10 @@ struct PassthroughState {
 };
 
 struct PassthroughOptions {
-  bool wanted = true;        // mount --no-passthrough: false
-  int destination_fd = -1;   // DEST, as the engine writes it; registered by this descriptor
-  uint64_t image_size = 0;   // DEST must be exactly this long (a longer one would show its tail)
-  int ledger_fd = -1;        // the supervisor's memfd; -1: a ledger of this process's own
+  bool wanted = true;       // mount --no-passthrough: false
+  int destination_fd = -1;  // DEST, as the engine writes it; registered by this descriptor
+  uint64_t image_size = 0;  // DEST must be exactly this long (a longer one would show its tail)
+  int ledger_fd = -1;       // the supervisor's memfd; -1: a ledger of this process's own
   spdlog::logger* log = nullptr;
 };
 
@@ -98,7 +98,7 @@ class Passthrough {
  private:
   enum class Kind : uint64_t { kFuse = 1, kPassthrough = 2 };  // an open's file handle
   Kind choose(const std::function<bool()>& hydrated, int32_t* backing_id);
-  bool register_destination();  // requires mu_
+  bool register_destination();               // requires mu_
   void unavailable(const std::string& why);  // requires mu_; logs once
 
   const PassthroughOptions options_;
@@ -108,8 +108,8 @@ class Passthrough {
   std::atomic<uint64_t> init_unique_{~0ULL};  // the kernel's INIT request, as read
   std::atomic<bool> kernel_offers_{false};    // its flags2 carried FUSE_PASSTHROUGH
   std::atomic<uint64_t> requests_{0};
-  mutable std::mutex mu_;                     // guards the choice of kind with the counts
-  std::string unavailable_;                   // guarded by mu_: why passthrough cannot be used
+  mutable std::mutex mu_;    // guards the choice of kind with the counts
+  std::string unavailable_;  // guarded by mu_: why passthrough cannot be used
 };
 
 }  // namespace clonefs

@@ -171,9 +171,9 @@ TEST_F(PassthroughMount, KillAndRestartLeaveOpenPassthroughFilesWorking) {
   unmount();
   std::vector<std::byte> dest_bytes = read_file(dest());
   ASSERT_GE(dest_bytes.size(), 3 * kMiB);
-  EXPECT_EQ(std::vector<std::byte>(dest_bytes.begin() + 2 * kMiB,
-                                   dest_bytes.begin() + 2 * kMiB + kBlock),
-            expected_fill('d', kBlock));
+  EXPECT_EQ(
+      std::vector<std::byte>(dest_bytes.begin() + 2 * kMiB, dest_bytes.begin() + 2 * kMiB + kBlock),
+      expected_fill('d', kBlock));
 }
 
 // The metadata must say every region is valid before the kernel is given DEST: a commit that fails
@@ -183,10 +183,9 @@ TEST_F(PassthroughMount, ACommitFailureBeforeCompletionMeansNoPassthrough) {
   SmallDisk disk(dir_.file("small"), "256k");
   ASSERT_TRUE(disk.ok());
   write_file(source(), random_bytes(1 * kMiB, 30));
-  CommandResult created = run(clonefs("create --source " + shell_quote(source()) + " --dest " +
-                                      shell_quote(dest()) + " --metadata " +
-                                      shell_quote(dir_.file("small/meta.db")) +
-                                      " --region-size 4K"));
+  CommandResult created =
+      run(clonefs("create --source " + shell_quote(source()) + " --dest " + shell_quote(dest()) +
+                  " --metadata " + shell_quote(dir_.file("small/meta.db")) + " --region-size 4K"));
   ASSERT_EQ(created.exit_code, 0) << created.output;
   mounted_ = std::make_unique<MountedImage>(dir_.file("small/meta.db"), image(), "--no-hydration");
   ASSERT_TRUE(mounted_->ok()) << mounted_->result().output;

@@ -197,8 +197,8 @@ TEST(StatusJson, OfflineHasTheSameTopLevelKeysWithNulls) {
   for (const auto& [key, value] : j.items()) keys.insert(key);
   for (const auto& [key, value] : live.items()) live_keys.insert(key);
   EXPECT_EQ(keys, live_keys);
-  for (const char* key :
-       {"image", "pid", "hydration", "counters", "source_connection", "supervisor", "passthrough"}) {
+  for (const char* key : {"image", "pid", "hydration", "counters", "source_connection",
+                          "supervisor", "passthrough"}) {
     EXPECT_TRUE(j[key].is_null()) << key << " is " << j[key].dump();
   }
   EXPECT_TRUE(j["hydration_settings"]["paused"].get<bool>());
