@@ -37,6 +37,7 @@ struct MountArgs {
   unsigned source_connections = NbdSourceOptions{}.connections;
   unsigned readahead_kib = kDefaultReadaheadKib;
   bool writeback_cache = false;
+  bool no_passthrough = false;
   unsigned restart_limit = 10;  // 0: no supervisor
   std::string copy_method = "reflink";
 };
@@ -138,6 +139,7 @@ Result<ServeOptions> serve_options(const MountArgs& args) {
   options.nbd.connections = args.source_connections;
   options.readahead_kib = args.readahead_kib;
   options.writeback_cache = args.writeback_cache;
+  options.passthrough = !args.no_passthrough;
   auto logger = make_logger(args);
   if (!logger) return logger.status();
   options.logger = std::move(*logger);
@@ -320,6 +322,10 @@ Command add_mount_command(CLI::App& root) {
                 "writes through a loop device left buffered); fsync still returns only once "
                 "they are committed. A write past IMAGE's end then fails at fsync, not at "
                 "write");
+  app->add_flag("--no-passthrough", args->no_passthrough,
+                "Serve every open of IMAGE through the daemon. By default an open made once "
+                "every region is valid is handed to the kernel, which then reads and writes the "
+                "destination itself (FUSE passthrough, Linux 6.9+, as root)");
   app->add_option(
          "--restart-limit", args->restart_limit,
          "Restarts of a crashed serving process allowed within a minute before the "

@@ -54,6 +54,14 @@ json supervisor_json(const StatusSupervisor& s) {
           {"last_restart", s.last_restart ? json(*s.last_restart) : json(nullptr)}};
 }
 
+json passthrough_json(const StatusPassthrough& p) {
+  return {{"state", p.state},
+          {"reason", p.reason},
+          {"passthrough_opens", p.passthrough_opens},
+          {"fuse_opens", p.fuse_opens},
+          {"requests", p.requests}};
+}
+
 // "field \"hydration.batch\" should be a non-negative integer, not \"16\"" (the value cut short:
 // the message is one line of an error).
 [[noreturn]] void mistyped(const std::string& field, const char* expected, const json& got) {
@@ -189,6 +197,15 @@ StatusSupervisor supervisor_from(const json& j, const std::string& path) {
           })};
 }
 
+StatusPassthrough passthrough_from(const json& j, const std::string& path) {
+  Fields f(j, path);
+  return {.state = f.text("state"),
+          .reason = f.text("reason"),
+          .passthrough_opens = f.count("passthrough_opens"),
+          .fuse_opens = f.count("fuse_opens"),
+          .requests = f.count("requests")};
+}
+
 }  // namespace
 
 void to_json(json& j, const CloneStatus& s) {
@@ -215,6 +232,7 @@ void to_json(json& j, const CloneStatus& s) {
   j["source_connection"] =
       s.source_connection ? source_connection_json(*s.source_connection) : json(nullptr);
   j["supervisor"] = s.supervisor ? supervisor_json(*s.supervisor) : json(nullptr);
+  j["passthrough"] = s.passthrough ? passthrough_json(*s.passthrough) : json(nullptr);
 }
 
 void from_json(const json& j, CloneStatus& s) {
@@ -249,6 +267,7 @@ void from_json(const json& j, CloneStatus& s) {
   out.counters = f.nullable("counters", counters_from);
   out.source_connection = f.nullable("source_connection", source_connection_from);
   out.supervisor = f.nullable("supervisor", supervisor_from);
+  out.passthrough = f.nullable("passthrough", passthrough_from);
   s = std::move(out);
 }
 

@@ -46,6 +46,14 @@
 //     else: pid integer (the supervisor's), serving_pid integer (the serving process's, as
 //     pid), restarts integer (serving processes started after the first), last_restart
 //     string|null (why the last one was started: the dead one's pid and exit code or signal)
+//   passthrough           object|null  null offline; else kernel passthrough (fuse/passthrough.h):
+//     state string ("off": --no-passthrough, "unavailable": the kernel, the privileges or the
+//     destination do not allow it, "waiting": not every region is valid yet, "active": the
+//     destination is registered and new opens use it), reason string (why not "active"),
+//     passthrough_opens integer (open files the kernel serves from the destination),
+//     fuse_opens integer (open files served through the daemon), requests integer (FUSE
+//     requests the serving process has read from the kernel, 0 when "off": a passthrough
+//     file's reads and writes are not among them)
 //
 // Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
 // a default — a zero read for a renamed field would look like a real figure. Fields this build
@@ -122,6 +130,16 @@ struct StatusSupervisor {
   bool operator==(const StatusSupervisor&) const = default;
 };
 
+// Kernel passthrough of a hydrated clone (live only).
+struct StatusPassthrough {
+  std::string state;  // "off", "unavailable", "waiting", "active"
+  std::string reason;
+  uint64_t passthrough_opens = 0;
+  uint64_t fuse_opens = 0;
+  uint64_t requests = 0;
+  bool operator==(const StatusPassthrough&) const = default;
+};
+
 struct CloneStatus {
   std::optional<std::string> image;  // nullopt offline
   std::string metadata;
@@ -144,6 +162,7 @@ struct CloneStatus {
   std::optional<StatusCounters> counters;                   // nullopt offline
   std::optional<StatusSourceConnection> source_connection;  // nullopt offline, local sources
   std::optional<StatusSupervisor> supervisor;               // nullopt offline or unsupervised
+  std::optional<StatusPassthrough> passthrough;             // nullopt offline
   bool operator==(const CloneStatus&) const = default;
 };
 

@@ -133,6 +133,16 @@ std::string format_status_prometheus(const CloneStatus& s) {
     e.counter("copied_bytes_total", "Bytes copied from the source since the mount.",
               k.bytes_copied);
   }
+  if (s.passthrough) {
+    const StatusPassthrough& p = *s.passthrough;
+    e.states("passthrough_state", "Kernel passthrough of the hydrated image (see status --json).",
+             "state", {"off", "unavailable", "waiting", "active"}, p.state);
+    e.gauge("passthrough_opens", "Open files of the image the kernel serves from the destination.",
+            number(p.passthrough_opens));
+    e.gauge("fuse_opens", "Open files of the image served through the daemon.",
+            number(p.fuse_opens));
+    e.counter("fuse_requests_total", "FUSE requests this serving process has read.", p.requests);
+  }
   return std::move(e).text();
 }
 

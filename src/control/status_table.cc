@@ -108,6 +108,12 @@ std::string format_status_table(const CloneStatus& s) {
             (s.supervisor->last_restart ? " (last: " + *s.supervisor->last_restart + ")"
                                         : std::string()));
   }
+  if (s.passthrough) {
+    const StatusPassthrough& p = *s.passthrough;
+    row("passthrough", p.state + ", " + std::to_string(p.passthrough_opens) +
+                           " passthrough opens, " + std::to_string(p.fuse_opens) + " FUSE opens" +
+                           (p.reason.empty() ? "" : " (" + p.reason + ")"));
+  }
   return out.str();
 }
 

@@ -121,9 +121,9 @@ void image_setattr(fuse_req_t req, fuse_ino_t, struct stat* attr, int to_set, fu
 
 void image_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   run(req, "open", [&] {
-    // Only this daemon changes the image, so cached pages stay valid across opens.
-    fi->keep_cache = 1;
-    fuse_reply_open(req, fi);
+    // Through the daemon, or once hydrated straight to DEST in the kernel (fuse/passthrough.h).
+    ImageSession& s = session(req);
+    s.passthrough().reply_open(req, fi, [&s] { return s.hydrated_and_committed(); });
   });
 }
 
@@ -159,7 +159,13 @@ void image_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   fuse_reply_err(req, 0);
 }
 
-void image_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void image_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  // Counted down after the answer (which frees `req`): a kill in between leaves the count
+  // high, never low.
+  Passthrough& passthrough = session(req).passthrough();
+  fuse_reply_err(req, 0);
+  passthrough.released(fi->fh);
+}
 
 void image_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
   // fsync and fdatasync alike: the engine's flush is already data + commit. Never ENOSYS: the
@@ -236,8 +242,18 @@ fuse_lowlevel_ops make_operations() {
   ops.statfs = image_statfs;
   ops.ioctl = image_ioctl;
   // No getxattr: answering it costs a security.capability round trip on every write (see
-  // control_protocol.h); unanswered (ENOSYS), the kernel stops asking.
+  // control_protocol.h), a passthrough write's too (the kernel asks before each one, to drop
+  // the capability); unanswered (ENOSYS), the kernel sets no_getxattr and stops asking
+  // (PassthroughMount.GetxattrIsAskedOnceNotPerWrite).
   return ops;
+}
+
+ssize_t image_read_device(int fd, void* buf, size_t size, void* userdata) {
+  return static_cast<ImageSession*>(userdata)->passthrough().read(fd, buf, size);
+}
+
+ssize_t image_write_device(int fd, iovec* iov, int count, void* userdata) {
+  return static_cast<ImageSession*>(userdata)->passthrough().writev(fd, iov, count);
 }
 
 }  // namespace
@@ -245,6 +261,14 @@ fuse_lowlevel_ops make_operations() {
 const fuse_lowlevel_ops& image_operations() {
   static const fuse_lowlevel_ops ops = make_operations();
   return ops;
+}
+
+int attach_passthrough(fuse_session* session, ImageSession& state) {
+  static const fuse_custom_io io = {.writev = image_write_device,
+                                    .read = image_read_device,
+                                    .splice_receive = nullptr,
+                                    .splice_send = nullptr};
+  return state.passthrough().attach(session, io);
 }
 
 }  // namespace clonefs

@@ -9,7 +9,13 @@
 
 namespace clonefs {
 
+class ImageSession;
+
 // The operations table; the session's userdata must be an ImageSession.
 const fuse_lowlevel_ops& image_operations();
+
+// Routes the session's device I/O through its ImageSession's passthrough (fuse/passthrough.h),
+// once mounted and before INIT; nothing when passthrough is turned off. 0, or -errno.
+int attach_passthrough(fuse_session* session, ImageSession& state);
 
 }  // namespace clonefs

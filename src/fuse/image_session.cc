@@ -19,11 +19,23 @@ ImageSession::ImageSession(Clone& clone, Hydrator& hydrator, std::shared_ptr<spd
       connection_(connection),
       image_(clone.engine(), image_path_, attributes, {},
              connection.writeback_cache ? ImageFile::WritesReach::kKernelCacheFirst
-                                        : ImageFile::WritesReach::kDaemonFirst) {}
+                                        : ImageFile::WritesReach::kDaemonFirst),
+      passthrough_({connection.passthrough, clone.destination().file_descriptor(), image_.size(),
+                    connection.passthrough_ledger_fd, logger_.get()}) {}
+
+bool ImageSession::hydrated_and_committed() {
+  EngineStatus s = clone_.engine().status();
+  if (s.mode != MetadataMode::kReadWrite || s.regions_valid != s.regions_total) return false;
+  return s.transaction_regions == 0 || image_.sync().is_ok();
+}
 
 CloneStatus ImageSession::status() const {
-  return live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(), hydrator_,
-                      pid_, supervisor_pid_, restarts_, last_restart_});
+  CloneStatus s = live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(),
+                               hydrator_, pid_, supervisor_pid_, restarts_, last_restart_});
+  PassthroughState p = passthrough_.state();
+  s.passthrough =
+      StatusPassthrough{p.state, p.reason, p.passthrough_opens, p.fuse_opens, p.requests};
+  return s;
 }
 
 std::string ImageSession::status_json() const {

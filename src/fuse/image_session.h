@@ -13,6 +13,7 @@
 #include "control/status.h"
 #include "engine/clone.h"
 #include "engine/hydrator.h"
+#include "fuse/passthrough.h"
 #include "image/image_file.h"
 
 namespace clonefs {
@@ -24,6 +25,10 @@ struct ConnectionChoices {
   // --writeback-cache: the kernel keeps written pages and sends them back in batches; fsync
   // writes them back before it sends FUSE_FSYNC (docs/SEMANTICS.md).
   bool writeback_cache = false;
+  // Kernel passthrough once hydrated (fuse/passthrough.h); mount --no-passthrough: false. The
+  // ledger a supervisor keeps for the connection's serving processes, -1 for none.
+  bool passthrough = false;
+  int passthrough_ledger_fd = -1;
 };
 
 class ImageSession {
@@ -46,6 +51,10 @@ class ImageSession {
   bool may_control(uid_t uid) const { return uid == 0 || uid == owner_uid_; }
   pid_t pid() const { return pid_; }
   const ConnectionChoices& connection() const { return connection_; }
+  Passthrough& passthrough() { return passthrough_; }
+  // Every region valid and committed, the metadata writable: an open may then be passthrough.
+  // Commits what is valid but not yet committed (the last regions hydration copied).
+  bool hydrated_and_committed();
 
   // Started by a supervisor (fuse/supervisor.h): shown in the status.
   void set_supervision(pid_t supervisor_pid, unsigned restarts, std::string last_restart) {
@@ -80,6 +89,7 @@ class ImageSession {
   std::string last_restart_;
   std::function<void()> on_size_refused_;
   ImageFile image_;
+  Passthrough passthrough_;
 };
 
 }  // namespace clonefs

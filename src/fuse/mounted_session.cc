@@ -9,6 +9,7 @@
 
 #include "fuse/connection_resume.h"
 #include "fuse/image_ops.h"
+#include "fuse/passthrough.h"
 #include "fuse/supervisor_channel.h"
 
 namespace clonefs {
@@ -67,7 +68,9 @@ MountedSession::MountedSession(const std::vector<std::string>& fuse_options,
     if (fuse_session_mount(session_, device.c_str()) != 0) {
       status_ = Status::error(
           EIO, "cannot serve the connection of " + image_path + " held by the supervisor");
+      return;
     }
+    attach_io(state);
     return;
   }
   if (fuse_session_mount(session_, target.c_str()) != 0) {
@@ -77,6 +80,13 @@ MountedSession::MountedSession(const std::vector<std::string>& fuse_options,
     return;
   }
   mounted_ = true;
+  attach_io(state);
+}
+
+// Before INIT is read or replayed: its reply must offer passthrough (fuse/passthrough.h).
+void MountedSession::attach_io(ImageSession& state) {
+  if (int rc = attach_passthrough(session_, state); rc != 0)
+    status_ = Status::error(-rc, "cannot route the FUSE connection's I/O for passthrough");
 }
 
 MountedSession::~MountedSession() {

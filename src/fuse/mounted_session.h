@@ -40,6 +40,8 @@ class MountedSession {
   int loop(const RequestLoopOptions& options);
 
  private:
+  void attach_io(ImageSession& state);
+
   fuse_session* session_ = nullptr;
   bool signals_ = false;
   bool mounted_ = false;

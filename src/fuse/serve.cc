@@ -205,9 +205,11 @@ int serve_clone(const ServeOptions& options) {
   ProfileRecording recording(options.record_profile_path, **clone,
                              inherited_connection(options.supervision) != nullptr, log);
   // 5. What the FUSE handlers reach.
-  ImageSession state(**clone, hydrator, options.logger, options.image_path, options.metadata_path,
-                     mount_point->attributes,
-                     {max_read_option(options.fuse_options), options.writeback_cache});
+  ImageSession state(
+      **clone, hydrator, options.logger, options.image_path, options.metadata_path,
+      mount_point->attributes,
+      {max_read_option(options.fuse_options), options.writeback_cache, options.passthrough,
+       options.supervision != nullptr ? options.supervision->passthrough_ledger_fd : -1});
   if (const Supervision* supervision = options.supervision) {
     state.set_supervision(supervision->supervisor_pid, supervision->restarts,
                           supervision->last_restart);

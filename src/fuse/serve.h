@@ -40,6 +40,8 @@ struct ServeOptions {
   // The kernel caches writes (fuse/image_ops.cc, image_init); IMAGE's size is pinned once the
   // mount serves.
   bool writeback_cache = false;
+  // Kernel passthrough once hydrated (fuse/passthrough.h); --no-passthrough turns it off.
+  bool passthrough = true;
   // --metrics-file: kept up to date while serving (control/metrics_file.h), and left holding the
   // committed state once the clone is closed. "" for none.
   std::string metrics_file;

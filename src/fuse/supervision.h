@@ -37,6 +37,9 @@ struct Supervision {
   // error since, including one a killed serving process consumed with its own descriptor
   // (engine/surviving_regions.h). -1 in the first serving process.
   int destination_witness_fd = -1;
+  // The connection's passthrough ledger (fuse/passthrough.h): open counts and the backing id,
+  // which outlive a serving process. A memfd the supervisor holds; -1: none kept.
+  int passthrough_ledger_fd = -1;
   // Set for a restart: serve this connection instead of mounting.
   std::optional<HeldConnection> connection;
 };

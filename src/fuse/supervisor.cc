@@ -75,6 +75,9 @@ class Supervisor {
     supervision_.surviving_regions_fd = ::memfd_create("clonefs-surviving-regions", MFD_CLOEXEC);
     if (supervision_.surviving_regions_fd < 0)
       return fail_start(Status::from_errno(errno, "memfd for the surviving regions"));
+    // Best effort: without it a successor knows nothing of its predecessors' open files and
+    // leaves passthrough off.
+    supervision_.passthrough_ledger_fd = ::memfd_create("clonefs-passthrough", MFD_CLOEXEC);
     supervision_.supervisor_pid = ::getpid();
     image_directory_ = DirectoryEntry::open(options_.image_path);
     if (Status started = start_server(); !started) return fail_start(started);
@@ -129,9 +132,9 @@ class Supervisor {
   // supervisor's descriptors, and dies with it. Holding the connection would keep it open after
   // the supervisor closed it: a request stuck on a mount nobody serves would then never fail.
   void enter_child() {
-    for (int fd :
-         {connection_->fuse_fd, channel_, supervision_.channel, signals_, server_fd_,
-          supervision_.destination_witness_fd, starter_fd_, starter_channel_, pinner_fd_}) {
+    for (int fd : {connection_->fuse_fd, channel_, supervision_.channel, signals_, server_fd_,
+                   supervision_.destination_witness_fd, supervision_.passthrough_ledger_fd,
+                   starter_fd_, starter_channel_, pinner_fd_}) {
       if (fd >= 0) ::close(fd);
     }
     for (int fd : options_.supervisor_only_fds) ::close(fd);

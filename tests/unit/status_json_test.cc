@@ -62,6 +62,11 @@ CloneStatus live_sample() {
                                   .serving_pid = 4242,
                                   .restarts = 3,
                                   .last_restart = "serving process 4240 died (signal 9 (Killed))"};
+  s.passthrough = StatusPassthrough{.state = "unavailable",
+                                    .reason = "registering the destination failed: EPERM",
+                                    .passthrough_opens = 2,
+                                    .fuse_opens = 1,
+                                    .requests = 12345};
   return s;
 }
 
@@ -155,6 +160,12 @@ const std::map<std::string, std::string> kLiveFields = {
     {"counters.regions_shared", "integer"},
     {"counters.bytes_shared", "integer"},
     {"counters.bytes_written_through", "integer"},
+    {"passthrough", "object"},
+    {"passthrough.state", "string"},
+    {"passthrough.reason", "string"},
+    {"passthrough.passthrough_opens", "integer"},
+    {"passthrough.fuse_opens", "integer"},
+    {"passthrough.requests", "integer"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {
@@ -186,8 +197,8 @@ TEST(StatusJson, OfflineHasTheSameTopLevelKeysWithNulls) {
   for (const auto& [key, value] : j.items()) keys.insert(key);
   for (const auto& [key, value] : live.items()) live_keys.insert(key);
   EXPECT_EQ(keys, live_keys);
-  for (const char* key :
-       {"image", "pid", "hydration", "counters", "source_connection", "supervisor"}) {
+  for (const char* key : {"image", "pid", "hydration", "counters", "source_connection",
+                          "supervisor", "passthrough"}) {
     EXPECT_TRUE(j[key].is_null()) << key << " is " << j[key].dump();
   }
   EXPECT_TRUE(j["hydration_settings"]["paused"].get<bool>());
@@ -207,7 +218,8 @@ TEST(StatusJson, SerialisesByteForByteAsBefore) {
       R"({"bytes_valid":1048576,"complete":true,"counters":null,"destination":"/dev/vg/vm",)"
       R"("hydration":null,"hydration_settings":{"batch":4,"paused":true,"rate_limit":0,"threshold":8},)"
       R"("image":null,"image_size":1048576,"metadata":"/var/lib/vm.meta","metadata_mode":"unmounted",)"
-      R"("metadata_mode_reason":"","mounted":false,"pid":null,"region_size":4096,"regions_in_flight":0,)"
+      R"("metadata_mode_reason":"","mounted":false,"passthrough":null,"pid":null,"region_size":4096,)"
+      R"("regions_in_flight":0,)"
       R"("regions_total":256,"regions_uncommitted":0,"regions_valid":256,"source":"/srv/golden.img",)"
       R"("source_connection":null,"supervisor":null})");
 }
