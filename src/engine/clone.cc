@@ -80,7 +80,9 @@ Status check_source_identity(SourceDevice& source, const CloneRecord& record) {
 }
 
 Status create_clone(const CreateOptions& options) {
-  auto source = open_any_source(options.source_path, NbdSourceOptions{});
+  NbdSourceOptions nbd;
+  nbd.share = options.share_source;
+  auto source = open_any_source(options.source_path, nbd);
   if (!source) return source.status();
   const uint64_t image_size = (*source)->size();
   auto geometry = Geometry::make(image_size, options.region_size);
