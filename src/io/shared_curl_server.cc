@@ -1,5 +1,6 @@
 #include "io/shared_curl_server.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -34,6 +35,10 @@ constexpr const char* kPidName = "nbdkit.pid";
 constexpr const char* kLogName = "nbdkit.log";
 constexpr const char* kLockName = "lock";
 constexpr const char* kLeaseName = "lease";
+constexpr const char* kDateName = "checked-at";
+// Every file of a server's directory.
+constexpr const char* kFiles[] = {kSocketName, kPidName,   kLogName,
+                                  kLockName,   kLeaseName, kDateName};
 // Where nbdkit finds, after exec, the parameters memfd, its directory and the lease file.
 constexpr int kParametersFd = 3;
 constexpr int kDirectoryFd = 4;
@@ -64,7 +69,8 @@ std::string url_key(const std::string& url) {
 
 // A directory that must be this user's alone: made 0700 if missing, opened without following a
 // link, refused unless owned by this user with no access for anyone else.
-Result<UniqueFd> private_directory_at(int parent, const std::string& name, const std::string& shown) {
+Result<UniqueFd> private_directory_at(int parent, const std::string& name,
+                                      const std::string& shown) {
   if (::mkdirat(parent, name.c_str(), 0700) != 0 && errno != EEXIST)
     return Status::from_errno(errno, "cannot make directory " + shown);
   UniqueFd fd(::openat(parent, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -114,8 +120,9 @@ std::string socket_path(int directory_fd) {
   return "/proc/self/fd/" + std::to_string(directory_fd) + "/" + kSocketName;
 }
 
-// Whether a server answers on the socket: it accepts and sends its NBD greeting (one that has
-// begun to exit refuses new connections).
+// Whether a server answers on the socket: it accepts and sends its NBD greeting. One that has
+// begun to exit closes new connections at once; one merely slow (a busy host) is given 5 s and
+// then taken as alive rather than doubled.
 bool answers(int directory_fd) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -125,11 +132,37 @@ bool answers(int directory_fd) {
       ::connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
     return false;
   }
-  timeval timeout{1, 0};
+  timeval timeout{5, 0};
   ::setsockopt(probe.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   char greeting[18];
-  return ::recv(probe.get(), greeting, sizeof greeting, MSG_WAITALL) ==
-         static_cast<ssize_t>(sizeof greeting);
+  const ssize_t n = ::recv(probe.get(), greeting, sizeof greeting, MSG_WAITALL);
+  if (n == static_cast<ssize_t>(sizeof greeting)) return true;
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// The directories of servers for URLs no clone uses any more (no server answers, nobody holds the
+// lock or a lease): removed with their files, so that the user's directory does not fill up.
+void remove_unused_directories(int base, const std::string& keep) {
+  DIR* dir = ::fdopendir(::openat(base, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir == nullptr) return;
+  while (dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name.size() != 32 || name == keep) continue;
+    UniqueFd fd(::openat(base, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st {};
+    if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || st.st_uid != ::geteuid() ||
+        (st.st_mode & 077) != 0) {
+      continue;
+    }
+    UniqueFd lock(::openat(fd.get(), kLockName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd lease(::openat(fd.get(), kLeaseName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    if (lease.get() >= 0 && ::flock(lease.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    if (answers(fd.get())) continue;
+    for (const char* file : kFiles) ::unlinkat(fd.get(), file, 0);
+    ::unlinkat(base, name.c_str(), AT_REMOVEDIR);  // fails, harmlessly, if anything else is in it
+  }
+  ::closedir(dir);
 }
 
 }  // namespace
@@ -144,12 +177,20 @@ Result<std::unique_ptr<SharedCurlServer>> SharedCurlServer::start(const std::str
   return server;
 }
 
+// The server's directory (made if missing), and its lock file. Opened again, on the same
+// descriptor number (the NBD URI names it), if it was removed as unused meanwhile.
 Status SharedCurlServer::open_directory() {
   auto base = servers_directory();
   if (!base) return base.status();
-  auto directory = private_directory_at(base->get(), url_key(url_), "of a shared source");
+  const std::string key = url_key(url_);
+  remove_unused_directories(base->get(), key);
+  auto directory = private_directory_at(base->get(), key, "of a shared source");
   if (!directory) return directory.status();
-  directory_fd_ = std::move(*directory);
+  if (directory_fd_.get() < 0) {
+    directory_fd_ = std::move(*directory);
+  } else if (::dup3(directory->get(), directory_fd_.get(), O_CLOEXEC) < 0) {
+    return Status::from_errno(errno, "dup3");
+  }
   auto lock = open_in(directory_fd_.get(), kLockName, O_RDONLY | O_CREAT);
   if (!lock) return lock.status();
   lock_fd_ = std::move(*lock);
@@ -162,7 +203,8 @@ Status SharedCurlServer::open_directory() {
 Status SharedCurlServer::hold_current_lease() {
   auto lease = open_in(directory_fd_.get(), kLeaseName, O_RDONLY | O_CREAT);
   if (!lease) return lease.status();
-  struct stat now {}, held {};
+  struct stat now {
+  }, held{};
   if (lease_fd_.get() >= 0 && ::fstat(lease->get(), &now) == 0 &&
       ::fstat(lease_fd_.get(), &held) == 0 && now.st_ino == held.st_ino) {
     return Status::ok();
@@ -174,8 +216,16 @@ Status SharedCurlServer::hold_current_lease() {
 }
 
 Status SharedCurlServer::join() {
-  if (::flock(lock_fd_.get(), LOCK_EX) != 0)
-    return Status::from_errno(errno, "lock of the shared source's server");
+  for (int attempt = 0;; ++attempt) {
+    if (::flock(lock_fd_.get(), LOCK_EX) != 0)
+      return Status::from_errno(errno, "lock of the shared source's server");
+    struct stat st {};
+    if (::fstat(directory_fd_.get(), &st) == 0 && st.st_nlink > 0) break;
+    // Removed as unused by another clone between the opening and the lock.
+    ::flock(lock_fd_.get(), LOCK_UN);
+    if (attempt == 3) return Status::error(EAGAIN, "the shared source's directory keeps vanishing");
+    CLONEFS_RETURN_IF_ERROR(open_directory());
+  }
   Status joined = join_locked();
   ::flock(lock_fd_.get(), LOCK_UN);
   return joined;
@@ -205,7 +255,7 @@ Status SharedCurlServer::join_locked() {
 bool SharedCurlServer::joinable() {
   if (!answers(directory_fd_.get())) return false;
   auto log = open_in(directory_fd_.get(), kLogName, O_RDONLY);
-  auto date = open_in(directory_fd_.get(), "checked-at", O_RDONLY);
+  auto date = open_in(directory_fd_.get(), kDateName, O_RDONLY);
   if (!log || !date) return false;
   if (read_all(log->get()).find(nbdkit_launch::kPreconditionFailed) != std::string::npos)
     return false;
@@ -223,10 +273,10 @@ Status SharedCurlServer::spawn() {
   if (program.empty())
     return Status::error(ENOENT, "nbdkit not found in PATH (install the nbdkit package)");
   const int dir = directory_fd_.get();
-  for (const char* name : {kSocketName, kPidName, kLogName, kLeaseName, "checked-at"})
+  for (const char* name : {kSocketName, kPidName, kLogName, kLeaseName, kDateName})
     ::unlinkat(dir, name, 0);
   const std::string date = nbdkit_launch::http_date_now();
-  auto date_file = open_in(dir, "checked-at", O_WRONLY | O_CREAT | O_EXCL);
+  auto date_file = open_in(dir, kDateName, O_WRONLY | O_CREAT | O_EXCL);
   if (!date_file) return date_file.status();
   if (::write(date_file->get(), date.data(), date.size()) != static_cast<ssize_t>(date.size()))
     return Status::from_errno(errno, "write of the shared server's date");
@@ -248,26 +298,26 @@ Status SharedCurlServer::spawn() {
   CLONEFS_RETURN_IF_ERROR(hold_current_lease());
   // Everything on nbdkit's command line is public: no path, no URL.
   const std::string in_dir = "/proc/self/fd/" + std::to_string(kDirectoryFd) + "/";
-  std::vector<std::string> args = {program,
-                                   "--foreground",
-                                   "--readonly",
-                                   "--unix",
-                                   in_dir + kSocketName,
-                                   "--pidfile",
-                                   in_dir + kPidName,
-                                   "--filter=exitwhen",
-                                   "--filter=cache",
-                                   "--filter=retry",
-                                   "--filter=" + *filter,
-                                   "curl",
-                                   "clonefs-parameters=/proc/self/fd/" +
-                                       std::to_string(kParametersFd),
-                                   "protocols=http,https",
-                                   "retries=3",
-                                   "retry-delay=1",
-                                   "cache-on-read=true",
-                                   std::string("exit-when-script=") + kExitScript,
-                                   "exit-when-poll=1"};
+  std::vector<std::string> args = {
+      program,
+      "--foreground",
+      "--readonly",
+      "--unix",
+      in_dir + kSocketName,
+      "--pidfile",
+      in_dir + kPidName,
+      "--filter=exitwhen",
+      "--filter=cache",
+      "--filter=retry",
+      "--filter=" + *filter,
+      "curl",
+      "clonefs-parameters=/proc/self/fd/" + std::to_string(kParametersFd),
+      "protocols=http,https",
+      "retries=3",
+      "retry-delay=1",
+      "cache-on-read=true",
+      std::string("exit-when-script=") + kExitScript,
+      "exit-when-poll=1"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -335,8 +385,9 @@ Status SharedCurlServer::wait_accepting(pid_t pid, int pidfd) {
     std::this_thread::sleep_for(milliseconds(10));
   }
   ::kill(pid, SIGKILL);
-  return Status::error(ETIMEDOUT, "nbdkit (curl plugin, shared) did not accept connections within " +
-                                      std::to_string(kStartTimeout.count() / 1000) + " s");
+  return Status::error(ETIMEDOUT,
+                       "nbdkit (curl plugin, shared) did not accept connections within " +
+                           std::to_string(kStartTimeout.count() / 1000) + " s");
 }
 
 // Waits for the server to exit, then joins (or starts) the next one; the NBD connections

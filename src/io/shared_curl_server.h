@@ -85,11 +85,11 @@ class SharedCurlServer final : public HttpServerProcess {
   std::thread watcher_;
 
   std::mutex mu_;
-  std::string checked_at_;  // set at each join, under mu_ after start
-  pid_t pid_ = 0;           // guarded by mu_
-  UniqueFd pidfd_;          // guarded by mu_
-  UniqueFd log_fd_;         // guarded by mu_: the current server's log, read as it grows
-  std::string log_tail_;    // guarded by mu_: its end, raw (may hold secrets)
+  std::string checked_at_;            // set at each join, under mu_ after start
+  pid_t pid_ = 0;                     // guarded by mu_
+  UniqueFd pidfd_;                    // guarded by mu_
+  UniqueFd log_fd_;                   // guarded by mu_: the current server's log, read as it grows
+  std::string log_tail_;              // guarded by mu_: its end, raw (may hold secrets)
   bool precondition_failed_ = false;  // guarded by mu_: sticky
 };
 

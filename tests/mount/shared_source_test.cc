@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -133,8 +134,8 @@ class SharedSource : public NbdMount {
     const std::string out = dir_.file("read" + std::to_string(i));
     std::filesystem::remove(out);
     CommandResult r = run("dd status=none bs=1M iflag=direct skip=" + std::to_string(mib) +
-                          " count=" + std::to_string(count) + " if=" +
-                          shell_quote(clones_[i].image) + " of=" + shell_quote(out));
+                          " count=" + std::to_string(count) +
+                          " if=" + shell_quote(clones_[i].image) + " of=" + shell_quote(out));
     if (r.exit_code != 0) return {};
     return read_file(out);
   }
@@ -221,6 +222,14 @@ TEST_F(SharedSource, SigkillOfOneCloneLeavesTheOthersReading) {
     EXPECT_TRUE(golden_at(read_mib(2, mib + 1), mib + 1)) << "clone 2 at MiB " << mib + 1;
   }
   EXPECT_EQ(shared_servers(), servers) << "the shared server did not survive the kill";
+  // Nobody's child: not the killed process's, nor any clonefs process's.
+  std::string stat = text_of("/proc/" + std::to_string(servers[0]) + "/stat");
+  int parent = 0;
+  if (size_t paren = stat.rfind(')'); paren != std::string::npos)
+    std::sscanf(stat.c_str() + paren + 2, "%*c %d", &parent);
+  EXPECT_EQ(text_of("/proc/" + std::to_string(parent) + "/cmdline").find("clonefs"),
+            std::string::npos)
+      << "the shared server is a child of clonefs process " << parent;
   // The killed clone's successor joins it again.
   EXPECT_TRUE(golden_at(read_mib(0, 5), 5));
   EXPECT_NE(clones_[0].mounted->daemon_pid(), serving);
@@ -305,6 +314,62 @@ TEST_F(SharedSource, GoldenReplacedUnderSharedClonesIsRefusedNeverMixedIn) {
   EXPECT_TRUE(std::equal(fresh.begin(), fresh.end(), replacement.begin() + 9 * kMiB));
   EXPECT_EQ(shared_servers().size(), 2u) << "the new clone joined the server that saw a 412";
   unmount_all();
+}
+
+// The shared server's socket, lock and lease are in a directory closed to every other user, who
+// can neither connect nor look; and a user whose directory of shared servers another user made
+// (planted in /tmp before it) is refused, rather than sharing through it.
+TEST_F(SharedSource, NoOtherUserCanReachOrPlantTheSharedServer) {
+  add_clones(1);
+  create_concurrently(0, "--share-source");
+  mount_all(0, "--no-hydration --share-source");
+  const std::vector<int> servers = shared_servers();
+  ASSERT_EQ(servers.size(), 1u);
+  std::error_code ec;
+  const std::string directory =
+      std::filesystem::read_symlink("/proc/" + std::to_string(servers[0]) + "/fd/4", ec).string();
+  ASSERT_EQ(std::filesystem::path(directory).parent_path(), "/run/clonefs-sources");
+  for (const std::string& d : {std::string("/run/clonefs-sources"), directory}) {
+    struct stat st {};
+    ASSERT_EQ(::lstat(d.c_str(), &st), 0) << d;
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << d;
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << d;
+    EXPECT_EQ(st.st_uid, ::geteuid()) << d;
+  }
+  const std::string connect =
+      "python3 -c \"import socket; socket.socket(socket.AF_UNIX).connect('" + directory +
+      "/nbd.sock')\"";
+  CommandResult as_owner = run(connect);
+  EXPECT_EQ(as_owner.exit_code, 0) << as_owner.output;  // the check below can fail
+  const std::string nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  CommandResult as_nobody = run(nobody + connect + " 2>&1");
+  EXPECT_NE(as_nobody.exit_code, 0);
+  EXPECT_NE(as_nobody.output.find("Permission denied"), std::string::npos) << as_nobody.output;
+  EXPECT_NE(run(nobody + "ls /run/clonefs-sources").exit_code, 0);
+  unmount_all();
+
+  // nobody's directory, planted by another user (uid 12345) with room for everyone.
+  const std::string planted = "/tmp/clonefs-sources-65534";
+  std::filesystem::remove_all(planted);
+  ASSERT_EQ(::mkdir(planted.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(planted.c_str(), 0777), 0);
+  ASSERT_EQ(::chown(planted.c_str(), 12345, 12345), 0);
+  char work[] = "/tmp/clonefs-nobody-XXXXXX";
+  ASSERT_NE(::mkdtemp(work), nullptr);
+  ASSERT_EQ(::chmod(work, 0777), 0);
+  const std::string meta = std::string(work) + "/clone.meta";
+  CommandResult created = run(nobody + "env -u XDG_RUNTIME_DIR " +
+                              clonefs("create --share-source --source " + shell_quote(url()) +
+                                      " --dest " + shell_quote(std::string(work) + "/clone.dest") +
+                                      " --metadata " + shell_quote(meta)) +
+                              " 2>&1");
+  EXPECT_NE(created.exit_code, 0) << created.output;
+  EXPECT_NE(created.output.find("not this user's private directory"), std::string::npos)
+      << created.output;
+  EXPECT_FALSE(std::filesystem::exists(meta));
+  EXPECT_TRUE(std::filesystem::is_empty(planted)) << "something was made in the planted directory";
+  std::filesystem::remove_all(planted);
+  std::filesystem::remove_all(work);
 }
 
 }  // namespace
