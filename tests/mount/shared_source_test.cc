@@ -237,6 +237,26 @@ TEST_F(SharedSource, SigkillOfOneCloneLeavesTheOthersReading) {
   unmount_all();
 }
 
+// The shared server killed: the clones' watchers start a new one (one of them, under the lock),
+// and their connections reconnect to it with the identity check; reads go on.
+TEST_F(SharedSource, AKilledSharedServerIsStartedAgainAndReadsGoOn) {
+  add_clones(2);
+  create_concurrently(0, "--share-source");
+  mount_all(0, "--no-hydration --share-source");
+  ASSERT_TRUE(golden_at(read_mib(0, 2), 2));
+  const std::vector<int> servers = shared_servers();
+  ASSERT_EQ(servers.size(), 1u);
+  ASSERT_EQ(::kill(servers[0], SIGKILL), 0);
+  for (uint64_t mib : {12, 22}) {
+    EXPECT_TRUE(golden_at(read_mib(0, mib), mib)) << "clone 0 at MiB " << mib;
+    EXPECT_TRUE(golden_at(read_mib(1, mib + 1), mib + 1)) << "clone 1 at MiB " << mib + 1;
+  }
+  const std::vector<int> now = shared_servers();
+  ASSERT_EQ(now.size(), 1u) << "not one server after the restart";
+  EXPECT_NE(now[0], servers[0]);
+  unmount_all();
+}
+
 // Once no clone uses it the server exits (nbdkit's exitwhen filter polls every second), and its
 // cache file, on disk in TMPDIR and unlinked from the start, goes with it.
 TEST_F(SharedSource, ServerExitsWhenNoCloneUsesItAndLeavesNoCacheFile) {
