@@ -29,6 +29,8 @@
 //   (a hydrated region is never read from the source again), reads are already large (256 KiB
 //   pieces, several in flight), and nbdkit 1.32's readahead works per NBD connection, which
 //   clonefs's pool of connections takes in turn.
+// - With --share-source, one server per URL and user on the host, with a cache, serves every
+//   clone of it instead: io/shared_curl_server.h.
 #pragma once
 
 #include <sys/types.h>

@@ -58,7 +58,7 @@ HttpServer::HttpServer(std::string root, std::string work)
                         << "pid " << work_ << "/nginx.pid;\nerror_log " << work_ << "/error.log;\n"
                         << "events { worker_connections 256; }\nhttp {\n"
                         << "  log_format clonefs '$remote_addr [$time_local] \"$request\" $status "
-                        << "$body_bytes_sent $bytes_sent';\n"
+                        << "\"$http_range\" $body_bytes_sent $bytes_sent';\n"
                         << "  access_log " << work_ << "/access.log clonefs;\n"
                         << "  client_body_temp_path " << work_ << ";\n  proxy_temp_path " << work_
                         << ";\n  fastcgi_temp_path " << work_ << ";\n  uwsgi_temp_path " << work_
