@@ -70,8 +70,9 @@ class SharedSource : public NbdMount {
   std::string cache_dir() const { return dir_.file("cache"); }
   std::string url() const { return server_->url("golden.img"); }
 
-  // The shared nbdkits this test's clones started (they run with its TMPDIR).
-  std::vector<int> shared_servers() const {
+  // The shared nbdkits this test's clones started (they run with its TMPDIR, or `tmpdir`).
+  std::vector<int> shared_servers(std::string tmpdir = "") const {
+    if (tmpdir.empty()) tmpdir = cache_dir();
     std::vector<int> out;
     DIR* proc = ::opendir("/proc");
     if (proc == nullptr) return out;
@@ -80,7 +81,7 @@ class SharedSource : public NbdMount {
       const std::string dir = std::string("/proc/") + entry->d_name;
       if (text_of(dir + "/cmdline").find("exit-when-script") == std::string::npos) continue;
       std::string env = text_of(dir + "/environ");
-      if (env.find("TMPDIR=" + cache_dir() + '\0') == std::string::npos) continue;
+      if (env.find("TMPDIR=" + tmpdir + '\0') == std::string::npos) continue;
       std::string stat = text_of(dir + "/stat");
       size_t paren = stat.rfind(')');
       if (paren != std::string::npos && stat.compare(paren + 2, 1, "Z") == 0) continue;
@@ -391,6 +392,38 @@ TEST_F(SharedSource, NoOtherUserCanReachOrPlantTheSharedServer) {
       << created.output;
   EXPECT_FALSE(std::filesystem::exists(meta));
   EXPECT_TRUE(std::filesystem::is_empty(planted)) << "something was made in the planted directory";
+  std::filesystem::remove_all(planted);
+  // A symlink planted in its place, to a private directory of nobody's own: not followed.
+  const std::string elsewhere = std::string(work) + "/private";
+  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0700), 0);
+  ASSERT_EQ(::chown(elsewhere.c_str(), 65534, 65534), 0);
+  std::filesystem::create_symlink(elsewhere, planted);
+  created = run(nobody + "env -u XDG_RUNTIME_DIR " +
+                clonefs("create --share-source --source " + shell_quote(url()) + " --dest " +
+                        shell_quote(std::string(work) + "/clone.dest") + " --metadata " +
+                        shell_quote(meta)) +
+                " 2>&1");
+  EXPECT_NE(created.exit_code, 0) << created.output;
+  EXPECT_FALSE(std::filesystem::exists(meta));
+  EXPECT_TRUE(std::filesystem::is_empty(elsewhere)) << "the planted symlink was followed";
+  std::filesystem::remove(planted);
+  // Without anything planted, nobody gets a directory of its own and its create works.
+  created = run(nobody + "env -u XDG_RUNTIME_DIR TMPDIR=" + shell_quote(work) + " " +
+                clonefs("create --share-source --source " + shell_quote(url()) + " --dest " +
+                        shell_quote(std::string(work) + "/clone.dest") + " --metadata " +
+                        shell_quote(meta)) +
+                " 2>&1");
+  EXPECT_EQ(created.exit_code, 0) << created.output;
+  struct stat own {};
+  ASSERT_EQ(::lstat(planted.c_str(), &own), 0);
+  EXPECT_EQ(own.st_uid, 65534u);
+  EXPECT_EQ(own.st_mode & 0777, 0700u);
+  // Its server exits with the create (its lease gone); stopped by its PID if not.
+  for (int i = 0; i < 100 && !shared_servers(work).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const std::vector<int> left = shared_servers(work);
+  EXPECT_TRUE(left.empty()) << "nobody's shared server outlived its create";
+  for (int pid : left) ::kill(pid, SIGKILL);
   std::filesystem::remove_all(planted);
   std::filesystem::remove_all(work);
 }
