@@ -428,5 +428,20 @@ TEST_F(SharedSource, NoOtherUserCanReachOrPlantTheSharedServer) {
   std::filesystem::remove_all(work);
 }
 
+// --share-source on a source that is not an http(s) URL: one precise error, nothing created.
+TEST_F(SharedSource, ShareSourceOnAFileSourceIsRefused) {
+  const std::string meta = dir_.file("file.meta");
+  CommandResult created =
+      run(clonefs("create --share-source --source " + shell_quote(golden()) + " --dest " +
+                  shell_quote(dir_.file("file.dest")) + " --metadata " + shell_quote(meta)) +
+          " 2>&1");
+  EXPECT_NE(created.exit_code, 0);
+  EXPECT_NE(created.output.find("--share-source applies to http(s) sources only"),
+            std::string::npos)
+      << created.output;
+  EXPECT_FALSE(std::filesystem::exists(meta));
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("file.dest")));
+}
+
 }  // namespace
 }  // namespace clonefs::testing
