@@ -13,6 +13,7 @@ namespace {
 struct CreateArgs {
   std::string source, dest, metadata, region_size;
   bool force = false;
+  bool share_source = false;
 };
 
 // --source, or else CLONEFS_SOURCE_URI: a URI holding a password is then in no process's argv
@@ -28,7 +29,8 @@ Result<std::string> source_of(const CreateArgs& args) {
 int run_create(const CreateArgs& args) {
   auto source = source_of(args);
   if (!source) return usage_error(source.status());
-  CreateOptions options{*source, args.dest, args.metadata, kDefaultRegionSize, args.force};
+  CreateOptions options{*source,    args.dest,        args.metadata, kDefaultRegionSize,
+                        args.force, args.share_source};
   if (!args.region_size.empty()) {
     auto size = parse_byte_size(args.region_size, "region size");
     if (!size) return usage_error(size.status());
@@ -76,6 +78,10 @@ Command add_create_command(CLI::App& root) {
   app->add_flag("--force", args->force,
                 "Replace an existing metadata file, and overwrite a destination that already holds "
                 "data or a signature (filesystem, partition table, LVM, RAID)");
+  app->add_flag("--share-source", args->share_source,
+                "http(s) sources: read the golden through the one nbdkit (with a cache on disk) "
+                "that every clone of this URL on the host shares, started if none runs, rather "
+                "than a server of this command's own (README \"HTTP(S) sources\")");
   return {app, [args] { return run_create(*args); }};
 }
 

@@ -35,6 +35,7 @@ struct MountArgs {
   bool no_priority = false;
   double source_timeout = 30;  // seconds; NbdSourceOptions says why this default
   unsigned source_connections = NbdSourceOptions{}.connections;
+  bool share_source = false;
   unsigned readahead_kib = kDefaultReadaheadKib;
   bool writeback_cache = false;
   bool no_passthrough = false;
@@ -137,6 +138,7 @@ Result<ServeOptions> serve_options(const MountArgs& args) {
   options.nbd.read_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(args.source_timeout * 1000));
   options.nbd.connections = args.source_connections;
+  options.nbd.share = args.share_source;
   options.readahead_kib = args.readahead_kib;
   options.writeback_cache = args.writeback_cache;
   options.passthrough = !args.no_passthrough;
@@ -313,6 +315,11 @@ Command add_mount_command(CLI::App& root) {
                       std::to_string(NbdSourceOptions{}.connections) + ", at most " +
                       std::to_string(kMaxNbdConnections) + ")")
       ->check(CLI::Range(1u, kMaxNbdConnections));
+  app->add_flag("--share-source", args->share_source,
+                "http(s) sources: read through the one nbdkit, with a cache on disk, shared by "
+                "every clone of the URL on the host (started if none runs, stopped when none "
+                "uses it), so that the golden is fetched once per host (README \"HTTP(S) "
+                "sources\")");
   app->add_option("--readahead", args->readahead_kib,
                   "KiB the kernel reads ahead in the image file (its page cache: a loop device "
                   "left buffered)\n(default 0: the kernel's, 128 KiB)")

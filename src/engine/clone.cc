@@ -34,6 +34,10 @@ Status check_distinct_files(const std::string& source, const std::string& destin
 // http(s) URL (with the secrets the recorded form lacks, see source_uri_for_mount).
 Result<std::unique_ptr<SourceDevice>> open_any_source(const std::string& name,
                                                       const NbdSourceOptions& nbd) {
+  if (nbd.share && !is_http_uri(name)) {
+    return Status::error(EINVAL, "--share-source applies to http(s) sources only; source " +
+                                     redact_uri(name) + " is not one");
+  }
   if (!is_source_uri(name)) return open_source(name);
   if (is_http_uri(name)) return open_http_source(name, nbd);
   return open_nbd_source(name, nbd);
@@ -80,7 +84,9 @@ Status check_source_identity(SourceDevice& source, const CloneRecord& record) {
 }
 
 Status create_clone(const CreateOptions& options) {
-  auto source = open_any_source(options.source_path, NbdSourceOptions{});
+  NbdSourceOptions nbd;
+  nbd.share = options.share_source;
+  auto source = open_any_source(options.source_path, nbd);
   if (!source) return source.status();
   const uint64_t image_size = (*source)->size();
   auto geometry = Geometry::make(image_size, options.region_size);

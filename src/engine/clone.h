@@ -19,6 +19,8 @@ struct CreateOptions {
   std::string metadata_path;
   uint64_t region_size = kDefaultRegionSize;
   bool force = false;
+  bool share_source =
+      false;  // an http(s) source: through the host's shared server (NbdSourceOptions)
 };
 
 // Checks the source, creates the destination sparse at the image size if it does not exist (or

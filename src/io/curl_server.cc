@@ -37,10 +37,12 @@ constexpr milliseconds kFirstBackoff{500};
 constexpr milliseconds kMaxBackoff{8000};
 constexpr milliseconds kStopGrace{3000};
 constexpr size_t kKeptOutput = 16 << 10;
-// curl's message for an HTTP error status (CURLE_HTTP_RETURNED_ERROR), as nbdkit logs it.
-constexpr const char* kPreconditionFailed = "returned error: 412";
+using nbdkit_launch::find_program;
+using nbdkit_launch::kPreconditionFailed;
 
-std::string find_program(const std::string& name) {
+}  // namespace
+
+std::string nbdkit_launch::find_program(const std::string& name) {
   const char* path = std::getenv("PATH");
   std::string dirs = path != nullptr && *path != '\0' ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
   for (size_t at = 0; at <= dirs.size();) {
@@ -56,7 +58,7 @@ std::string find_program(const std::string& name) {
 // clonefs's nbdkit filter, installed beside the binary: BINDIR/../lib/clonefs/nbdkit (the build
 // tree has the same layout). nbdkit runs with clonefs's rights, so the filter must be a file nobody
 // else can change.
-Result<std::string> parameters_filter() {
+Result<std::string> nbdkit_launch::parameters_filter() {
   char exe[4096];
   ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return Status::from_errno(errno, "readlink /proc/self/exe");
@@ -75,8 +77,7 @@ Result<std::string> parameters_filter() {
   return path;
 }
 
-// An HTTP date (RFC 9110), the current second.
-std::string http_date_now() {
+std::string nbdkit_launch::http_date_now() {
   std::time_t now = std::time(nullptr);
   std::tm tm{};
   ::gmtime_r(&now, &tm);
@@ -84,6 +85,21 @@ std::string http_date_now() {
   std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   return text;
 }
+
+std::string nbdkit_launch::last_error_line(const std::string& output, const std::string& url) {
+  std::string line;
+  for (size_t at = 0; at < output.size();) {
+    size_t end = output.find('\n', at);
+    if (end == std::string::npos) end = output.size();
+    std::string candidate = output.substr(at, end - at);
+    if (size_t e = candidate.find("error: "); e != std::string::npos)
+      line = candidate.substr(e + 7);
+    at = end + 1;
+  }
+  return redact_text(line, url);
+}
+
+namespace {
 
 // The directories of processes that died without removing theirs (a serving process killed with
 // SIGKILL; its nbdkit leaves the socket): "clonefs-http-PID-XXXXXX" whose PID is gone, made by
@@ -151,13 +167,13 @@ Result<std::unique_ptr<CurlServer>> CurlServer::start(const std::string& url) {
 }
 
 Status CurlServer::prepare() {
-  auto filter = parameters_filter();
+  auto filter = nbdkit_launch::parameters_filter();
   if (!filter) return filter.status();
   filter_ = *filter;
   CLONEFS_RETURN_IF_ERROR(make_private_directory(directory_, directory_fd_));
   // The second the identity is checked from: sent as If-Unmodified-Since with every request,
   // it makes a file modified later answer 412 rather than other bytes.
-  checked_at_ = http_date_now();
+  checked_at_ = nbdkit_launch::http_date_now();
   parameters_fd_.reset(::memfd_create("clonefs-http-parameters", MFD_CLOEXEC));
   if (parameters_fd_.get() < 0) return Status::from_errno(errno, "memfd for nbdkit's parameters");
   std::string parameters =
@@ -357,16 +373,7 @@ CurlServer::~CurlServer() {
 std::string CurlServer::last_error() {
   read_output();
   std::lock_guard lock(mu_);
-  std::string line;
-  for (size_t at = 0; at < output_.size();) {
-    size_t end = output_.find('\n', at);
-    if (end == std::string::npos) end = output_.size();
-    std::string candidate = output_.substr(at, end - at);
-    if (size_t e = candidate.find("error: "); e != std::string::npos)
-      line = candidate.substr(e + 7);
-    at = end + 1;
-  }
-  return redact_text(line, url_);
+  return nbdkit_launch::last_error_line(output_, url_);
 }
 
 bool CurlServer::modified_since_checked() {

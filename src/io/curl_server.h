@@ -29,6 +29,8 @@
 //   (a hydrated region is never read from the source again), reads are already large (256 KiB
 //   pieces, several in flight), and nbdkit 1.32's readahead works per NBD connection, which
 //   clonefs's pool of connections takes in turn.
+// - With --share-source, one server per URL and user on the host, with a cache, serves every
+//   clone of it instead: io/shared_curl_server.h.
 #pragma once
 
 #include <sys/types.h>
@@ -43,7 +45,37 @@
 
 namespace clonefs {
 
-class CurlServer {
+// What an http(s) source needs of the nbdkit serving it: this process's own (CurlServer) or the
+// one shared by every clone of the golden on the host (SharedCurlServer, io/shared_curl_server.h).
+class HttpServerProcess {
+ public:
+  virtual ~HttpServerProcess() = default;
+  // nbd+unix:///?socket=..., valid in this process only.
+  virtual std::string nbd_uri() const = 0;
+  // nbdkit's last error (curl's, about the URL), redacted; "" if none.
+  virtual std::string last_error() = 0;
+  // Whether the server answered 412 to the If-Unmodified-Since every request carries: the file
+  // was modified after the date the server was started with. Once true, true for good.
+  virtual bool modified_since_checked() = 0;
+  // The date sent in If-Unmodified-Since.
+  virtual const std::string& checked_at() const = 0;
+};
+
+// Shared by both kinds of server.
+namespace nbdkit_launch {
+// `name` found in PATH, "" if not.
+std::string find_program(const std::string& name);
+// clonefs's parameters filter beside the binary, refused if another user could change it.
+Result<std::string> parameters_filter();
+// An HTTP date (RFC 9110), the current second.
+std::string http_date_now();
+// curl's message for an HTTP 412, as nbdkit logs it.
+inline constexpr const char* kPreconditionFailed = "returned error: 412";
+// The last "error: " line of nbdkit's output, redacted.
+std::string last_error_line(const std::string& output, const std::string& url);
+}  // namespace nbdkit_launch
+
+class CurlServer final : public HttpServerProcess {
  public:
   // Starts nbdkit for `url` (http:// or https://) and waits until it accepts connections. It
   // fetches nothing yet: the curl plugin opens the URL for each NBD connection.
@@ -52,15 +84,10 @@ class CurlServer {
   CurlServer(const CurlServer&) = delete;
   CurlServer& operator=(const CurlServer&) = delete;
 
-  // nbd+unix:///?socket=..., valid in this process only.
-  std::string nbd_uri() const;
-  // nbdkit's last error (curl's, about the URL), redacted; "" if none.
-  std::string last_error();
-  // Whether the server answered 412 to the If-Unmodified-Since every request carries: the file
-  // was modified after the clone's identity was checked.
-  bool modified_since_checked();
-  // The date sent in If-Unmodified-Since.
-  const std::string& checked_at() const { return checked_at_; }
+  std::string nbd_uri() const override;
+  std::string last_error() override;
+  bool modified_since_checked() override;
+  const std::string& checked_at() const override { return checked_at_; }
 
  private:
   explicit CurlServer(std::string url) : url_(std::move(url)) {}

@@ -1,6 +1,7 @@
 #include "io/http_source.h"
 
 #include "io/curl_server.h"
+#include "io/shared_curl_server.h"
 #include "io/source_uri.h"
 
 namespace clonefs {
@@ -8,7 +9,7 @@ namespace {
 
 class HttpSource final : public SourceDevice {
  public:
-  HttpSource(std::unique_ptr<CurlServer> server, std::unique_ptr<SourceDevice> nbd,
+  HttpSource(std::unique_ptr<HttpServerProcess> server, std::unique_ptr<SourceDevice> nbd,
              std::string name)
       : server_(std::move(server)), nbd_(std::move(nbd)), name_(std::move(name)) {}
 
@@ -50,10 +51,21 @@ class HttpSource final : public SourceDevice {
   }
 
   // Declared first, destroyed last: the NBD connections close before nbdkit is stopped.
-  std::unique_ptr<CurlServer> server_;
+  std::unique_ptr<HttpServerProcess> server_;
   std::unique_ptr<SourceDevice> nbd_;
   const std::string name_;
 };
+
+Result<std::unique_ptr<HttpServerProcess>> start_server(const std::string& url, bool share) {
+  if (share) {
+    auto shared = SharedCurlServer::start(url);
+    if (!shared) return shared.status();
+    return std::unique_ptr<HttpServerProcess>(std::move(*shared));
+  }
+  auto own = CurlServer::start(url);
+  if (!own) return own.status();
+  return std::unique_ptr<HttpServerProcess>(std::move(*own));
+}
 
 }  // namespace
 
@@ -61,7 +73,7 @@ Result<std::unique_ptr<SourceDevice>> open_http_source(const std::string& url,
                                                        const NbdSourceOptions& options) {
   CLONEFS_RETURN_IF_ERROR(check_source_uri(url));
   const std::string shown = redact_uri(url);
-  auto server = CurlServer::start(url);
+  auto server = start_server(url, options.share);
   if (!server) return server.status().with_context("source " + shown);
   NbdSourceOptions nbd = options;
   nbd.name = shown;

@@ -39,6 +39,9 @@ struct NbdSourceOptions {
   // The source's name in errors and status, if not the URI redacted: the http(s) URL a server
   // clonefs runs itself stands for (io/http_source.h).
   std::string name;
+  // An http(s) source read through the host's one server for its URL, with a cache every clone
+  // of it shares (--share-source, io/shared_curl_server.h), rather than a server of its own.
+  bool share = false;
 };
 
 inline constexpr unsigned kMaxNbdConnections = 64;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -56,7 +57,9 @@ HttpServer::HttpServer(std::string root, std::string work)
     std::ofstream(conf) << "daemon off;\nmaster_process off;\nworker_processes 1;\n"
                         << "pid " << work_ << "/nginx.pid;\nerror_log " << work_ << "/error.log;\n"
                         << "events { worker_connections 256; }\nhttp {\n"
-                        << "  access_log " << work_ << "/access.log;\n"
+                        << "  log_format clonefs '$remote_addr [$time_local] \"$request\" $status "
+                        << "\"$http_range\" $body_bytes_sent $bytes_sent';\n"
+                        << "  access_log " << work_ << "/access.log clonefs;\n"
                         << "  client_body_temp_path " << work_ << ";\n  proxy_temp_path " << work_
                         << ";\n  fastcgi_temp_path " << work_ << ";\n  uwsgi_temp_path " << work_
                         << ";\n  scgi_temp_path " << work_ << ";\n"
@@ -107,6 +110,16 @@ std::string HttpServer::access_log() const {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+uint64_t HttpServer::bytes_sent() const {
+  std::istringstream log(access_log());
+  uint64_t total = 0;
+  for (std::string line; std::getline(log, line);) {
+    size_t last = line.rfind(' ');
+    if (last != std::string::npos) total += std::strtoull(line.c_str() + last + 1, nullptr, 10);
+  }
+  return total;
 }
 
 std::string http_environment_problem() {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 namespace clonefs::testing {
@@ -23,6 +24,8 @@ class HttpServer {
   std::string url(const std::string& name) const;
   // The access log: one line per request, with its status.
   std::string access_log() const;
+  // Bytes nginx sent, headers included ($bytes_sent summed over the access log).
+  uint64_t bytes_sent() const;
   std::string error() const { return error_; }
   pid_t pid() const { return pid_; }
 
