@@ -1,5 +1,5 @@
-"""Row 5d: the least one write + fsync into a never-touched region can cost under CONTRACT.md's
-rule (data durable before the metadata says so), with no FUSE and no source read."""
+"""Row 5d: the least one write + fsync into a never-touched region can cost under the commit rule of
+docs/SEMANTICS.md (data durable before the metadata says so), with no FUSE and no source read."""
 import mmap
 import os
 import random
