@@ -8,7 +8,8 @@ HTTP server (nginx, Range requests) behind a delay line, at once; for each delay
            of the nbdfuse file started after the first read is its hydration
 
 Each runner: t0 at create (clonefs), the download's start (curl), nbdkit's start (nbdkit);
-"first" = t0 to the first file read in the guest filesystem; then, once every runner has got
+"first" = t0 to the first file read in the guest filesystem (for clonefs also "create" and
+"mount", the parts its two commands take); then, once every runner has got
 that far, all replay `find /usr -type f | xargs cat` at once ("replay"); "hydrate" = t0 to every
 byte of the golden local (clonefs: status complete; curl: the download done; nbdkit: the dd
 done); "fetched" = the bytes nginx sent for the N runners (its access log); "rss" = the peak
@@ -30,7 +31,7 @@ from .nbd import NBD_HYDRATION, NbdFuse
 from .proc import MIB, RunLog, drop_caches, kill_ours, log, status_field_kib
 
 IMPLS = ("clonefs", "curl", "nbdkit")
-METRICS = ("first", "replay", "hydrate", "fetched", "rss")
+METRICS = ("first", "create", "mount", "replay", "hydrate", "fetched", "rss")
 GOLDEN = "golden.img"
 REPLAY = "find usr -type f -print0 | xargs -0 cat > /dev/null"
 HYDRATION_TIMEOUT = 3600
@@ -122,6 +123,7 @@ class Runner:
         self.dir, self.mnt = d, os.path.join(d, "mnt")
         self.t0 = 0.0
         self.first = self.replay = self.hydrate = self.rss = None
+        self.create = self.mount = None   # clonefs: the parts of "first" its commands take
         self.pids: List[int] = []
         self.loop: Optional[LoopMount] = None
 
@@ -162,7 +164,9 @@ class ClonefsVariant(Variant):
         r.t0 = time.monotonic()
         c.__enter__()
         c.create()
+        r.create = time.monotonic() - r.t0
         c.mount(*NBD_HYDRATION)
+        r.mount = time.monotonic() - r.t0 - r.create
         self.mount_guest(r, c.image)
 
     def hydrated(self, r: Runner) -> None:
@@ -253,7 +257,7 @@ def run_variant(ctx, impl: str, url: str, nginx: Nginx, delay: int, n: int,
         for r in runners:
             r.replay = replays[r.dir]
         all_at_once(pool, runners, v.hydrated)
-    for metric in ("first", "replay", "hydrate", "rss"):
+    for metric in ("first", "create", "mount", "replay", "hydrate", "rss"):
         out[(delay, n, metric, impl)] = slowest([getattr(r, metric) for r in runners])
     text = nginx.log_since(offset)
     out[(delay, n, "fetched", impl)] = bytes_sent(text) / MIB
@@ -268,25 +272,33 @@ def run_variant(ctx, impl: str, url: str, nginx: Nginx, delay: int, n: int,
 def http_refusal(ctx, url: str) -> Optional[str]:
     """None if this clonefs creates a clone of URL; else why not, in a sentence."""
     d = ctx.path("fleet_probe")
+    os.makedirs(d)
     try:
         r = subprocess.run([ctx.clonefs.binary, "create", "--source", url, "--dest", d + "/dest",
                             "--metadata", d + "/meta"], capture_output=True, text=True,
                            timeout=120)
     finally:
-        subprocess.run(["rm", "-rf", d])
-    if r.returncode == 0:
+        shutil.rmtree(d, ignore_errors=True)
+    return refusal(r.returncode, r.stderr)
+
+
+def refusal(returncode: int, stderr: str) -> Optional[str]:
+    """What the clonefs column says when `clonefs create --source http://...` fails."""
+    if returncode == 0:
         return None
-    why = (r.stderr.strip().splitlines() or ["exit status %d" % r.returncode])[-1]
-    return "not available: this clonefs has no http source (create refused: %s)" % why
+    why = (stderr.strip().splitlines() or ["exit status %d" % returncode])[-1]
+    if "unsupported URI scheme" in why:
+        return "not available: this clonefs has no http source (%s)" % why
+    return "not available: clonefs create of the golden's URL failed (%s)" % why
 
 
 def fleet(ctx, rec) -> None:
     """Fills REC (records.Fleet)."""
     cfg = ctx.fleet
-    for tool in ("nginx", "curl", "podman", "nbdfuse"):
-        if not any(os.access(os.path.join(p, tool), os.X_OK)
-                   for p in os.environ.get("PATH", "").split(":")):
-            raise RuntimeError("14 needs %s (bench/install-deps.sh)" % tool)
+    for tool in ("nginx", "curl", "nbdkit", "nbdfuse", "podman"):
+        if not shutil.which(tool):
+            raise RuntimeError("row 14 needs %s (%s)" % (tool, "scripts/install-deps.sh" if tool ==
+                               "podman" else "bench/install-deps.sh"))
     root = ctx.path("fleet_www")
     os.makedirs(root)
     golden = os.path.join(root, GOLDEN)

@@ -1,6 +1,7 @@
 """Fleet bench (row 14): the golden image, a real filesystem: ext4 made with `mkfs.ext4 -d` from
 the root filesystem of the local podman image localhost/debian:12 (exported from a container
-created from it, never started: no network, no registry)."""
+created from it, never started: no network, no registry). docker/test.sh (ctest
+container_podman) makes that image by debootstrap and keeps it in podman's storage."""
 import os
 import shutil
 import subprocess
@@ -19,6 +20,9 @@ def golden_bytes(gib: float) -> int:
 
 
 def export_rootfs(tar: str, runlog: RunLog) -> None:
+    if runlog.run([*PODMAN, "image", "exists", IMAGE], check=False).returncode != 0:
+        raise RuntimeError("row 14 needs the podman image %s: run docker/test.sh once (it makes"
+                           " it by debootstrap)" % IMAGE)
     cid = runlog.run([*PODMAN, "create", IMAGE, "true"], capture=True).stdout.strip()
     try:
         runlog.run([*PODMAN, "export", "-o", tar, cid])

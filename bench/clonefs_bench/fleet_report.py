@@ -10,7 +10,9 @@ F = Optional[float]
 PEERS = (("curl", "curl + loop"), ("nbdkit", "nbdkit curl + cow + nbdfuse"))
 METRIC_NAMES = (
     ("first", "create to the first file read in the guest ext4 (slowest runner)", "s"),
-    ("replay", "`find /usr -type f | xargs cat`, all runners at once (slowest)", "s"),
+    ("create", "  of which `clonefs create` (slowest runner)", "s"),
+    ("mount", "  of which `clonefs mount` (slowest runner)", "s"),
+    ("replay", "find /usr -type f \\| xargs cat, all runners at once (slowest)", "s"),
     ("hydrate", "start to every byte of the golden local (slowest runner)", "s"),
     ("fetched", "bytes sent by nginx for all runners together", "MiB"),
     ("rss", "peak RSS (VmHWM) of the processes serving one mount (largest)", "MiB"),

@@ -458,6 +458,16 @@ class FleetServer(unittest.TestCase):
             p.wait()
             srv.close()
 
+    def test_a_refused_http_source_is_said_so(self):
+        from clonefs_bench import fleet
+        self.assertIsNone(fleet.refusal(0, ""))
+        self.assertEqual(fleet.refusal(1, 'clonefs: source http://h/g.img: unsupported URI scheme'
+                                          ' "http" (clonefs reads nbd://)\n'),
+                         'not available: this clonefs has no http source (clonefs: source '
+                         'http://h/g.img: unsupported URI scheme "http" (clonefs reads nbd://))')
+        self.assertEqual(fleet.refusal(2, ""), "not available: clonefs create of the golden's URL"
+                         " failed (exit status 2)")
+
     def test_descendants_and_their_peak_rss(self):
         import subprocess
         from clonefs_bench import fleet
