@@ -136,8 +136,8 @@ class Nginx:
         os.makedirs(self.dir, exist_ok=True)
         with open(self.conf, "w") as f:
             f.write(nginx_conf(self.dir, self.root, "127.0.0.1:%d" % self.port))
-        self.proc = self.runlog.popen(["nginx", "-p", self.dir, "-e", os.path.join(self.dir, "error.log"),
-                                       "-c", self.conf])
+        self.proc = self.runlog.popen(["nginx", "-p", self.dir, "-e",
+                                       os.path.join(self.dir, "error.log"), "-c", self.conf])
         deadline = time.monotonic() + 10
         while not _listening(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -27,8 +27,9 @@ def measured(rec: Fleet, axis: int) -> List[int]:
 
 
 def table(rec: Fleet, delay: int, n: int) -> List[str]:
+    names, short = [p[1] for p in PEERS], [p[0] for p in PEERS]
     out = ["| %d ms, N = %d | unit | clonefs | %s | clonefs ÷ %s |"
-           % (delay, n, " | ".join(p[1] for p in PEERS), " | clonefs ÷ ".join(p[0] for p in PEERS)),
+           % (delay, n, " | ".join(names), " | clonefs ÷ ".join(short)),
            "|---|---|--:|" + "--:|" * (2 * len(PEERS))]
     for metric, name, unit in METRIC_NAMES:
         cf = rec.figures.get((delay, n, metric, "clonefs"))
