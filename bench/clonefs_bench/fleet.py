@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, Dict, List, Optional
 
 from .clonefs import Clone, live_status
@@ -133,7 +133,9 @@ def all_at_once(pool: ThreadPoolExecutor, runners: List[Runner],
     """FN on every runner at once, in POOL's threads; the first failure raised once all are
     done. POOL must outlive every process FN starts: nbdfuse dies with the thread that started
     it (a parent-death signal fires when that thread exits)."""
-    for f in [pool.submit(fn, r) for r in runners]:
+    futures = [pool.submit(fn, r) for r in runners]
+    wait(futures)  # every runner done before anything is released
+    for f in futures:
         f.result()
 
 
@@ -186,7 +188,9 @@ class CurlVariant(Variant):
         image = os.path.join(r.dir, GOLDEN)
         argv = ["curl", "--fail", "-s", "-o", image, self.url]
         r.t0 = time.monotonic()
-        r.rss = wait4_maxrss_mib(subprocess.Popen(argv), argv)
+        proc = subprocess.Popen(argv)
+        self.push(lambda *exc: stop(proc, image))
+        r.rss = wait4_maxrss_mib(proc, argv)
         r.hydrate = time.monotonic() - r.t0
         self.mount_guest(r, image)
 

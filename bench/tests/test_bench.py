@@ -458,6 +458,23 @@ class FleetServer(unittest.TestCase):
             p.wait()
             srv.close()
 
+    def test_all_at_once_raises_only_once_every_runner_is_done(self):
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+        from clonefs_bench import fleet
+        done = []
+
+        def fn(r):
+            if r.dir == "a":
+                raise RuntimeError("a failed")
+            time.sleep(0.2)
+            done.append(r.dir)
+
+        with ThreadPoolExecutor(2) as pool:
+            with self.assertRaisesRegex(RuntimeError, "a failed"):
+                fleet.all_at_once(pool, [fleet.Runner("a"), fleet.Runner("b")], fn)
+            self.assertEqual(done, ["b"])  # nothing released while b was still starting
+
     def test_a_refused_http_source_is_said_so(self):
         from clonefs_bench import fleet
         self.assertIsNone(fleet.refusal(0, ""))
