@@ -14,8 +14,9 @@ from typing import List, Optional, Sequence
 
 from . import inputs as inputs_mod
 from .clonefs import Clonefs
-from .config import REGION, Sizes, sizes
+from .config import QUICK_FLEET, REGION, FleetConfig, Sizes, int_list, sizes
 from .fio import Fio
+from .fleet_report import render as render_fleet
 from .proc import RunLog, log
 from .records import Results
 from .report import build_rows, render_report
@@ -38,9 +39,11 @@ mounts — on exit, failure or Ctrl-C.
 Conventions: MB/s is 10^6 bytes/s (fio bw_bytes). "cold" = sync; echo 3 > drop_caches just
 before. All I/O on the images is fio with direct=1 unless the row says otherwise."""
 
-PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace", "nbdkit", "libnbd-bin", "git")
+PACKAGES = ("fio", "qemu-utils", "qemu-system-common", "strace", "nbdkit", "libnbd-bin", "git",
+            "nginx", "curl")
 TOOLS = ("fio", "strace", "qemu-img", "qemu-storage-daemon", "losetup", "mkfs.ext4",
-         "mkfs.xfs", "xfs_io", "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse", "git")
+         "mkfs.xfs", "xfs_io", "fusermount3", "tar", "dd", "cp", "nbdkit", "nbdfuse", "git",
+         "nginx", "curl")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Options:
     out: Optional[str] = None
     only: str = ""
     build_dir: str = os.path.join(ROOT, "build-bench")
+    fleet: FleetConfig = FleetConfig()
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -67,9 +71,21 @@ def parse_args(argv: Sequence[str]) -> Options:
                    help='run only the phases whose name contains WORD (e.g. "1 TiB", "hydrate 1 GiB")')
     p.add_argument("--build-dir", metavar="DIR", default=os.path.join(ROOT, "build-bench"),
                    help="build directory (default: build-bench/ in the repository)")
+    p.add_argument("--fleet-golden-gib", metavar="GIB", type=float,
+                   help="row 14: size of the golden ext4 image (default 1)")
+    p.add_argument("--fleet-delays", metavar="MS,MS", type=int_list,
+                   help="row 14: delays added to every HTTP answer (default 0,1,10; --quick 0,10)")
+    p.add_argument("--fleet-clones", metavar="N,N", type=int_list,
+                   help="row 14: numbers of clones at once (default 1,4,8; --quick 1,4)")
     a = p.parse_args(list(argv))
+    base = QUICK_FLEET if a.quick else FleetConfig()
+    fleet = FleetConfig(
+        golden_gib=base.golden_gib if a.fleet_golden_gib is None else a.fleet_golden_gib,
+        delays_ms=a.fleet_delays or base.delays_ms, clones=a.fleet_clones or base.clones)
+    if fleet.golden_gib <= 0 or 0 in fleet.clones:
+        p.error("--fleet-golden-gib and --fleet-clones must be positive")
     return Options(quick=a.quick, build=a.build, keep=a.keep, out=a.out, only=a.only,
-                   build_dir=os.path.abspath(a.build_dir))
+                   build_dir=os.path.abspath(a.build_dir), fleet=fleet)
 
 
 def installed(pkg: str) -> bool:
@@ -109,7 +125,7 @@ def command_output(cmd: List[str]) -> str:
         return ""
 
 
-def header(work: str, s: Sizes, quick: bool) -> List[str]:
+def header(work: str, s: Sizes, quick: bool, fleet: FleetConfig = FleetConfig()) -> List[str]:
     cpu = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -139,6 +155,8 @@ def header(work: str, s: Sizes, quick: bool) -> List[str]:
         " files, database file %d MiB for %d s; medians of %d rounds"
         % (s.loop_image_mib, s.loop_big_mib, s.loop_tree_files, s.loop_untar_files,
            s.loop_git_files, s.loop_db_mib, s.loop_db_s, s.loop_repeats),
+        "- fleet (14): golden %g GiB, delays %s ms, clones at once %s"
+        % (fleet.golden_gib, ",".join(map(str, fleet.delays_ms)), ",".join(map(str, fleet.clones))),
     ]
 
 
@@ -168,15 +186,17 @@ def run(opts: Options) -> int:
         else:
             stack.callback(shutil.rmtree, work, ignore_errors=True)
         runlog = RunLog(os.path.join(work, "run.log"))
-        head = header(work, s, opts.quick)
+        head = header(work, s, opts.quick, opts.fleet)
         log("generating inputs in " + work)
         ins = inputs_mod.generate(work, s, [n for p in selected(opts.only) for n in p.needs])
         ctx = Context(work=work, inputs=ins, sizes=s, clonefs=Clonefs(clonefs_bin, runlog),
                       passthrough=pt_bin, runlog=runlog,
-                      fio=Fio(work, runlog, s.rt_rand, s.rt_write, s.rt_fsync, REGION))
+                      fio=Fio(work, runlog, s.rt_rand, s.rt_write, s.rt_fsync, REGION),
+                      fleet=opts.fleet)
         results = Results()
         failed = run_phases(ctx, results, opts.only)
-        report = render_report(head, time.monotonic() - started, build_rows(results, s), ctx.notes)
+        report = render_report(head, time.monotonic() - started, build_rows(results, s), ctx.notes,
+                               render_fleet(results.fleet))
         sys.stdout.write(report)
         sys.stdout.flush()
         if opts.out:

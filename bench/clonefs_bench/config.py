@@ -1,5 +1,6 @@
 """Sizes and runtimes of a run: the full run or --quick (a smoke run of a few minutes)."""
 from dataclasses import dataclass
+from typing import Tuple
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -54,6 +55,32 @@ QUICK = Sizes(src_mib=128, big_copies=8, sparse_gib=1, sparse_data_mib=64, spars
               mount_repeats=1, rss_wait=1, cold_repeats=1, order_mib=256, loop_image_mib=512,
               loop_big_mib=64, loop_tree_files=500, loop_untar_files=1000, loop_git_files=200,
               loop_db_mib=32, loop_db_s=1, loop_repeats=1)
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Row 14 (issue 28): the golden's size, the delays added to every HTTP answer, the numbers
+    of clones at once (bench/run.py --fleet-golden-gib, --fleet-delays, --fleet-clones)."""
+    golden_gib: float = 1.0
+    delays_ms: Tuple[int, ...] = (0, 1, 10)
+    clones: Tuple[int, ...] = (1, 4, 8)
+
+
+QUICK_FLEET = FleetConfig(delays_ms=(0, 10), clones=(1, 4))
+
+
+def int_list(text: str) -> Tuple[int, ...]:
+    """"0,1,10" -> (0, 1, 10): distinct non-negative integers, in the order given."""
+    out = []
+    for part in text.split(","):
+        v = int(part.strip())
+        if v < 0:
+            raise ValueError("negative: %d" % v)
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise ValueError("empty list")
+    return tuple(out)
 
 
 def sizes(quick: bool) -> Sizes:

@@ -204,6 +204,14 @@ class LoopProfile:             # 13 under strace -T on the daemon
 
 
 @dataclass
+class Fleet:                   # 14, issue 28: (delay ms, clones, metric, implementation) -> figure
+    figures: Dict[Tuple[int, int, str, str], float] = field(default_factory=dict)
+    unavailable: Dict[str, str] = field(default_factory=dict)  # implementation -> why not
+    golden_mib: F = None       # the golden image's size
+    files_mib: F = None        # what its files use
+
+
+@dataclass
 class Results:
     cf_untouched: CloneUntouched = field(default_factory=CloneUntouched)
     cf_fsync: CloneFsyncUntouched = field(default_factory=CloneFsyncUntouched)
@@ -223,6 +231,7 @@ class Results:
     kernel_copy: KernelCopy = field(default_factory=KernelCopy)
     loop: LoopSuite = field(default_factory=LoopSuite)
     loop_profile: LoopProfile = field(default_factory=LoopProfile)
+    fleet: Fleet = field(default_factory=Fleet)
 
 
 @dataclass(frozen=True)

@@ -218,9 +218,11 @@ def render_targets(rows: Sequence[Row]) -> List[str]:
 
 
 def render_report(header: Sequence[str], total_s: float, rows: Sequence[Row],
-                  notes: Sequence[str]) -> str:
+                  notes: Sequence[str], sections: Sequence[str] = ()) -> str:
+    """SECTIONS: lines of a workload's own tables (row 14), after the targets."""
     lines = list(header) + ["- total run time %.3f s" % total_s, ""]
     lines += render_table(rows)
     lines += render_targets(rows)
+    lines += list(sections)
     lines += ["", "Notes:"] + ["- " + n for n in notes]
     return "\n".join(lines) + "\n"

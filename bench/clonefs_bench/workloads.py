@@ -13,9 +13,10 @@ from typing import Callable, List, Tuple
 
 from . import records as R
 from .clonefs import Clone, Clonefs, MountedClone, compact
-from .config import KNOBS, REGION, Sizes
+from .config import KNOBS, REGION, FleetConfig, Sizes
 from .ext4loop import Ext4OnLoop
 from .fio import Fio
+from .fleet import fleet as fleet_rows
 from .floor import commit_floor
 from .inputs import Inputs
 from .order import hydration_order
@@ -38,6 +39,7 @@ class Context:
     fio: Fio
     runlog: RunLog
     notes: List[str] = field(default_factory=list)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -390,6 +392,12 @@ def nbd(ctx: Context, r: R.Nbd) -> R.Nbd:
     return r
 
 
+def fleet(ctx: Context, r: R.Fleet) -> R.Fleet:
+    """Issue 28: a fleet of clones of one golden over HTTP (clonefs_bench/fleet.py)."""
+    fleet_rows(ctx, r)
+    return r
+
+
 SOURCE = ("source",)
 
 
@@ -426,4 +434,7 @@ PHASES = (
           " (13)", loop_suite, "loop", ()),
     Phase("losetup profile: the daemon's syscalls, buffered read and untar (13)", loop_profile,
           "loop_profile", ()),
+    # makes its own golden (fleet_golden.py); --fleet-golden-gib, --fleet-delays, --fleet-clones
+    Phase("fleet: N clones of an HTTP golden on nginx at once, delays, peers curl + mount and"
+          " nbdkit curl + cow + nbdfuse (14)", fleet, "fleet", ()),
 )

@@ -350,5 +350,228 @@ class NbdRows(unittest.TestCase):
         self.assertIsNone(by["11b-10ms"].clonefs)
 
 
+class FleetFlags(unittest.TestCase):
+    def test_defaults_quick_and_explicit(self):
+        self.assertEqual(cli.parse_args([]).fleet, config.FleetConfig(1.0, (0, 1, 10), (1, 4, 8)))
+        self.assertEqual(cli.parse_args(["--quick"]).fleet, config.QUICK_FLEET)
+        o = cli.parse_args(["--quick", "--fleet-golden-gib", "3", "--fleet-delays", "10, 0,10",
+                            "--fleet-clones", "8"])
+        self.assertEqual(o.fleet, config.FleetConfig(3.0, (10, 0), (8,)))
+
+    def test_bad_lists_exit_2(self):
+        import contextlib
+        for bad in (["--fleet-delays", "1,-1"], ["--fleet-clones", "0,4"],
+                    ["--fleet-clones", "x"], ["--fleet-golden-gib", "0"]):
+            with self.assertRaises(SystemExit) as e, open(os.devnull, "w") as null:
+                with contextlib.redirect_stderr(null):
+                    cli.parse_args(bad)
+            self.assertEqual(e.exception.code, 2, bad)
+
+    def test_only_fleet_selects_the_fleet_alone_and_makes_no_shared_input(self):
+        from clonefs_bench.runner import selected
+        self.assertEqual([p.record for p in selected("fleet")], ["fleet"])
+        self.assertEqual(inputs.needed(n for p in selected("fleet") for n in p.needs), set())
+
+    def test_golden_bytes_whole_mib(self):
+        from clonefs_bench.fleet_golden import golden_bytes
+        self.assertEqual(golden_bytes(1), 1 << 30)
+        self.assertEqual(golden_bytes(0.3), 307 << 20)
+
+
+NGINX_LOG = """\
+GET 206 262582 bytes=0-262143
+GET 206 262582 bytes=262144-524287
+HEAD 200 251 -
+GET 200 1073742080 -
+GET 416 390 bytes=9999999999-
+"""
+
+
+class FleetServer(unittest.TestCase):
+    def test_bytes_sent_and_statuses_from_the_access_log(self):
+        from clonefs_bench import fleet_net
+        self.assertEqual(fleet_net.bytes_sent(NGINX_LOG), 262582 * 2 + 251 + 1073742080 + 390)
+        self.assertEqual(fleet_net.bytes_sent("garbage\n\n"), 0)
+        self.assertEqual(fleet_net.status_counts(NGINX_LOG), {"206": 2, "200": 2, "416": 1})
+
+    def test_nginx_conf_keeps_everything_under_its_prefix(self):
+        from clonefs_bench import fleet_net
+        conf = fleet_net.nginx_conf("/w/ng", "/w/www", "127.0.0.1:8080")
+        self.assertIn("listen 127.0.0.1:8080;", conf)
+        self.assertIn("root /w/www;", conf)
+        self.assertIn("pid /w/ng/nginx.pid;", conf)
+        self.assertIn("access_log /w/ng/access.log fleet;", conf)
+        self.assertIn("log_format fleet '%s';" % fleet_net.LOG_FORMAT, conf)
+        self.assertIn("daemon off;", conf)
+        for line in conf.splitlines():  # every path nginx writes lies under the prefix
+            if "_path " in line or line.strip().startswith(("pid ", "error_log ")):
+                self.assertIn("/w/ng/", line)
+
+    def test_delay_line_relays_intact_and_holds_each_answer(self):
+        import socket
+        import subprocess
+        import sys
+        import threading
+        import time
+        from clonefs_bench import fleet_net
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+
+        def echo(c):
+            with c:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        return
+                    c.sendall(b)
+
+        def accept():  # every connection: the line's readiness probe is one too
+            while True:
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                threading.Thread(target=echo, args=(c,), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+        port = fleet_net.free_port()
+        p = subprocess.Popen([sys.executable, "-B", "-m", "clonefs_bench.fleet_delay", str(port),
+                              str(srv.getsockname()[1]), "50"], cwd=fleet_net.BENCH)
+        try:
+            deadline = time.monotonic() + 10
+            while not fleet_net._listening(port):
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.02)
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                data = os.urandom(1 << 20)
+                t0 = time.monotonic()
+                # sent beside the reads: the echo's answer fills the buffers before the last byte
+                threading.Thread(target=c.sendall, args=(data,), daemon=True).start()
+                got = b""
+                while len(got) < len(data):
+                    got += c.recv(1 << 20)
+                self.assertGreaterEqual(time.monotonic() - t0, 0.05)  # held, never early
+                self.assertEqual(got, data)
+        finally:
+            p.terminate()
+            p.wait()
+            srv.close()
+
+    def test_all_at_once_raises_only_once_every_runner_is_done(self):
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+        from clonefs_bench import fleet
+        done = []
+
+        def fn(r):
+            if r.dir == "a":
+                raise RuntimeError("a failed")
+            time.sleep(0.2)
+            done.append(r.dir)
+
+        with ThreadPoolExecutor(2) as pool:
+            with self.assertRaisesRegex(RuntimeError, "a failed"):
+                fleet.all_at_once(pool, [fleet.Runner("a"), fleet.Runner("b")], fn)
+            self.assertEqual(done, ["b"])  # nothing released while b was still starting
+
+    def test_a_refused_http_source_is_said_so(self):
+        from clonefs_bench import fleet
+        self.assertIsNone(fleet.refusal(0, ""))
+        self.assertEqual(fleet.refusal(1, 'clonefs: source http://h/g.img: unsupported URI scheme'
+                                          ' "http" (clonefs reads nbd://)\n'),
+                         'not available: this clonefs has no http source (clonefs: source '
+                         'http://h/g.img: unsupported URI scheme "http" (clonefs reads nbd://))')
+        self.assertEqual(fleet.refusal(2, ""), "not available: clonefs create of the golden's URL"
+                         " failed (exit status 2)")
+
+    def test_descendants_and_their_peak_rss(self):
+        import subprocess
+        from clonefs_bench import fleet
+        p = subprocess.Popen(["sh", "-c", "sleep 30 & wait"])
+        try:
+            deadline = 50
+            while len(fleet.descendants(p.pid)) < 1 and deadline:
+                import time
+                time.sleep(0.02)
+                deadline -= 1
+            kids = fleet.descendants(p.pid)
+            self.assertEqual(len(kids), 1)
+            self.assertGreater(fleet.hwm_mib([p.pid] + kids), fleet.hwm_mib([p.pid]))
+            self.assertEqual(fleet.hwm_mib([2 ** 22 + 7]), 0)  # gone: counts 0
+        finally:
+            for k in fleet.descendants(p.pid):
+                os.kill(k, 9)
+            p.wait()
+
+
+def fleet_record():
+    from clonefs_bench.records import Fleet
+    return Fleet(golden_mib=1024.0, files_mib=114.0)
+
+
+class FleetReport(unittest.TestCase):
+    def setUp(self):
+        from clonefs_bench import fleet_report
+        self.fr = fleet_report
+        self.rec = fleet_record()
+        f = self.rec.figures
+        for d in (0, 10):
+            for n in (1, 4):
+                f[(d, n, "first", "clonefs")] = 0.5 + d / 10 + n / 10
+                f[(d, n, "replay", "clonefs")] = 2.0 * (1 + (n > 1) * d / 10)
+                f[(d, n, "hydrate", "clonefs")] = 10.0
+                f[(d, n, "fetched", "clonefs")] = 1100.0 * n
+                f[(d, n, "rss", "clonefs")] = 30.0
+                f[(d, n, "hydrate", "curl")] = 7.0
+                f[(d, n, "first", "curl")] = 8.0
+                f[(d, n, "first", "nbdkit")] = 0.25
+
+    def test_goals_compare_the_largest_fleet_with_one_clone(self):
+        g = {desc: (v, op, thr) for desc, v, op, thr in self.fr.goals(self.rec)}
+        self.assertAlmostEqual(g["first file read within 1 s of create at 10 ms, N = 1"][0], 1.6)
+        self.assertAlmostEqual(g["replay at N = 4 no worse than 1.5x one clone's, 10 ms"][0], 2.0)
+        self.assertAlmostEqual(g["replay at N = 4 no worse than 1.5x one clone's, 0 ms"][0], 1.0)
+        self.assertAlmostEqual(g["bytes fetched at N = 4 <= 1.1x one clone's, 0 ms"][0], 4.0)
+        self.assertAlmostEqual(g["hydration rate at 10 ms >= 0.8x curl's, N = 4"][0], 0.7)
+        self.assertEqual(len(g), 2 + 2 * 2 + 2)
+
+    def test_fleet_n_prefers_eight(self):
+        self.assertEqual(self.fr.fleet_n([1, 4, 8, 16]), 8)
+        self.assertEqual(self.fr.fleet_n([1, 4]), 4)
+        self.assertIsNone(self.fr.fleet_n([1]))
+
+    def test_verdicts(self):
+        self.assertEqual(self.fr.verdict(0.5, "<=", 1.0), "met (2.00x of the target)")
+        self.assertEqual(self.fr.verdict(2.0, "<=", 1.0), "MISSED (0.50x of the target)")
+        self.assertEqual(self.fr.verdict(0.6, ">=", 0.8), "MISSED (0.75x of the target)")
+        self.assertEqual(self.fr.verdict(None, ">=", 0.8), "not measured")
+
+    def test_render_tables_ratios_and_goals(self):
+        text = "\n".join(self.fr.render(self.rec))
+        self.assertEqual(text.count("| 10 ms, N = 4 | unit | clonefs |"), 1)
+        self.assertIn("| create to the first file read in the guest ext4 (slowest runner) | s ↓ "
+                      "| 1.9 | 8 | 0.25 | 0.24x | 7.60x |", text)
+        self.assertIn("| first file read within 1 s of create at 10 ms, N = 1 | 1.6 s "
+                      "| MISSED (0.62x of the target) |", text)
+        self.assertIn("| bytes fetched at N = 4 <= 1.1x one clone's, 10 ms | 4.00x | MISSED", text)
+        self.assertEqual(self.fr.render(fleet_record()), [])
+
+    def test_clonefs_unavailable_is_said_once_per_cell_and_in_full_below(self):
+        rec = fleet_record()
+        rec.figures[(0, 1, "first", "curl")] = 3.0
+        rec.unavailable["clonefs"] = "not available: this clonefs has no http source (x)"
+        text = "\n".join(self.fr.render(rec))
+        self.assertIn("| create to the first file read in the guest ext4 (slowest runner) | s ↓ "
+                      "| not available | 3 | — | — | — |", text)
+        self.assertTrue(text.endswith("clonefs: not available: this clonefs has no http source (x)"))
+        self.assertIn("| replay at N = 8 (not run) no worse than 1.5x one clone's, 0 ms | — "
+                      "| not measured |", text)
+
+    def test_report_places_the_section_before_the_notes(self):
+        text = report.render_report(["## h"], 1.0, [], ["n"], ["### 14", "x"])
+        self.assertTrue(text.endswith("### 14\nx\n\nNotes:\n- n\n"))
+
+
 if __name__ == "__main__":
     unittest.main()
