@@ -1,7 +1,8 @@
 """Row 14 (issue 28): a fleet of N runners on one host, each cloning the same golden from an
 HTTP server (nginx, Range requests) behind a delay line, at once; for each delay and N:
 
-  clonefs  `clonefs create --source http://...` + mount (hydration on, the NBD knobs of row 11)
+  clonefs  `clonefs create --share-source --source http://...` + mount (hydration on, the NBD
+           knobs of row 11): the host's clones share one nbdkit and its cache
            + losetup + mount of the guest ext4
   curl     what runners do today: `curl` of the whole image, then losetup + mount
   nbdkit   nbdkit --filter=cow curl url=... cow-on-read=true + nbdfuse, losetup + mount; a `dd`
@@ -165,9 +166,11 @@ class ClonefsVariant(Variant):
         r.clone = c
         r.t0 = time.monotonic()
         c.__enter__()
-        c.create()
+        # One fetch per host: the clones share one nbdkit and its cache (not any clone's child,
+        # so not in "rss" either).
+        c.create("--share-source")
         r.create = time.monotonic() - r.t0
-        c.mount(*NBD_HYDRATION)
+        c.mount("--share-source", *NBD_HYDRATION)
         r.mount = time.monotonic() - r.t0 - r.create
         self.mount_guest(r, c.image)
 
