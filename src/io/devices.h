@@ -47,6 +47,18 @@ class SourceDevice {
   virtual Result<std::optional<Extent>> next_data(uint64_t offset) = 0;
   // Path or other name for messages.
   virtual const std::string& name() const = 0;
+  // Reads each of `extents` into `bytes`, laid end to end in that order (bytes.size() is their
+  // total length). A remote source has them all in flight at once, one round trip instead of one
+  // per extent (the fingerprint's 66 pieces, read at every create and mount); by default they
+  // are read one by one.
+  virtual Status read_extents(std::span<const Extent> extents, std::span<std::byte> bytes) {
+    size_t at = 0;
+    for (const Extent& extent : extents) {
+      CLONEFS_RETURN_IF_ERROR(read_at(extent.begin, bytes.subspan(at, extent.length())));
+      at += extent.length();
+    }
+    return Status::ok();
+  }
 
   // Remote sources only; a local file is always reachable and has no link to report.
   // Whether reads can reach the source now: hydration waits while they cannot.

@@ -46,12 +46,7 @@ Result<std::string> source_fingerprint(SourceDevice& source) {
   uint64_t total = 0;
   for (const Extent& piece : pieces) total += piece.length();
   std::vector<std::byte> bytes(total);
-  size_t at = 0;
-  for (const Extent& piece : pieces) {
-    std::span<std::byte> buf(bytes.data() + at, piece.length());
-    CLONEFS_RETURN_IF_ERROR(source.read_at(piece.begin, buf).with_context("fingerprint source"));
-    at += piece.length();
-  }
+  CLONEFS_RETURN_IF_ERROR(source.read_extents(pieces, bytes).with_context("fingerprint source"));
   return fingerprint_of(size, bytes);
 }
 

@@ -182,13 +182,38 @@ class NbdSource final : public SourceDevice {
                                     " bytes at offset " + std::to_string(offset) +
                                     " past the end of the export");
     }
-    const auto deadline = Clock::now() + options_.read_timeout;
-    const std::string where = "source " + name_ + ": read of " + std::to_string(buf.size()) +
-                              " bytes at offset " + std::to_string(offset);
     std::vector<Piece> pieces;
     add_pieces(pieces, offset, buf, max_request_);
+    return read_on_a_connection(pieces,
+                                "source " + name_ + ": read of " + std::to_string(buf.size()) +
+                                    " bytes at offset " + std::to_string(offset),
+                                "read at offset " + std::to_string(offset));
+  }
+
+  Status read_extents(std::span<const Extent> extents, std::span<std::byte> bytes) override {
+    std::vector<Piece> pieces;
+    size_t at = 0;
+    for (const Extent& extent : extents) {
+      if (extent.end > size_ || extent.begin > extent.end) {
+        return Status::error(EIO, "source " + name_ + ": read of [" + std::to_string(extent.begin) +
+                                      ", " + std::to_string(extent.end) +
+                                      ") past the end of the export");
+      }
+      add_pieces(pieces, extent.begin, bytes.subspan(at, extent.length()), max_request_);
+      at += extent.length();
+    }
+    return read_on_a_connection(
+        pieces, "source " + name_ + ": read of " + std::to_string(extents.size()) + " extents",
+        "read of " + std::to_string(extents.size()) + " extents");
+  }
+
+  // Reads `pieces`, all in flight at once, on one connection of the pool; on a lost link, again
+  // on another until the read timeout.
+  Status read_on_a_connection(const std::vector<Piece>& pieces, const std::string& where,
+                              const std::string& what) {
+    const auto deadline = Clock::now() + options_.read_timeout;
     while (true) {
-      auto c = take(deadline, "read at offset " + std::to_string(offset));
+      auto c = take(deadline, what);
       if (!c) return c.status();
       Link link = Link::kUsable;
       Status read = read_pieces(c->handle.get(), pieces, where, deadline, link);

@@ -1,11 +1,15 @@
 // Issue #12: sources served over NBD, through real servers and real mounts: clone, read, write,
 // hydrate, finalize; sparse exports; qcow2 through qemu-nbd; secrets kept out of what is written.
+#include "io/nbd_source.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 
+#include "io/fingerprint.h"
+#include "io/posix_devices.h"
 #include "io/source_uri.h"
 #include "mount/nbd_fixture.h"
 
@@ -136,6 +140,41 @@ TEST_F(NbdMount, Qcow2ServedByQemuNbdReadsAsItsGuestView) {
   EXPECT_GE(s.source_connection->connections, 1u);
   unmount();
   EXPECT_TRUE(same_content(dest(), source()));
+}
+
+// The fingerprint's pieces are read from an NBD source all at once (read_extents: one round trip,
+// not 66); the bytes must land as a file source's one-by-one reads put them, pieces that overlap
+// and cross the client's request size included.
+TEST_F(NbdMount, ExtentsReadAllAtOnceLandInOrderAndTheFingerprintIsTheFiles) {
+  write_file(source(), random_bytes(40 * kMiB + 12345, 21));
+  auto server = serve_file(source());
+  auto file = open_source(source());
+  ASSERT_TRUE(file) << file.status().message();
+  auto nbd = open_nbd_source(server->uri(), NbdSourceOptions{.connections = 2});
+  ASSERT_TRUE(nbd) << nbd.status().message();
+
+  auto by_file = source_fingerprint(**file);
+  auto by_nbd = source_fingerprint(**nbd);
+  ASSERT_TRUE(by_file && by_nbd);
+  EXPECT_EQ(*by_nbd, *by_file);
+
+  const std::vector<Extent> extents = {{5 * kMiB, 5 * kMiB + 3 * kMiB + 7},
+                                       {0, 1},
+                                       {5 * kMiB + 100, 5 * kMiB + 200},
+                                       {40 * kMiB, 40 * kMiB + 12345},
+                                       {17, 17}};
+  uint64_t total = 0;
+  for (const Extent& e : extents) total += e.length();
+  std::vector<std::byte> batch(total);
+  ASSERT_TRUE((*nbd)->read_extents(extents, batch));
+  std::vector<std::byte> one_by_one(total);
+  ASSERT_TRUE((*file)->SourceDevice::read_extents(extents, one_by_one));
+  EXPECT_TRUE(batch == one_by_one);
+
+  const Extent past_the_end[] = {{40 * kMiB, 40 * kMiB + 12346}};
+  std::vector<std::byte> one(12346);
+  Status refused = (*nbd)->read_extents(past_the_end, one);
+  EXPECT_EQ(refused.code(), EIO) << refused.message();
 }
 
 TEST_F(NbdMount, SecretsInTheUriAreNeverWrittenInClear) {
