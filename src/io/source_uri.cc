@@ -185,11 +185,17 @@ std::vector<std::string> uri_secrets(const std::string& uri) {
         raw.emplace_back(param.substr(eq + 1));
     }
   }
+  // Each once, and none made of stars only: redact_text replaces a secret with "***", so a secret
+  // of stars would be found again in every "***" already put in, and the text would grow
+  // threefold per such secret (found by tests/fuzz); stars hide nothing the redacted form shows.
   std::vector<std::string> out;
+  auto add = [&out](std::string secret) {
+    if (secret.find_first_not_of('*') == std::string::npos) return;
+    if (std::find(out.begin(), out.end(), secret) == out.end()) out.push_back(std::move(secret));
+  };
   for (const std::string& secret : raw) {
-    if (secret.empty() || secret == "***") continue;
-    out.push_back(secret);
-    if (std::string decoded = percent_decoded(secret); decoded != secret) out.push_back(decoded);
+    add(secret);
+    add(percent_decoded(secret));
   }
   return out;
 }
