@@ -187,7 +187,7 @@ class NbdSource final : public SourceDevice {
     return read_on_a_connection(pieces,
                                 "source " + name_ + ": read of " + std::to_string(buf.size()) +
                                     " bytes at offset " + std::to_string(offset),
-                                "read at offset " + std::to_string(offset));
+                                "read at offset " + std::to_string(offset), options_.read_timeout);
   }
 
   Status read_extents(std::span<const Extent> extents, std::span<std::byte> bytes) override {
@@ -202,16 +202,19 @@ class NbdSource final : public SourceDevice {
       add_pieces(pieces, extent.begin, bytes.subspan(at, extent.length()), max_request_);
       at += extent.length();
     }
+    // As long as the identity check of a connection may take: the fingerprint's 66 pieces at
+    // once are more than a slow server answers within a short --source-timeout.
     return read_on_a_connection(
         pieces, "source " + name_ + ": read of " + std::to_string(extents.size()) + " extents",
-        "read of " + std::to_string(extents.size()) + " extents");
+        "read of " + std::to_string(extents.size()) + " extents",
+        std::max(options_.read_timeout, kIdentityTimeout));
   }
 
   // Reads `pieces`, all in flight at once, on one connection of the pool; on a lost link, again
-  // on another until the read timeout.
+  // on another until `timeout`.
   Status read_on_a_connection(const std::vector<Piece>& pieces, const std::string& where,
-                              const std::string& what) {
-    const auto deadline = Clock::now() + options_.read_timeout;
+                              const std::string& what, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
     while (true) {
       auto c = take(deadline, what);
       if (!c) return c.status();
