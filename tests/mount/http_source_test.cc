@@ -13,29 +13,18 @@
 
 #include "mount/nbd_fixture.h"
 #include "support/http_server.h"
+#include "support/processes.h"
 
 namespace clonefs::testing {
 namespace {
 
-std::string text_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Every process's command line on the machine, NULs as spaces.
 std::vector<std::string> all_command_lines() {
   std::vector<std::string> out;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return out;
-  while (dirent* entry = ::readdir(proc)) {
-    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    std::string line = text_of(std::string("/proc/") + entry->d_name + "/cmdline");
-    for (char& c : line) c = c == '\0' ? ' ' : c;
-    if (!line.empty()) out.push_back(line);
+  for (ProcessEntry& p : all_processes()) {
+    for (char& c : p.command_line) c = c == '\0' ? ' ' : c;
+    if (!p.command_line.empty()) out.push_back(std::move(p.command_line));
   }
-  ::closedir(proc);
   return out;
 }
 
@@ -43,19 +32,10 @@ std::vector<std::string> all_command_lines() {
 // with its parent's PID.
 std::vector<std::pair<int, int>> clonefs_nbdkits() {
   std::vector<std::pair<int, int>> out;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return out;
-  while (dirent* entry = ::readdir(proc)) {
-    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    const std::string dir = std::string("/proc/") + entry->d_name;
-    if (text_of(dir + "/cmdline").find("clonefs-parameters=") == std::string::npos) continue;
-    std::string stat = text_of(dir + "/stat");
-    int ppid = 0;
-    if (size_t paren = stat.rfind(')'); paren != std::string::npos)
-      std::sscanf(stat.c_str() + paren + 2, "%*c %d", &ppid);
-    out.emplace_back(std::atoi(entry->d_name), ppid);
+  for (const ProcessEntry& p : all_processes()) {
+    if (p.command_line.find("clonefs-parameters=") != std::string::npos)
+      out.emplace_back(p.pid, p.parent);
   }
-  ::closedir(proc);
   return out;
 }
 
@@ -223,18 +203,18 @@ TEST_F(HttpMount, SecretsOfTheUrlReachNoArgvMetadataLogStatusOrMetrics) {
       EXPECT_EQ(line.find(secret), std::string::npos) << "in a command line: " << line;
   }
   EXPECT_TRUE(nbdkit_seen) << "no nbdkit of clonefs's was running";
-  for (int i = 0; i < 120 && text_of(metrics).find("clonefs") == std::string::npos; ++i)
+  for (int i = 0; i < 120 && file_text(metrics).find("clonefs") == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the first metrics write
   std::string written = created.output + run(clonefs("status " + shell_quote(image()))).output +
                         run(clonefs("status --json " + shell_quote(image()))).output +
-                        text_of(metrics) + text_of(log) + text_of(meta()) +
-                        text_of(meta() + "-wal");
-  EXPECT_NE(text_of(metrics).find("golden.img?***"), std::string::npos) << "no source in metrics";
+                        file_text(metrics) + file_text(log) + file_text(meta()) +
+                        file_text(meta() + "-wal");
+  EXPECT_NE(file_text(metrics).find("golden.img?***"), std::string::npos) << "no source in metrics";
   unmount();
-  written += text_of(log) + text_of(meta()) + text_of(meta() + "-wal");
+  written += file_text(log) + file_text(meta()) + file_text(meta() + "-wal");
   for (const std::string& secret : secrets)
     EXPECT_EQ(written.find(secret), std::string::npos) << secret << " was written";
-  EXPECT_NE(text_of(meta()).find("golden.img?***"), std::string::npos) << "not recorded redacted";
+  EXPECT_NE(file_text(meta()).find("golden.img?***"), std::string::npos) << "not recorded redacted";
 }
 
 // nbdkit belongs to the serving process: a SIGKILL of that process takes its nbdkit along (none

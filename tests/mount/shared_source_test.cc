@@ -18,18 +18,12 @@
 
 #include "mount/nbd_fixture.h"
 #include "support/http_server.h"
+#include "support/processes.h"
 
 namespace clonefs::testing {
 namespace {
 
 constexpr uint64_t kGoldenSize = 32 * kMiB;
-
-std::string text_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 struct CloneFiles {
   std::string dest, meta, image;
@@ -75,20 +69,12 @@ class SharedSource : public NbdMount {
   std::vector<int> shared_servers(std::string tmpdir = "") const {
     if (tmpdir.empty()) tmpdir = cache_dir();
     std::vector<int> out;
-    DIR* proc = ::opendir("/proc");
-    if (proc == nullptr) return out;
-    while (dirent* entry = ::readdir(proc)) {
-      if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-      const std::string dir = std::string("/proc/") + entry->d_name;
-      if (text_of(dir + "/cmdline").find("exit-when-script") == std::string::npos) continue;
-      std::string env = text_of(dir + "/environ");
-      if (env.find("TMPDIR=" + tmpdir + '\0') == std::string::npos) continue;
-      std::string stat = text_of(dir + "/stat");
-      size_t paren = stat.rfind(')');
-      if (paren != std::string::npos && stat.compare(paren + 2, 1, "Z") == 0) continue;
-      out.push_back(std::atoi(entry->d_name));
+    for (const ProcessEntry& p : all_processes()) {
+      if (p.zombie || p.command_line.find("exit-when-script") == std::string::npos) continue;
+      if (process_file(p.pid, "environ").find("TMPDIR=" + tmpdir + '\0') == std::string::npos)
+        continue;
+      out.push_back(p.pid);
     }
-    ::closedir(proc);
     return out;
   }
   // The shared servers once the one `create` started has exited, if a mount came as it was
@@ -238,12 +224,10 @@ TEST_F(SharedSource, SigkillOfOneCloneLeavesTheOthersReading) {
   }
   EXPECT_EQ(shared_servers(), servers) << "the shared server did not survive the kill";
   // Nobody's child: not the killed process's, nor any clonefs process's.
-  std::string stat = text_of("/proc/" + std::to_string(servers[0]) + "/stat");
   int parent = 0;
-  if (size_t paren = stat.rfind(')'); paren != std::string::npos)
-    std::sscanf(stat.c_str() + paren + 2, "%*c %d", &parent);
-  EXPECT_EQ(text_of("/proc/" + std::to_string(parent) + "/cmdline").find("clonefs"),
-            std::string::npos)
+  for (const ProcessEntry& p : all_processes())
+    if (p.pid == servers[0]) parent = p.parent;
+  EXPECT_EQ(process_file(parent, "cmdline").find("clonefs"), std::string::npos)
       << "the shared server is a child of clonefs process " << parent;
   // The killed clone's successor joins it again.
   EXPECT_TRUE(golden_at(read_mib(0, 5), 5));
