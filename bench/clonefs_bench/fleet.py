@@ -15,7 +15,14 @@ that far, all replay `find /usr -type f | xargs cat` at once ("replay"); "hydrat
 byte of the golden local (clonefs: status complete; curl: the download done; nbdkit: the dd
 done); "fetched" = the bytes nginx sent for the N runners (its access log); "rss" = the peak
 RSS (VmHWM) of the processes serving one mount (clonefs's serving process and its nbdkit;
-nbdkit + nbdfuse; curl's ru_maxrss), the largest of the N. Times are the slowest runner's."""
+nbdkit + nbdfuse; curl's ru_maxrss), the largest of the N. Times are the slowest runner's.
+
+Two more clonefs variants answer whether hydration starves the jobs' on-demand reads (issue 28
+item 4), replay only:
+  clonefs_quiet  the same N clones with --no-hydration: every read on demand, nothing else
+                 fetched (its N = 1 is one job alone)
+  clonefs_solo   the same N clones hydrating, but only the first replays: its N - 1 neighbours
+                 hydrate at full speed (no user I/O of theirs throttles them) while it reads"""
 import contextlib
 import os
 import shutil
@@ -23,7 +30,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .clonefs import Clone, live_status
 from .fleet_golden import FIRST_FILE, golden_bytes, make_golden
@@ -31,7 +38,7 @@ from .fleet_net import DelayLine, Nginx, bytes_sent, status_counts, wait4_maxrss
 from .nbd import NBD_HYDRATION, NbdFuse
 from .proc import MIB, RunLog, drop_caches, kill_ours, log, status_field_kib
 
-IMPLS = ("clonefs", "curl", "nbdkit")
+IMPLS = ("clonefs", "curl", "nbdkit", "clonefs_quiet", "clonefs_solo")
 METRICS = ("first", "create", "mount", "replay", "hydrate", "fetched", "rss")
 GOLDEN = "golden.img"
 REPLAY = "find usr -type f -print0 | xargs -0 cat > /dev/null"
@@ -151,6 +158,9 @@ class Variant:
         with self.lock:
             self.stack.push(exit_fn)
 
+    def replayers(self, runners: List[Runner]) -> List[Runner]:
+        return runners
+
     def mount_guest(self, r: Runner, image: str) -> None:
         r.loop = LoopMount(image, r.mnt, self.ctx.runlog)
         self.push(r.loop.__exit__)
@@ -160,6 +170,8 @@ class Variant:
 
 
 class ClonefsVariant(Variant):
+    FLAGS: Tuple[str, ...] = ()
+
     def start(self, r: Runner) -> None:
         c = Clone(self.ctx.clonefs, self.url, r.dir)
         self.push(c.__exit__)
@@ -170,7 +182,7 @@ class ClonefsVariant(Variant):
         # so not in "rss" either).
         c.create("--share-source")
         r.create = time.monotonic() - r.t0
-        c.mount("--share-source", *NBD_HYDRATION)
+        c.mount("--share-source", *NBD_HYDRATION, *self.FLAGS)
         r.mount = time.monotonic() - r.t0 - r.create
         self.mount_guest(r, c.image)
 
@@ -183,6 +195,21 @@ class ClonefsVariant(Variant):
         r.hydrate = time.monotonic() - r.t0
         pid = r.clone.pid
         r.rss = hwm_mib([pid] + descendants(pid))
+
+
+class QuietClonefsVariant(ClonefsVariant):
+    FLAGS = ("--no-hydration",)
+
+    def hydrated(self, r: Runner) -> None:
+        pid = r.clone.pid
+        r.rss = hwm_mib([pid] + descendants(pid))
+
+
+class SoloClonefsVariant(QuietClonefsVariant):
+    FLAGS = ()
+
+    def replayers(self, runners: List[Runner]) -> List[Runner]:
+        return runners[:1]
 
 
 class CurlVariant(Variant):
@@ -238,7 +265,8 @@ def stop(proc: subprocess.Popen, tag: str) -> None:
     proc.wait()
 
 
-VARIANTS = {"clonefs": ClonefsVariant, "curl": CurlVariant, "nbdkit": NbdkitVariant}
+VARIANTS = {"clonefs": ClonefsVariant, "curl": CurlVariant, "nbdkit": NbdkitVariant,
+            "clonefs_quiet": QuietClonefsVariant, "clonefs_solo": SoloClonefsVariant}
 
 
 def slowest(values: List[Optional[float]]) -> Optional[float]:
@@ -260,9 +288,10 @@ def run_variant(ctx, impl: str, url: str, nginx: Nginx, delay: int, n: int,
         v = VARIANTS[impl](ctx, url, stack)
         all_at_once(pool, runners, v.start)
         replays = {}
-        all_at_once(pool, runners, lambda r: replays.__setitem__(r.dir, replay(r.mnt)))
+        all_at_once(pool, v.replayers(runners),
+                    lambda r: replays.__setitem__(r.dir, replay(r.mnt)))
         for r in runners:
-            r.replay = replays[r.dir]
+            r.replay = replays.get(r.dir)
         all_at_once(pool, runners, v.hydrated)
     for metric in ("first", "create", "mount", "replay", "hydrate", "rss"):
         out[(delay, n, metric, impl)] = slowest([getattr(r, metric) for r in runners])
@@ -321,7 +350,7 @@ def fleet(ctx, rec) -> None:
             with DelayLine(nginx.port, delay, ctx.runlog) as line:
                 for n in cfg.clones:
                     for impl in IMPLS:
-                        if impl in rec.unavailable:
+                        if impl.split("_")[0] in rec.unavailable:
                             continue
                         try:
                             run_variant(ctx, impl, line.url(GOLDEN), nginx, delay, n, rec.figures)

@@ -76,6 +76,30 @@ def goals(rec: Fleet) -> List[Goal]:
     return out
 
 
+def starvation(rec: Fleet) -> List[str]:
+    """Issue 28 item 4: does hydration starve the jobs' on-demand reads? The replay of one job
+    alone without hydration against the same job while its neighbours hydrate."""
+    fig = lambda d, n, i: rec.figures.get((d, n, "replay", i))  # noqa: E731
+    rows = []
+    for d in measured(rec, 0):
+        alone = fig(d, 1, "clonefs_quiet")
+        for n in measured(rec, 1):
+            cells = (fig(d, n, "clonefs_quiet"), fig(d, n, "clonefs"), fig(d, n, "clonefs_solo"))
+            if cells[0] is None and cells[2] is None:
+                continue
+            rows.append("| %d ms, N = %d | %s | %s |" % (
+                d, n, " | ".join(fmt(c) for c in cells), ratio(cells[2], alone)))
+    if not rows:
+        return []
+    return ["", "Hydration and the jobs' on-demand reads (issue 28 item 4): the replay (s ↓) of "
+            "N clones with --no-hydration, of N clones hydrating (all replaying, so each "
+            "throttles its own hydration), and of one clone replaying while its N - 1 "
+            "neighbours hydrate unthrottled; the last column is that one ÷ one clone alone "
+            "without hydration.", "",
+            "| link, N | all replay, no hydration | all replay, hydrating | one replays, "
+            "N - 1 hydrate | ÷ one alone |", "|---|--:|--:|--:|--:|"] + rows
+
+
 def verdict(value: F, op: str, threshold: float) -> str:
     if value is None:
         return "not measured"
@@ -100,6 +124,7 @@ def render(rec: Fleet) -> List[str]:
         shown = "—" if value is None else ("%s s" % fmt(value) if desc.startswith("first")
                                            else "%.2fx" % value)
         out.append("| %s | %s | %s |" % (desc, shown, verdict(value, op, thr)))
+    out += starvation(rec)
     if "clonefs" in rec.unavailable:
         out.append("")
         out.append("clonefs: " + rec.unavailable["clonefs"])

@@ -475,6 +475,16 @@ class FleetServer(unittest.TestCase):
                 fleet.all_at_once(pool, [fleet.Runner("a"), fleet.Runner("b")], fn)
             self.assertEqual(done, ["b"])  # nothing released while b was still starting
 
+    def test_only_the_solo_variant_replays_on_its_first_runner_alone(self):
+        from clonefs_bench import fleet
+        runners = [fleet.Runner("a"), fleet.Runner("b"), fleet.Runner("c")]
+        for impl, replaying in (("clonefs", 3), ("clonefs_quiet", 3), ("clonefs_solo", 1),
+                                ("curl", 3), ("nbdkit", 3)):
+            v = fleet.VARIANTS[impl](None, "http://h/g", None)
+            self.assertEqual(v.replayers(runners), runners[:replaying], impl)
+        self.assertIn("--no-hydration", fleet.VARIANTS["clonefs_quiet"].FLAGS)
+        self.assertNotIn("--no-hydration", fleet.VARIANTS["clonefs_solo"].FLAGS)
+
     def test_a_refused_http_source_is_said_so(self):
         from clonefs_bench import fleet
         self.assertIsNone(fleet.refusal(0, ""))
@@ -556,6 +566,17 @@ class FleetReport(unittest.TestCase):
                       "| MISSED (0.62x of the target) |", text)
         self.assertIn("| bytes fetched at N = 4 <= 1.1x one clone's, 10 ms | 4.00x | MISSED", text)
         self.assertEqual(self.fr.render(fleet_record()), [])
+
+    def test_starvation_compares_one_job_among_hydrating_neighbours_with_one_alone(self):
+        self.assertEqual(self.fr.starvation(self.rec), [])  # not measured: no table
+        f = self.rec.figures
+        f[(10, 1, "replay", "clonefs_quiet")] = 2.0
+        f[(10, 4, "replay", "clonefs_quiet")] = 2.5
+        f[(10, 4, "replay", "clonefs_solo")] = 3.0
+        text = "\n".join(self.fr.render(self.rec))
+        self.assertIn("| 10 ms, N = 4 | 2.5 | 4 | 3 | 1.50x |", text)
+        self.assertIn("| 10 ms, N = 1 | 2 | 2 | — | — |", text)
+        self.assertNotIn("| 0 ms, N = 1 |", "\n".join(self.fr.starvation(self.rec)))
 
     def test_clonefs_unavailable_is_said_once_per_cell_and_in_full_below(self):
         rec = fleet_record()

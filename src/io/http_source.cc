@@ -77,6 +77,7 @@ Result<std::unique_ptr<SourceDevice>> open_http_source(const std::string& url,
   if (!server) return server.status().with_context("source " + shown);
   NbdSourceOptions nbd = options;
   nbd.name = shown;
+  nbd.piece_bytes = kHttpPieceBytes;
   auto source = open_nbd_source((*server)->nbd_uri(), nbd);
   if (!source) {
     // libnbd only knows the export could not be opened; nbdkit's log says what curl got.

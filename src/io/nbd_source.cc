@@ -21,11 +21,6 @@ using std::chrono::milliseconds;
 
 // NBD's own default when a server advertises no maximum.
 constexpr uint64_t kDefaultMaxRequest = 32 << 20;
-// Reads are cut into pieces of at most this much, all in flight at once, so one large read (a
-// 1 MiB FUSE read, a 4 MiB hydration copy) is served by several server threads in parallel
-// instead of one: a single 1 MiB request per read gave 320 MB/s fall-through against nbdfuse's
-// 720 over the same nbdkit (bench row 10a, 0 ms).
-constexpr uint64_t kPieceBytes = 256 << 10;
 // A wait on the socket is cut into slices this long so cancellation and deadlines are seen.
 constexpr milliseconds kPollSlice{50};
 constexpr milliseconds kFirstBackoff{50};
@@ -121,11 +116,11 @@ struct Piece {
   std::span<std::byte> buf;
 };
 
-// `buf` at `offset` cut in requests of at most `max_request` bytes.
+// `buf` at `offset` cut in requests of at most `piece_bytes` bytes.
 void add_pieces(std::vector<Piece>& pieces, uint64_t offset, std::span<std::byte> buf,
-                uint64_t max_request) {
+                uint64_t piece_bytes) {
   for (uint64_t pos = 0; pos < buf.size();) {
-    uint64_t length = std::min<uint64_t>({max_request, kPieceBytes, buf.size() - pos});
+    uint64_t length = std::min<uint64_t>(piece_bytes, buf.size() - pos);
     pieces.push_back({offset + pos, buf.subspan(pos, length)});
     pos += length;
   }
@@ -159,7 +154,10 @@ class NbdSource final : public SourceDevice {
     if (size == 0) return Status::error(EINVAL, "source " + name_ + " is an empty export");
     size_ = static_cast<uint64_t>(size);
     int64_t max_request = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
-    max_request_ = max_request > 0 ? static_cast<uint64_t>(max_request) : kDefaultMaxRequest;
+    piece_bytes_ = std::max<uint64_t>(
+        1, std::min<uint64_t>(options_.piece_bytes, max_request > 0
+                                                        ? static_cast<uint64_t>(max_request)
+                                                        : kDefaultMaxRequest));
     // What every later connection must serve (the clone checks it against the recorded one).
     pieces_ = fingerprint_pieces(size_);
     Link link = Link::kUsable;
@@ -183,7 +181,7 @@ class NbdSource final : public SourceDevice {
                                     " past the end of the export");
     }
     std::vector<Piece> pieces;
-    add_pieces(pieces, offset, buf, max_request_);
+    add_pieces(pieces, offset, buf, piece_bytes_);
     return read_on_a_connection(pieces,
                                 "source " + name_ + ": read of " + std::to_string(buf.size()) +
                                     " bytes at offset " + std::to_string(offset),
@@ -199,7 +197,7 @@ class NbdSource final : public SourceDevice {
                                       ", " + std::to_string(extent.end) +
                                       ") past the end of the export");
       }
-      add_pieces(pieces, extent.begin, bytes.subspan(at, extent.length()), max_request_);
+      add_pieces(pieces, extent.begin, bytes.subspan(at, extent.length()), piece_bytes_);
       at += extent.length();
     }
     // As long as the identity check of a connection may take: the fingerprint's 66 pieces at
@@ -407,7 +405,7 @@ class NbdSource final : public SourceDevice {
     uint64_t at = 0;
     for (size_t i : which) {
       add_pieces(requests, pieces_[i].begin, std::span(bytes).subspan(at, pieces_[i].length()),
-                 max_request_);
+                 piece_bytes_);
       at += pieces_[i].length();
     }
     Status read =
@@ -472,7 +470,7 @@ class NbdSource final : public SourceDevice {
   void probe(Connection c) {
     std::vector<std::byte> buf(std::min(size_, kProbeBytes));
     std::vector<Piece> pieces;
-    add_pieces(pieces, 0, buf, max_request_);
+    add_pieces(pieces, 0, buf, piece_bytes_);
     Link link = Link::kUsable;
     Status read = read_pieces(c.handle.get(), pieces, "source " + name_ + ": probe",
                               Clock::now() + options_.read_timeout, link);
@@ -539,7 +537,7 @@ class NbdSource final : public SourceDevice {
   const std::string name_;  // redacted: for everything else
   const NbdSourceOptions options_;
   uint64_t size_ = 0;
-  uint64_t max_request_ = kDefaultMaxRequest;
+  uint64_t piece_bytes_ = kDefaultMaxRequest;
   // The fingerprint's pieces, and a hash of each as the first connection served them.
   std::vector<Extent> pieces_;
   std::vector<uint64_t> piece_hashes_;
