@@ -86,6 +86,14 @@ std::string nbdkit_launch::http_date_now() {
   return text;
 }
 
+std::string nbdkit_launch::curl_parameters(const std::string& url,
+                                           const std::vector<std::string>& headers,
+                                           const std::string& date) {
+  std::string text = "url=" + url + '\0';
+  for (const std::string& header : headers) text += "header=" + header + '\0';
+  return text + "header=If-Unmodified-Since: " + date + '\0';
+}
+
 std::string nbdkit_launch::last_error_line(const std::string& output, const std::string& url) {
   std::string line;
   for (size_t at = 0; at < output.size();) {
@@ -158,8 +166,9 @@ Status make_private_directory(std::string& path, UniqueFd& fd) {
 
 }  // namespace
 
-Result<std::unique_ptr<CurlServer>> CurlServer::start(const std::string& url) {
-  std::unique_ptr<CurlServer> server(new CurlServer(url));
+Result<std::unique_ptr<CurlServer>> CurlServer::start(const std::string& url,
+                                                      std::vector<std::string> headers) {
+  std::unique_ptr<CurlServer> server(new CurlServer(url, std::move(headers)));
   CLONEFS_RETURN_IF_ERROR(server->prepare());
   server->watcher_ = std::thread([s = server.get()] { s->watch(); });
   CLONEFS_RETURN_IF_ERROR(server->wait_accepting());
@@ -176,8 +185,7 @@ Status CurlServer::prepare() {
   checked_at_ = nbdkit_launch::http_date_now();
   parameters_fd_.reset(::memfd_create("clonefs-http-parameters", MFD_CLOEXEC));
   if (parameters_fd_.get() < 0) return Status::from_errno(errno, "memfd for nbdkit's parameters");
-  std::string parameters =
-      "url=" + url_ + '\0' + "header=If-Unmodified-Since: " + checked_at_ + '\0';
+  const std::string parameters = nbdkit_launch::curl_parameters(url_, headers_, checked_at_);
   if (::write(parameters_fd_.get(), parameters.data(), parameters.size()) !=
       static_cast<ssize_t>(parameters.size())) {
     return Status::from_errno(errno, "write of nbdkit's parameters");

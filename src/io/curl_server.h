@@ -39,6 +39,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "io/unique_fd.h"
 #include "util/status.h"
@@ -71,6 +72,10 @@ Result<std::string> parameters_filter();
 std::string http_date_now();
 // curl's message for an HTTP 412, as nbdkit logs it.
 inline constexpr const char* kPreconditionFailed = "returned error: 412";
+// The parameters the curl plugin is given through the memfd: the URL, the request headers
+// (io/http_headers.h) and If-Unmodified-Since `date`, NUL-separated for the parameters filter.
+std::string curl_parameters(const std::string& url, const std::vector<std::string>& headers,
+                            const std::string& date);
 // The last "error: " line of nbdkit's output, redacted.
 std::string last_error_line(const std::string& output, const std::string& url);
 }  // namespace nbdkit_launch
@@ -79,7 +84,9 @@ class CurlServer final : public HttpServerProcess {
  public:
   // Starts nbdkit for `url` (http:// or https://) and waits until it accepts connections. It
   // fetches nothing yet: the curl plugin opens the URL for each NBD connection.
-  static Result<std::unique_ptr<CurlServer>> start(const std::string& url);
+  // `headers` ("Name: value") go with every request.
+  static Result<std::unique_ptr<CurlServer>> start(const std::string& url,
+                                                   std::vector<std::string> headers);
   ~CurlServer();
   CurlServer(const CurlServer&) = delete;
   CurlServer& operator=(const CurlServer&) = delete;
@@ -90,7 +97,8 @@ class CurlServer final : public HttpServerProcess {
   const std::string& checked_at() const override { return checked_at_; }
 
  private:
-  explicit CurlServer(std::string url) : url_(std::move(url)) {}
+  CurlServer(std::string url, std::vector<std::string> headers)
+      : url_(std::move(url)), headers_(std::move(headers)) {}
   Status prepare();
   Status wait_accepting();
   void watch();
@@ -98,7 +106,8 @@ class CurlServer final : public HttpServerProcess {
   void read_output();
   void stop_child();
 
-  const std::string url_;  // in clear: only ever written to the parameters memfd
+  const std::string url_;                   // in clear: only ever written to the parameters memfd
+  const std::vector<std::string> headers_;  // the same
   std::string checked_at_;
   std::string directory_;  // the private directory, removed at the end
   UniqueFd directory_fd_;

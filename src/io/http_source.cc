@@ -1,6 +1,7 @@
 #include "io/http_source.h"
 
 #include "io/curl_server.h"
+#include "io/http_headers.h"
 #include "io/shared_curl_server.h"
 #include "io/source_uri.h"
 
@@ -56,13 +57,15 @@ class HttpSource final : public SourceDevice {
   const std::string name_;
 };
 
-Result<std::unique_ptr<HttpServerProcess>> start_server(const std::string& url, bool share) {
+Result<std::unique_ptr<HttpServerProcess>> start_server(const std::string& url,
+                                                        std::vector<std::string> headers,
+                                                        bool share) {
   if (share) {
-    auto shared = SharedCurlServer::start(url);
+    auto shared = SharedCurlServer::start(url, std::move(headers));
     if (!shared) return shared.status();
     return std::unique_ptr<HttpServerProcess>(std::move(*shared));
   }
-  auto own = CurlServer::start(url);
+  auto own = CurlServer::start(url, std::move(headers));
   if (!own) return own.status();
   return std::unique_ptr<HttpServerProcess>(std::move(*own));
 }
@@ -73,7 +76,9 @@ Result<std::unique_ptr<SourceDevice>> open_http_source(const std::string& url,
                                                        const NbdSourceOptions& options) {
   CLONEFS_RETURN_IF_ERROR(check_source_uri(url));
   const std::string shown = redact_uri(url);
-  auto server = start_server(url, options.share);
+  auto headers = source_headers_from_environment();
+  if (!headers) return headers.status();
+  auto server = start_server(url, std::move(*headers), options.share);
   if (!server) return server.status().with_context("source " + shown);
   NbdSourceOptions nbd = options;
   nbd.name = shown;

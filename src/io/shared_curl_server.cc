@@ -58,7 +58,8 @@ std::string hex(uint64_t v) {
   return text;
 }
 
-// 128 bits of the full URL (two FNV-1a passes, the second salted): names its server's directory.
+// 128 bits of the full URL and headers (two FNV-1a passes, the second salted): names its
+// server's directory.
 std::string url_key(const std::string& url) {
   Fnv1a64 first, second;
   first.add(std::as_bytes(std::span(url.data(), url.size())));
@@ -167,8 +168,9 @@ void remove_unused_directories(int base, const std::string& keep) {
 
 }  // namespace
 
-Result<std::unique_ptr<SharedCurlServer>> SharedCurlServer::start(const std::string& url) {
-  std::unique_ptr<SharedCurlServer> server(new SharedCurlServer(url));
+Result<std::unique_ptr<SharedCurlServer>> SharedCurlServer::start(
+    const std::string& url, std::vector<std::string> headers) {
+  std::unique_ptr<SharedCurlServer> server(new SharedCurlServer(url, std::move(headers)));
   CLONEFS_RETURN_IF_ERROR(server->open_directory());
   CLONEFS_RETURN_IF_ERROR(server->join());
   server->stop_fd_.reset(::eventfd(0, EFD_CLOEXEC));
@@ -182,7 +184,9 @@ Result<std::unique_ptr<SharedCurlServer>> SharedCurlServer::start(const std::str
 Status SharedCurlServer::open_directory() {
   auto base = servers_directory();
   if (!base) return base.status();
-  const std::string key = url_key(url_);
+  std::string identity = url_;
+  for (const std::string& header : headers_) identity += '\0' + header;
+  const std::string key = url_key(identity);
   remove_unused_directories(base->get(), key);
   auto directory = private_directory_at(base->get(), key, "of a shared source");
   if (!directory) return directory.status();
@@ -286,7 +290,7 @@ Status SharedCurlServer::spawn() {
   }
   UniqueFd parameters(::memfd_create("clonefs-http-parameters", MFD_CLOEXEC));
   if (parameters.get() < 0) return Status::from_errno(errno, "memfd for nbdkit's parameters");
-  const std::string text = "url=" + url_ + '\0' + "header=If-Unmodified-Since: " + date + '\0';
+  const std::string text = nbdkit_launch::curl_parameters(url_, headers_, date);
   if (::write(parameters.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
     return Status::from_errno(errno, "write of nbdkit's parameters");
   auto log = open_in(dir, kLogName, O_WRONLY | O_CREAT | O_EXCL | O_APPEND);

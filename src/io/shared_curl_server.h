@@ -52,7 +52,10 @@ class SharedCurlServer final : public HttpServerProcess {
  public:
   // Joins the server for `url`, starting it if none runs (or if the running one has seen the
   // file change), and waits until it accepts connections.
-  static Result<std::unique_ptr<SharedCurlServer>> start(const std::string& url);
+  // `headers` ("Name: value") go with every request; clones given other headers (other
+  // credentials) get a server of their own, as clones of another URL do.
+  static Result<std::unique_ptr<SharedCurlServer>> start(const std::string& url,
+                                                         std::vector<std::string> headers);
   // Gives up this process's lease: the server exits once nobody else holds one.
   ~SharedCurlServer() override;
   SharedCurlServer(const SharedCurlServer&) = delete;
@@ -67,7 +70,8 @@ class SharedCurlServer final : public HttpServerProcess {
   pid_t server_pid();
 
  private:
-  explicit SharedCurlServer(std::string url) : url_(std::move(url)) {}
+  SharedCurlServer(std::string url, std::vector<std::string> headers)
+      : url_(std::move(url)), headers_(std::move(headers)) {}
   Status open_directory();
   Status join();
   Status join_locked();
@@ -78,8 +82,9 @@ class SharedCurlServer final : public HttpServerProcess {
   void watch();
   void read_log_locked();
 
-  const std::string url_;  // in clear: only ever written to the parameters memfd
-  UniqueFd directory_fd_;  // the server's directory, O_PATH
+  const std::string url_;                   // in clear: only ever written to the parameters memfd
+  const std::vector<std::string> headers_;  // the same
+  UniqueFd directory_fd_;                   // the server's directory, O_PATH
   UniqueFd lock_fd_, lease_fd_;
   UniqueFd stop_fd_;  // an eventfd: the watcher returns
   std::thread watcher_;

@@ -60,6 +60,15 @@ class SourceUriVariable {
   ~SourceUriVariable() { ::unsetenv("CLONEFS_SOURCE_URI"); }
 };
 
+// CLONEFS_SOURCE_HEADERS set for the commands this test runs, unset after.
+class SourceHeadersVariable {
+ public:
+  explicit SourceHeadersVariable(const std::string& headers) {
+    ::setenv("CLONEFS_SOURCE_HEADERS", headers.c_str(), 1);
+  }
+  ~SourceHeadersVariable() { ::unsetenv("CLONEFS_SOURCE_HEADERS"); }
+};
+
 class HttpMount : public NbdMount {
  protected:
   void SetUp() override {
@@ -215,6 +224,63 @@ TEST_F(HttpMount, SecretsOfTheUrlReachNoArgvMetadataLogStatusOrMetrics) {
   for (const std::string& secret : secrets)
     EXPECT_EQ(written.find(secret), std::string::npos) << secret << " was written";
   EXPECT_NE(file_text(meta()).find("golden.img?***"), std::string::npos) << "not recorded redacted";
+}
+
+// A server that wants a token and a cookie gets them from CLONEFS_SOURCE_HEADERS, with every
+// request, its own server's and the shared one's; they reach no command line and nothing clonefs
+// writes. Without them create gets the server's 403, in one line, and makes nothing.
+TEST_F(HttpMount, HeadersFromTheEnvironmentReachTheServerAndNothingElse) {
+  const std::string token = "t0kenHEADERsecret";
+  const std::string cookie = "c00kieHEADERsecret";
+  std::filesystem::create_directories(dir_.file("nginx-guarded"));
+  HttpServer guarded(www(), dir_.file("nginx-guarded"),
+                     "if ($http_authorization != \"Bearer " + token + "\") { return 403; } " +
+                         "if ($cookie_session != \"" + cookie + "\") { return 403; }");
+  ASSERT_TRUE(guarded.running()) << guarded.error();
+  const auto bytes = random_bytes(8 * kMiB, 285);
+  write_file(golden(), bytes);
+  const std::string url = guarded.url("golden.img");
+  CommandResult refused = create_from(url);
+  EXPECT_NE(refused.exit_code, 0) << refused.output;
+  EXPECT_NE(refused.output.find("403"), std::string::npos) << refused.output;
+  EXPECT_EQ(std::count(refused.output.begin(), refused.output.end(), '\n'), 1) << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(meta()));
+
+  SourceHeadersVariable headers("Authorization: Bearer " + token + "\r\nCookie: session=" + cookie);
+  CommandResult created = create_from(url);
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  const std::string log = dir_.file("mount.log");
+  mount("--share-source --no-hydration --log-file " + shell_quote(log));
+  EXPECT_EQ(read_file(image()), bytes);
+  std::string written = created.output + run(clonefs("status " + shell_quote(image()))).output +
+                        run(clonefs("status --json " + shell_quote(image()))).output;
+  for (const std::string& line : all_command_lines()) {
+    EXPECT_EQ(line.find(token), std::string::npos) << "in a command line: " << line;
+    EXPECT_EQ(line.find(cookie), std::string::npos) << "in a command line: " << line;
+  }
+  unmount();
+  written += file_text(log) + file_text(meta()) + file_text(meta() + "-wal");
+  EXPECT_EQ(written.find(token), std::string::npos) << "the token was written";
+  EXPECT_EQ(written.find(cookie), std::string::npos) << "the cookie was written";
+  const std::string access = guarded.access_log();
+  EXPECT_NE(access.find(" 206 "), std::string::npos) << access;
+}
+
+// A header line clonefs cannot send as given is refused before anything starts, naming the line
+// and never the value.
+TEST_F(HttpMount, AMalformedOrReservedHeaderIsRefusedWithoutItsValue) {
+  write_file(golden(), random_bytes(1 * kMiB, 286));
+  for (const std::string& bad :
+       {std::string("Authorization Bearer v4lueSECRET"), std::string("Range: bytes=0-v4lueSECRET"),
+        std::string("X-Token: v4lue\x01SECRET")}) {
+    SourceHeadersVariable headers("Accept: */*\n" + bad);
+    CommandResult created = create_from(server_->url("golden.img"));
+    EXPECT_NE(created.exit_code, 0) << created.output;
+    EXPECT_NE(created.output.find("CLONEFS_SOURCE_HEADERS: line 2"), std::string::npos)
+        << created.output;
+    EXPECT_EQ(created.output.find("SECRET"), std::string::npos) << created.output;
+    EXPECT_FALSE(std::filesystem::exists(meta()));
+  }
 }
 
 // nbdkit belongs to the serving process: a SIGKILL of that process takes its nbdkit along (none

@@ -49,7 +49,7 @@ bool accepts(int port) {
 
 }  // namespace
 
-HttpServer::HttpServer(std::string root, std::string work)
+HttpServer::HttpServer(std::string root, std::string work, std::string server_directives)
     : root_(std::move(root)), work_(std::move(work)) {
   for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
     port_ = free_port();
@@ -63,8 +63,8 @@ HttpServer::HttpServer(std::string root, std::string work)
                         << "  client_body_temp_path " << work_ << ";\n  proxy_temp_path " << work_
                         << ";\n  fastcgi_temp_path " << work_ << ";\n  uwsgi_temp_path " << work_
                         << ";\n  scgi_temp_path " << work_ << ";\n"
-                        << "  server { listen 127.0.0.1:" << port_ << "; root " << root_
-                        << "; }\n}\n";
+                        << "  server { listen 127.0.0.1:" << port_ << "; root " << root_ << "; "
+                        << server_directives << " }\n}\n";
     const std::string error_log = work_ + "/error.log";
     pid_t pid = ::fork();
     if (pid < 0) break;

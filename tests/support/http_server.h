@@ -14,7 +14,8 @@ namespace clonefs::testing {
 class HttpServer {
  public:
   // Serves `root`; `work` is a directory of its own for its configuration, logs and temp files.
-  HttpServer(std::string root, std::string work);
+  // `server_directives` go into the server block (e.g. a check of a request header).
+  HttpServer(std::string root, std::string work, std::string server_directives = "");
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
