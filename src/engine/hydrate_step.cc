@@ -117,7 +117,7 @@ Result<HydrateStep> CloneEngine::hydrate(uint64_t first, uint64_t max_regions,
     }
     const Extent piece{pos, std::min(span.end, pos + kMaxCopyBytes)};
     const std::span<std::byte> buf = lease.span().first(piece.length());
-    CLONEFS_RETURN_IF_ERROR(source_.read_at(piece.begin, buf));
+    CLONEFS_RETURN_IF_ERROR(source_.read_for_hydration(piece.begin, buf));
     uint64_t data_begin =
         piece.begin;  // the data run of this piece not yet written: [data_begin, u)
     auto write_data = [&](uint64_t data_end) -> Status {

@@ -60,6 +60,9 @@ class HttpServerProcess {
   virtual bool modified_since_checked() = 0;
   // The date sent in If-Unmodified-Since.
   virtual const std::string& checked_at() const = 0;
+  // Waits for a turn to send a hydration read, held until the descriptor returned is closed; -1
+  // (go at once) for a server of this process's own, or when no turn can be had.
+  virtual UniqueFd hydration_turn() { return UniqueFd(); }
 };
 
 // Shared by both kinds of server.

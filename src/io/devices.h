@@ -60,6 +60,14 @@ class SourceDevice {
     return Status::ok();
   }
 
+  // A read hydration makes, no user waiting on it. A source whose server answers one request at
+  // a time for every clone on the host (--share-source) lets only a few of these through at once,
+  // host-wide, so the reads users wait on never queue behind all of the host's hydration
+  // (io/shared_curl_server.h). Elsewhere the same as read_at.
+  virtual Status read_for_hydration(uint64_t offset, std::span<std::byte> buf) {
+    return read_at(offset, buf);
+  }
+
   // Remote sources only; a local file is always reachable and has no link to report.
   // Whether reads can reach the source now: hydration waits while they cannot.
   virtual bool reachable() const { return true; }

@@ -27,6 +27,10 @@ class HttpSource final : public SourceDevice {
   Result<std::optional<Extent>> next_data(uint64_t offset) override {
     return nbd_->next_data(offset);
   }
+  Status read_for_hydration(uint64_t offset, std::span<std::byte> buf) override {
+    const UniqueFd turn = server_->hydration_turn();
+    return read_at(offset, buf);
+  }
   const std::string& name() const override { return name_; }
   bool reachable() const override {
     return !server_->modified_since_checked() && nbd_->reachable();

@@ -14,10 +14,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "io/fnv1a.h"
@@ -36,9 +38,13 @@ constexpr const char* kLogName = "nbdkit.log";
 constexpr const char* kLockName = "lock";
 constexpr const char* kLeaseName = "lease";
 constexpr const char* kDateName = "checked-at";
+// How often a hydration read waiting for a turn looks again (a fetch takes milliseconds).
+constexpr auto kTurnPoll = std::chrono::milliseconds(2);
+constexpr const char* kTurnNames[SharedCurlServer::kHydrationTurns] = {"hydrating-0",
+                                                                       "hydrating-1"};
 // Every file of a server's directory.
-constexpr const char* kFiles[] = {kSocketName, kPidName,   kLogName,
-                                  kLockName,   kLeaseName, kDateName};
+constexpr const char* kFiles[] = {kSocketName, kPidName,  kLogName,      kLockName,
+                                  kLeaseName,  kDateName, kTurnNames[0], kTurnNames[1]};
 // Where nbdkit finds, after exec, the parameters memfd, its directory and the lease file.
 constexpr int kParametersFd = 3;
 constexpr int kDirectoryFd = 4;
@@ -446,6 +452,27 @@ bool SharedCurlServer::modified_since_checked() {
   std::lock_guard lock(mu_);
   read_log_locked();
   return precondition_failed_;
+}
+
+UniqueFd SharedCurlServer::hydration_turn() {
+  // Whichever turn is free first, looked for from a different one each time. A descriptor of its
+  // own for each: an flock belongs to the open file, and two threads must not share one turn.
+  // A turn is held for one fetch at most (bounded by the source's read timeout): polled for.
+  const unsigned first = next_turn_.fetch_add(1, std::memory_order_relaxed) % kHydrationTurns;
+  std::array<UniqueFd, kHydrationTurns> files;
+  for (unsigned i = 0; i < kHydrationTurns; ++i) {
+    auto file =
+        open_in(directory_fd_.get(), kTurnNames[(first + i) % kHydrationTurns], O_RDONLY | O_CREAT);
+    if (!file) return UniqueFd();
+    files[i] = std::move(*file);
+  }
+  for (;;) {
+    for (UniqueFd& file : files) {
+      if (::flock(file.get(), LOCK_EX | LOCK_NB) == 0) return std::move(file);
+      if (errno != EWOULDBLOCK && errno != EINTR) return UniqueFd();
+    }
+    std::this_thread::sleep_for(kTurnPoll);
+  }
 }
 
 pid_t SharedCurlServer::server_pid() {

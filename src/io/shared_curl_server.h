@@ -37,6 +37,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,6 +67,15 @@ class SharedCurlServer final : public HttpServerProcess {
   bool modified_since_checked() override;
   const std::string& checked_at() const override { return checked_at_; }
 
+  // One of kHydrationTurns turns shared by every process reading through this server (an flock
+  // on a file of its directory), held until the descriptor is closed: nbdkit's cache filter
+  // sends one request at a time to the plugin, in no order, so eight clones hydrating at once
+  // each queued several 4 MiB fetches ahead of every read a user was waiting on. With two turns
+  // a read on demand waits for at most two hydration fetches, and the server is still never
+  // idle between them. -1 if the turn's file cannot be opened (hydration then goes at once).
+  UniqueFd hydration_turn() override;
+  static constexpr unsigned kHydrationTurns = 2;
+
   // The running server's PID (0 if none): for tests.
   pid_t server_pid();
 
@@ -88,6 +98,7 @@ class SharedCurlServer final : public HttpServerProcess {
   UniqueFd lock_fd_, lease_fd_;
   UniqueFd stop_fd_;  // an eventfd: the watcher returns
   std::thread watcher_;
+  std::atomic<unsigned> next_turn_{0};
 
   std::mutex mu_;
   std::string checked_at_;            // set at each join, under mu_ after start

@@ -14,8 +14,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 
+#include "io/shared_curl_server.h"
 #include "mount/nbd_fixture.h"
 #include "support/http_server.h"
 #include "support/processes.h"
@@ -428,6 +430,29 @@ TEST_F(SharedSource, NoOtherUserCanReachOrPlantTheSharedServer) {
 }
 
 // --share-source on a source that is not an http(s) URL: one precise error, nothing created.
+// Hydration reads through a shared server take one of two turns host-wide (an flock in its
+// directory), so a read a user waits on queues behind at most two of them: a third waits until
+// one is given back, whichever process held it.
+TEST_F(SharedSource, HydrationReadsTakeOneOfTwoTurnsHostWide) {
+  auto a = SharedCurlServer::start(url(), {});
+  ASSERT_TRUE(a) << a.status().message();
+  auto b = SharedCurlServer::start(url(), {});
+  ASSERT_TRUE(b) << b.status().message();
+  EXPECT_EQ((*a)->server_pid(), (*b)->server_pid()) << "not one server";
+  UniqueFd first = (*a)->hydration_turn();
+  UniqueFd second = (*b)->hydration_turn();
+  ASSERT_GE(first.get(), 0);
+  ASSERT_GE(second.get(), 0);
+  auto third = std::async(std::launch::async, [&] { return (*b)->hydration_turn(); });
+  EXPECT_EQ(third.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "a third turn was given while two were held";
+  first.reset();
+  const bool taken = third.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  EXPECT_TRUE(taken) << "the turn given back was not taken";
+  if (!taken) second.reset();  // so the waiting thread can end before the future is destroyed
+  EXPECT_GE(third.get().get(), 0);
+}
+
 TEST_F(SharedSource, ShareSourceOnAFileSourceIsRefused) {
   const std::string meta = dir_.file("file.meta");
   CommandResult created =
