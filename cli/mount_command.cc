@@ -13,11 +13,11 @@
 #include "control/control_client.h"
 #include "fuse/held_image.h"
 #include "fuse/readahead.h"
-#include "fuse/serve.h"
 #include "hydration_flags.h"
 #include "io/paths.h"
 #include "io/safe_files.h"
 #include "log_file.h"
+#include "serve_clone.h"
 #include "service_notify.h"
 #include "supervised_serve.h"
 
@@ -122,48 +122,48 @@ Status preflight(const MountArgs& args) {
   return Status::ok();
 }
 
-Result<ServeOptions> serve_options(const MountArgs& args) {
-  ServeOptions options;
+Result<CloneServeOptions> serve_options(const MountArgs& args) {
+  CloneServeOptions options;
   options.metadata_path = args.metadata;
-  options.image_path = args.image;
+  options.image.image_path = args.image;
   options.copy_on_read = args.copy_on_read && !args.no_copy_on_read;
   options.best_copy_method =
       copy_method_from_string(args.copy_method).value_or(CopyMethod::kReflink);
   options.hydration_controls = args.hydration_controls;
-  options.fuse_options = args.fuse_options;
+  options.image.fuse_options = args.fuse_options;
   options.profile_path = args.profile;
   options.record_profile_path = args.record_profile;
   options.on_demand_priority = !args.no_priority;
-  options.metrics_file = args.metrics_file;
+  options.image.metrics_file = args.metrics_file;
   options.nbd.read_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(args.source_timeout * 1000));
   options.nbd.connections = args.source_connections;
   options.nbd.share = args.share_source;
-  options.readahead_kib = args.readahead_kib;
-  options.writeback_cache = args.writeback_cache;
-  options.passthrough = !args.no_passthrough;
+  options.image.readahead_kib = args.readahead_kib;
+  options.image.writeback_cache = args.writeback_cache;
+  options.image.passthrough = !args.no_passthrough;
   auto logger = make_logger(args);
   if (!logger) return logger.status();
-  options.logger = std::move(*logger);
+  options.image.logger = std::move(*logger);
   return options;
 }
 
 int run_foreground(const MountArgs& args) {
   auto made = serve_options(args);
   if (!made) return fail(made.status());
-  ServeOptions& options = *made;
-  options.report = [&](const Status& status) {
+  CloneServeOptions& options = *made;
+  ServeOptions& image = options.image;
+  image.report = [&](const Status& status) {
     if (!status) {
       fail(status);
       tell_service_manager_failed(status);
     } else {
-      options.logger->info("ready: {} is mounted (Ctrl-C or 'clonefs unmount' to stop)",
-                           args.image);
+      image.logger->info("ready: {} is mounted (Ctrl-C or 'clonefs unmount' to stop)", args.image);
       tell_service_manager_serving(args.image);
     }
   };
-  if (args.restart_limit == 0) return serve_image(options);
-  return serve_supervised(options, args.restart_limit, "", -1, options.report);
+  if (args.restart_limit == 0) return serve_clone(options);
+  return serve_supervised(options, args.restart_limit, "", -1, image.report);
 }
 
 // The detached daemon: new session, no terminal, cwd /; stderr kept until the mount is ready so
@@ -181,8 +181,9 @@ int run_daemon_child(const MountArgs& args, int report_fd) {
     (void)!::write(report_fd, message.data(), message.size());
     return kExitError;
   }
-  ServeOptions& options = *made;
-  options.report = [&](const Status& status) {
+  CloneServeOptions& options = *made;
+  ServeOptions& image = options.image;
+  image.report = [&](const Status& status) {
     std::string message = status ? "ready" : status.message();
     (void)!::write(report_fd, message.data(), message.size());
     ::close(report_fd);
@@ -190,12 +191,12 @@ int run_daemon_child(const MountArgs& args, int report_fd) {
     // nowhere and the log says why.
     if (Status redirected = redirect_stderr_to_log(args.log_file); !redirected) {
       ::dup2(STDIN_FILENO, STDERR_FILENO);  // /dev/null
-      options.logger->warn("{}", redirected.message());
+      image.logger->warn("{}", redirected.message());
     }
-    if (!status) options.logger->error("mount failed: {}", status.message());
+    if (!status) image.logger->error("mount failed: {}", status.message());
   };
-  if (args.restart_limit == 0) return serve_image(options);
-  return serve_supervised(options, args.restart_limit, args.log_file, report_fd, options.report);
+  if (args.restart_limit == 0) return serve_clone(options);
+  return serve_supervised(options, args.restart_limit, args.log_file, report_fd, image.report);
 }
 
 // A pause saved by an earlier mount or `clonefs hydrate` holds at this mount too; say so, or a

@@ -5,7 +5,7 @@
 #include <functional>
 #include <string>
 
-#include "fuse/serve.h"
+#include "serve_clone.h"
 
 namespace clonefs::cli {
 
@@ -13,7 +13,7 @@ namespace clonefs::cli {
 // daemons; "" in the foreground) receives each serving process's stderr once it is ready, as the
 // supervisor's own. `report_fd` (detached daemons; -1 in the foreground), the pipe `report` writes
 // to, is closed in the serving processes. Returns the mount's exit code.
-int serve_supervised(const ServeOptions& options, unsigned restart_limit,
+int serve_supervised(const CloneServeOptions& options, unsigned restart_limit,
                      const std::string& log_file, int report_fd,
                      std::function<void(const Status&)> report);
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <thread>
 
-#include "fuse/serve.h"
+#include "fuse/serve_options.h"
 #include "util/status.h"
 
 namespace clonefs {

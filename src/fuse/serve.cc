@@ -3,47 +3,16 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
-#include <functional>
 #include <optional>
 #include <thread>
 
-#include "control/status_prometheus.h"
-#include "daemon/hydration_control.h"
-#include "daemon/status_report.h"
-#include "engine/clone.h"
-#include "engine/hydrator.h"
-#include "fuse/held_image.h"
 #include "fuse/image_session.h"
-#include "fuse/mount_profiles.h"
 #include "fuse/mount_start.h"
 #include "fuse/mounted_session.h"
-#include "fuse/predecessors.h"
 #include "fuse/supervisor_channel.h"
 
 namespace clonefs {
 namespace {
-
-// The connection a restarted serving process serves instead of mounting; nullptr for the first.
-const HeldConnection* inherited_connection(const Supervision* supervision) {
-  return supervision != nullptr && supervision->connection ? &*supervision->connection : nullptr;
-}
-
-OpenOptions open_options_for(const ServeOptions& options) {
-  spdlog::logger& log = *options.logger;
-  OpenOptions open_options;
-  open_options.engine.copy_on_read = options.copy_on_read;
-  open_options.nbd = options.nbd;
-  open_options.engine.on_commit_failure = [&log](const Status& failed) {
-    log.error("periodic commit failed, metadata is read-only until remounted: {}",
-              failed.message());
-  };
-  open_options.engine.best_copy_method = options.best_copy_method;
-  open_options.engine.on_copy_fallback = [&log](CopyMethod from, CopyMethod to, const Status& why) {
-    log.warn("hydration copies by {} from now on, {} does not apply: {}", to_string(to),
-             to_string(from), why.message());
-  };
-  return open_options;
-}
 
 // With the writeback cache, the size the kernel grew for a write past the end is put back by
 // a truncate, never sent from a serving process whose death a supervisor waits for (see
@@ -78,13 +47,6 @@ Status await_start(const ServeOptions& options, uint64_t image_size,
   if (supervision != nullptr) return await_mount_start(supervision->channel, serving_ended);
   return start_mount(options, image_size);
 }
-
-// How the session went: its start (mount and handshake), its readiness, the loop's end.
-struct SessionEnd {
-  Status startup;
-  Status ready;
-  int loop_rc = 0;
-};
 
 // The session's life: mounted (or the held connection served), the INIT handshake, readiness
 // awaited in a thread while the loop serves (then `on_ready`, and the report), the loop until
@@ -136,123 +98,35 @@ SessionEnd run_session(const ServeOptions& options, const MountPoint& mount_poin
   return end;
 }
 
-// After the loop: stop copying, then the final commit. The metadata is final once this returns.
-int finish(Clone& clone, Hydrator& hydrator, spdlog::logger& log) {
-  // A copy waiting for an unreachable remote source would hold the unmount up to its timeout.
-  clone.source().cancel_waits();
-  hydrator.stop();
-  Status closed = clone.engine().close();
-  EngineStatus s = clone.engine().status();
-  if (!closed) {
-    log.error("final commit failed: {}", closed.message());
-    return 1;
-  }
-  log.info("final commit done: {} of {} regions valid", s.regions_valid, s.regions_total);
-  return 0;
-}
+}  // namespace
 
-// Once the mount is ready: hydration starts as the settings say, the log tells how the clone is
-// served, and the metrics file is kept up to date.
-void start_serving(const ServeOptions& options, const HydrationSettings& settings, Clone& clone,
-                   Hydrator& hydrator, ImageSession& state,
-                   std::optional<MetricsFileWriter>& metrics) {
-  spdlog::logger& log = *options.logger;
-  hydrator.set_paused(settings.paused);
-  log.info(
-      "serving {} on {} (hydration {}, threshold {}, batch {}, rate limit {} B/s; "
-      "copy-on-read {}; copy method {}, best allowed {})",
-      options.metadata_path, options.image_path, settings.paused ? "paused" : "on",
-      settings.threshold, settings.batch, settings.rate, options.copy_on_read ? "on" : "off",
-      to_string(clone.engine().copy_method()), to_string(options.best_copy_method));
-  if (!options.metrics_file.empty()) {
-    metrics.emplace(
-        options.metrics_file, options.metrics_interval, [&state] { return state.status(); },
-        [&log](const Status& failed) { log.warn("{}", failed.message()); });
-  }
-}
-
-// A mount's life, top to bottom: the setup in order, then the teardown in reverse order.
-int serve_clone(const ServeOptions& options) {
-  spdlog::logger& log = *options.logger;
-  // Whoever waits for the mount learns why it could not start.
-  auto failed = [&options](const Status& why) {
-    options.report(why);
-    return 1;
-  };
-  // 1. The clone, every check made (engine/clone.h), and what killed predecessors made valid.
-  const OpenOptions open_options = open_options_for(options);
-  auto clone = Clone::open(options.metadata_path, open_options);
-  if (!clone) return failed(clone.status());
-  if (Status adopted = adopt_surviving_regions(options.supervision, **clone, log); !adopted)
-    return failed(adopted);
-  // 2. The profile to hydrate first and the hydration settings, before anything is saved: a
-  // profile of another source changes nothing.
-  auto plan = profile_hydration_plan(options.profile_path, **clone);
-  if (!plan) return failed(plan.status());
-  auto settings = settings_for_mount((*clone)->metadata(), options.hydration_controls);
-  if (!settings) return failed(settings.status());
-  // 3. IMAGE, held (or, for a successor, the attributes of the one mounted over).
-  auto mount_point = hold_image(options.image_path, options.metadata_path, **clone,
-                                inherited_connection(options.supervision));
-  if (!mount_point) return failed(mount_point.status());
-  // 4. Hydration, paused until the mount is up (nothing to copy for if mounting fails), and the
-  // recording of this mount's profile.
-  HydrationSettings held = *settings;
-  held.paused = true;
-  Hydrator hydrator((*clone)->engine(), held);
-  if (!plan->empty()) hydrator.set_plan(std::move(*plan));
-  hydrator.set_on_demand(options.on_demand_priority);
-  ProfileRecording recording(options.record_profile_path, **clone,
-                             inherited_connection(options.supervision) != nullptr, log);
-  // 5. What the FUSE handlers reach.
+// The session's setup in order, its teardown in reverse order.
+SessionEnd serve_image(const ServeOptions& options, const ServedClone& served) {
+  const Supervision* supervision = options.supervision;
+  // 1. What the FUSE handlers reach.
   ImageSession state(
-      **clone, hydrator, options.logger, options.image_path, options.metadata_path,
-      mount_point->attributes,
+      served.clone, served.hydrator, options.logger, options.image_path, served.metadata_path,
+      served.mount_point.attributes,
       {max_read_option(options.fuse_options), options.writeback_cache, options.passthrough,
-       options.supervision != nullptr ? options.supervision->passthrough_ledger_fd : -1});
-  if (const Supervision* supervision = options.supervision) {
+       supervision != nullptr ? supervision->passthrough_ledger_fd : -1});
+  if (supervision != nullptr) {
     state.set_supervision(supervision->supervisor_pid, supervision->restarts,
                           supervision->last_restart);
   }
   std::optional<SizeRepinThread> size_repin;
   keep_image_size(options, state, size_repin);
-  // 6. The session until unmounted; once ready, hydration starts and the metrics file is kept.
-  std::optional<MetricsFileWriter> metrics;  // stopped before the final commit
-  const SessionEnd end = run_session(options, *mount_point, state, [&] {
-    start_serving(options, *settings, **clone, hydrator, state, metrics);
+  // 2. The session until unmounted; once ready, hydration starts and the metrics file is kept.
+  std::optional<MetricsFileWriter> metrics;
+  SessionEnd end = run_session(options, served.mount_point, state, [&] {
+    served.on_ready();
+    if (options.metrics_file.empty()) return;
+    metrics.emplace(
+        options.metrics_file, options.metrics_interval, [&state] { return state.status(); },
+        [&log = *options.logger](const Status& failed) { log.warn("{}", failed.message()); });
   });
-  // The teardown, in reverse order.
-  if (!end.startup) {
-    remove_created_image(*mount_point, options.image_path, log);
-    recording.abandon();
-    hydrator.stop();
-    (void)(*clone)->engine().close();
-    return failed(end.startup);
-  }
-  recording.finish();
+  // 3. The metrics file's updates stop with the session, before the caller's final commit.
   metrics.reset();
-  int rc = finish(**clone, hydrator, log);
-  // A supervised mount's supervisor removes it (`clonefs unmount` tells the user).
-  if (options.supervision == nullptr) remove_created_image(*mount_point, options.image_path, log);
-  return end.loop_rc < 0 || !end.ready ? 1 : rc;
-}
-
-// Once the clone is closed, the metrics file shows what a collector should keep: the committed
-// state, not mounted (the live figures of a daemon that is gone would look current).
-void write_final_metrics(const ServeOptions& options) {
-  auto status = offline_status(options.metadata_path);
-  Status written =
-      status ? write_file_atomically(options.metrics_file, format_status_prometheus(*status))
-             : status.status();
-  if (!written) options.logger->warn("final metrics not written: {}", written.message());
-}
-
-}  // namespace
-
-int serve_image(const ServeOptions& options) {
-  int rc = serve_clone(options);
-  if (!options.metrics_file.empty()) write_final_metrics(options);
-  return rc;
+  return end;
 }
 
 }  // namespace clonefs

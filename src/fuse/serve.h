@@ -1,64 +1,39 @@
-// Serving one clone as the regular file IMAGE: open the clone (every check), mount, run the
-// multi-threaded session loop until unmounted or signalled, then stop hydration and make the
-// final commit.
+// Serving a clone, opened and prepared by the layer above (cli/serve_clone.h), as the regular
+// file IMAGE in one serving process: what the FUSE handlers reach, the session mounted (or the
+// held connection served), readiness awaited while the request loop runs until unmounted or
+// signalled, then the session torn down. FUSE things only: the clone is closed by the caller.
 #pragma once
 
-#include <spdlog/logger.h>
-
-#include <chrono>
 #include <functional>
-#include <memory>
 #include <string>
-#include <vector>
 
-#include "control/control_protocol.h"
-#include "control/metrics_file.h"
-#include "fuse/supervision.h"
-#include "io/copy_method.h"
-#include "io/nbd_source.h"
+#include "engine/clone.h"
+#include "engine/hydrator.h"
+#include "fuse/held_image.h"
+#include "fuse/serve_options.h"
 #include "util/status.h"
 
 namespace clonefs {
 
-struct ServeOptions {
-  std::string metadata_path;  // absolute: a detached daemon runs from /
-  std::string image_path;  // absolute; created empty if missing (removed again if mounting fails)
-  bool copy_on_read = false;
-  // The best way hydration may copy; the best the source and destination allow up to it is used.
-  CopyMethod best_copy_method = CopyMethod::kReflink;
-  // Given at mount (flags): applied over the controls saved in the metadata, and saved.
-  std::vector<HydrateCommand> hydration_controls;
-  std::vector<std::string> fuse_options;  // extra -o values (allow_other, debug, ...)
-  // Absolute paths, or empty. A profile to hydrate first (refused before mounting if it is of
-  // another source); a file to record this mount's profile in (docs/PROFILE.md).
-  std::string profile_path;
-  std::string record_profile_path;
-  bool on_demand_priority = true;  // reads that fall through to the source are hydrated first
-  unsigned max_threads = 16;       // FUSE worker threads
-  // The kernel's readahead on the mount (fuse/readahead.h), set once it serves; 0: left as is.
-  unsigned readahead_kib = 0;
-  // The kernel caches writes (fuse/image_ops.cc, image_init); IMAGE's size is pinned once the
-  // mount serves.
-  bool writeback_cache = false;
-  // Kernel passthrough once hydrated (fuse/passthrough.h); --no-passthrough turns it off.
-  bool passthrough = true;
-  // --metrics-file: kept up to date while serving (control/metrics_file.h), and left holding the
-  // committed state once the clone is closed. "" for none.
-  std::string metrics_file;
-  std::chrono::milliseconds metrics_interval = MetricsFileWriter::kDefaultInterval;
-  NbdSourceOptions nbd;  // for a source recorded as an NBD URI
-  std::shared_ptr<spdlog::logger> logger;
-  // Called exactly once: OK once the mount is ready, or the error that stopped it. A detached
-  // daemon passes the result to its waiting parent through this.
-  std::function<void(const Status&)> report;
-  // Set when a supervisor started this process (fuse/supervisor.h): the first one hands the
-  // connection over once the kernel's INIT is answered and leaves unmounting to the supervisor; a
-  // restarted one serves the connection it is given instead of mounting.
-  const Supervision* supervision = nullptr;
+// The clone as the caller prepared it for serving.
+struct ServedClone {
+  Clone& clone;
+  Hydrator& hydrator;             // paused: started by on_ready
+  const MountPoint& mount_point;  // IMAGE held (fuse/held_image.h)
+  const std::string& metadata_path;
+  // Once the mount is ready, before the report and the metrics file: hydration starts.
+  std::function<void()> on_ready;
 };
 
-// Returns the process exit code: 0 after a clean unmount and final commit, 1 if opening,
-// mounting or the final commit failed.
-int serve_image(const ServeOptions& options);
+// How the session went: its start (mount and handshake), its readiness, the loop's end (< 0: the
+// loop failed; > 0: the signal that ended it).
+struct SessionEnd {
+  Status startup;
+  Status ready;
+  int loop_rc = 0;
+};
+
+// Returns once the session is torn down (unmounted, or the connection handed back).
+SessionEnd serve_image(const ServeOptions& options, const ServedClone& served);
 
 }  // namespace clonefs

@@ -44,4 +44,10 @@ struct Supervision {
   std::optional<HeldConnection> connection;
 };
 
+// The connection a restarted serving process serves instead of mounting; nullptr for the first
+// one, and unsupervised.
+inline const HeldConnection* inherited_connection(const Supervision* supervision) {
+  return supervision != nullptr && supervision->connection ? &*supervision->connection : nullptr;
+}
+
 }  // namespace clonefs

@@ -40,7 +40,7 @@ TEST_F(SavedSettings, AreNoneUntilSavedThenReadBackAlsoByAReader) {
             (HydrationSettings{.paused = true, .threshold = 8, .batch = 4, .rate = 7 << 20}));
 }
 
-// What serve_image() does at mount: saved controls, the mount's flags over them, saved.
+// What a mount does (cli/serve_clone.cc): saved controls, the mount's flags over them, saved.
 TEST_F(SavedSettings, MountFlagsApplyOverTheSavedControlsAndAreSaved) {
   CloneRecord record{.image_size = 1 << 20,
                      .region_size = 4096,

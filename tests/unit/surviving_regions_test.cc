@@ -63,7 +63,7 @@ TEST(SurvivingRegionsTest, RecordsRunsAcrossWordsAndRefusesAnotherGeometry) {
 
 class SurvivingRegionsRules : public EngineFixture {
  protected:
-  // What serve.cc does in each serving process of a supervised mount.
+  // What each serving process of a supervised mount does (fuse/predecessors.cc).
   uint64_t adopt() {
     auto geometry = Geometry::make(kImageSize, kRegion);
     auto regions = SurvivingRegions::map(memfd_.fd(), *geometry);
