@@ -10,6 +10,10 @@
 // it copies the descriptor's bytes into a buffer it allocates and writes that: a read no cheaper
 // than the engine's. So a read is spliced here only where libfuse will splice it, and counted.
 //
+// The bytes go first into a pipe of the thread's own (splice, no copy), so that a read error of
+// the destination is this read's error (EIO) and is logged, as on the engine's path; libfuse
+// then moves the pipe's pages on into its own pipe behind the reply header (no copy either).
+//
 // The pipe bounds the size: without CAP_SYS_RESOURCE, F_SETPIPE_SZ grows a pipe only up to
 // /proc/sys/fs/pipe-max-size (1 MiB by default), and a 1 MiB read needs 1 MiB plus the header:
 // such reads keep the engine's path unless the limit is raised.
