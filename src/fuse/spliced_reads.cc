@@ -98,6 +98,7 @@ Result<bool> SplicedReads::reply(fuse_req_t req, ImageFile& image, size_t size, 
       const int err = n < 0 ? errno : EIO;  // 0: the destination is shorter than the image
       pipe.reset();
       if (err == EINVAL && filled == 0) return false;  // no splice from this file: copy
+      count_.fetch_add(1, std::memory_order_relaxed);
       return Status::from_errno(err, "read of " + std::to_string(direct->length) +
                                          " bytes at offset " + std::to_string(offset) +
                                          " of the destination (spliced)");

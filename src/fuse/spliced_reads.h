@@ -45,7 +45,8 @@ class SplicedReads {
   // replies with it.
   Result<bool> reply(fuse_req_t req, ImageFile& image, size_t size, off_t offset);
 
-  // Reads answered by a splice since the serving process started.
+  // Reads answered on the spliced path (with their bytes, or the destination's read error)
+  // since the serving process started.
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 
  private:
