@@ -59,7 +59,8 @@ json passthrough_json(const StatusPassthrough& p) {
           {"reason", p.reason},
           {"passthrough_opens", p.passthrough_opens},
           {"fuse_opens", p.fuse_opens},
-          {"requests", p.requests}};
+          {"requests", p.requests},
+          {"spliced_reads", p.spliced_reads}};
 }
 
 // "field \"hydration.batch\" should be a non-negative integer, not \"16\"" (the value cut short:
@@ -203,7 +204,8 @@ StatusPassthrough passthrough_from(const json& j, const std::string& path) {
           .reason = f.text("reason"),
           .passthrough_opens = f.count("passthrough_opens"),
           .fuse_opens = f.count("fuse_opens"),
-          .requests = f.count("requests")};
+          .requests = f.count("requests"),
+          .spliced_reads = f.count("spliced_reads")};
 }
 
 }  // namespace

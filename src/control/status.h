@@ -53,7 +53,9 @@
 //     passthrough_opens integer (open files the kernel serves from the destination),
 //     fuse_opens integer (open files served through the daemon), requests integer (FUSE
 //     requests the serving process has read from the kernel, 0 when "off": a passthrough
-//     file's reads and writes are not among them)
+//     file's reads and writes are not among them), spliced_reads integer (reads through the
+//     daemon answered by splicing the destination's pages into the reply: wholly inside valid
+//     regions, fuse/spliced_reads.h)
 //
 // Reading is strict: a missing or mistyped field is an error naming it (StatusFormatError), not
 // a default — a zero read for a renamed field would look like a real figure. Fields this build
@@ -137,6 +139,7 @@ struct StatusPassthrough {
   uint64_t passthrough_opens = 0;
   uint64_t fuse_opens = 0;
   uint64_t requests = 0;
+  uint64_t spliced_reads = 0;
   bool operator==(const StatusPassthrough&) const = default;
 };
 

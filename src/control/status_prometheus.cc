@@ -142,6 +142,9 @@ std::string format_status_prometheus(const CloneStatus& s) {
     e.gauge("fuse_opens", "Open files of the image served through the daemon.",
             number(p.fuse_opens));
     e.counter("fuse_requests_total", "FUSE requests this serving process has read.", p.requests);
+    e.counter("spliced_reads_total",
+              "Reads through the daemon answered by splicing the destination's pages.",
+              p.spliced_reads);
   }
   return std::move(e).text();
 }

@@ -323,6 +323,18 @@ Status CloneEngine::read(uint64_t offset, std::span<std::byte> buf) {
   return Status::ok();
 }
 
+Result<int> CloneEngine::valid_destination(uint64_t offset, uint64_t length) {
+  CLONEFS_RETURN_IF_ERROR(check_range(offset, length, "read"));
+  const int fd = destination_.file_descriptor();
+  if (length == 0 || fd < 0) return -1;
+  const uint64_t first = geometry_.region_of(offset);
+  const uint64_t count = geometry_.region_of(offset + length - 1) - first + 1;
+  if (bitmap_.count_valid(first, count) < count) return -1;
+  note_user_io();
+  note_access(first, count, false);
+  return fd;
+}
+
 Status CloneEngine::write(uint64_t offset, std::span<const std::byte> buf) {
   CLONEFS_RETURN_IF_ERROR(check_range(offset, buf.size(), "write"));
   note_user_io();

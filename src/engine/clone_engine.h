@@ -107,6 +107,13 @@ class CloneEngine {
 
   // All offsets are image offsets; ranges must lie inside the image (EINVAL otherwise).
   Status read(uint64_t offset, std::span<std::byte> buf);
+  // For a reader that can take bytes straight from a descriptor (a splice into a FUSE reply):
+  // the destination's descriptor if [offset, offset + length) lies wholly in valid regions, so
+  // that its bytes are the destination's at the same offsets; -1 otherwise (or if the
+  // destination has none), and the caller reads through read(). Noted as a read. Reading the
+  // descriptor then is what read() does for valid regions: no lock is held (a valid region is
+  // never copied into again; a write to it races the read as it would race read()).
+  Result<int> valid_destination(uint64_t offset, uint64_t length);
   Status write(uint64_t offset, std::span<const std::byte> buf);
   // Punch/zero-range: afterwards the range reads zeros; whole regions become valid uncopied.
   Status discard(uint64_t offset, uint64_t length);

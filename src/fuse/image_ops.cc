@@ -4,6 +4,7 @@
 // library may throw (allocation) before any reply was sent.
 #include "fuse/image_ops.h"
 
+#include <fcntl.h>
 #include <sys/statvfs.h>
 
 #include <cstring>
@@ -73,8 +74,12 @@ void image_init(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // Truncation must arrive as setattr, where the fixed size is enforced in one place.
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
-  // No splice: the engine needs the bytes in its own buffers anyway.
-  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  // Replies are spliced where a read lies wholly in valid regions (fuse/spliced_reads.h):
+  // offered by libfuse with its own I/O, and with ours since it has splice_send. Requests are
+  // not: the engine needs written bytes in its own buffers anyway. No moving of pages.
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
+  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_MOVE);
+  s.spliced_reads().set_enabled(conn->want & FUSE_CAP_SPLICE_WRITE);
   // File locks stay in the kernel (local semantics suffice for a single-host image).
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
   // More background requests (readahead, async direct I/O) than the kernel's default of 12.
@@ -129,7 +134,11 @@ void image_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 void image_read(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info*) {
   run(req, "read", [&] {
-    auto bytes = session(req).image().read(offset, size);
+    ImageSession& s = session(req);
+    auto spliced = s.spliced_reads().reply(req, s.image(), size, offset);
+    if (!spliced) return reply_error(req, "read", spliced.status());
+    if (*spliced) return;
+    auto bytes = s.image().read(offset, size);
     if (!bytes) return reply_error(req, "read", bytes.status());
     fuse_reply_buf(req, reinterpret_cast<const char*>(bytes->data()), bytes->span().size());
   });
@@ -256,6 +265,13 @@ ssize_t image_write_device(int fd, iovec* iov, int count, void* userdata) {
   return static_cast<ImageSession*>(userdata)->passthrough().writev(fd, iov, count);
 }
 
+// A spliced reply is a read's (fuse/spliced_reads.h), never the INIT or open reply passthrough
+// rewrites: it goes out as libfuse made it.
+ssize_t image_splice_device(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                            unsigned int flags, void*) {
+  return ::splice(fdin, offin, fdout, offout, len, flags);
+}
+
 }  // namespace
 
 const fuse_lowlevel_ops& image_operations() {
@@ -267,7 +283,7 @@ int attach_passthrough(fuse_session* session, ImageSession& state) {
   static const fuse_custom_io io = {.writev = image_write_device,
                                     .read = image_read_device,
                                     .splice_receive = nullptr,
-                                    .splice_send = nullptr};
+                                    .splice_send = image_splice_device};
   return state.passthrough().attach(session, io);
 }
 

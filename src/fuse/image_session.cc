@@ -33,8 +33,8 @@ CloneStatus ImageSession::status() const {
   CloneStatus s = live_status({image_path_, metadata_path_, clone_.record(), clone_.engine(),
                                hydrator_, pid_, supervisor_pid_, restarts_, last_restart_});
   PassthroughState p = passthrough_.state();
-  s.passthrough =
-      StatusPassthrough{p.state, p.reason, p.passthrough_opens, p.fuse_opens, p.requests};
+  s.passthrough = StatusPassthrough{p.state,      p.reason,   p.passthrough_opens,
+                                    p.fuse_opens, p.requests, spliced_reads_.count()};
   return s;
 }
 

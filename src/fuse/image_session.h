@@ -14,6 +14,7 @@
 #include "engine/clone.h"
 #include "engine/hydrator.h"
 #include "fuse/passthrough.h"
+#include "fuse/spliced_reads.h"
 #include "image/image_file.h"
 
 namespace clonefs {
@@ -52,6 +53,7 @@ class ImageSession {
   pid_t pid() const { return pid_; }
   const ConnectionChoices& connection() const { return connection_; }
   Passthrough& passthrough() { return passthrough_; }
+  SplicedReads& spliced_reads() { return spliced_reads_; }
   // Every region valid and committed, the metadata writable: an open may then be passthrough.
   // Commits what is valid but not yet committed (the last regions hydration copied).
   bool hydrated_and_committed();
@@ -90,6 +92,7 @@ class ImageSession {
   std::function<void()> on_size_refused_;
   ImageFile image_;
   Passthrough passthrough_;
+  SplicedReads spliced_reads_;
 };
 
 }  // namespace clonefs

@@ -113,6 +113,16 @@ Result<KeptBuffer::Lease> ImageFile::read(int64_t offset, size_t size) {
   return lease;
 }
 
+Result<ImageFile::Direct> ImageFile::direct_read(int64_t offset, size_t size) {
+  if (offset < 0) return Status::error(EINVAL, "negative read offset");
+  const uint64_t begin = static_cast<uint64_t>(offset);
+  if (begin >= size_) return Direct{};
+  const size_t length = static_cast<size_t>(std::min<uint64_t>(size, size_ - begin));
+  auto fd = engine_.valid_destination(begin, length);
+  if (!fd) return fd.status();
+  return Direct{*fd, length};
+}
+
 Result<size_t> ImageFile::write(int64_t offset, std::span<const std::byte> data) {
   if (offset < 0 || static_cast<uint64_t>(offset) >= size_) {
     return Status::error(EFBIG, "write at offset " + std::to_string(offset) +

@@ -86,6 +86,14 @@ class ImageFile {
   // Up to `size` bytes at `offset`, stopping at the end (none at or past it). The bytes are in
   // a buffer this thread keeps for its next read (util/page_buffer.h), valid while the lease is.
   Result<KeptBuffer::Lease> read(int64_t offset, size_t size);
+  // Where read() of the same range would find its bytes, if one descriptor holds them all at
+  // the same offsets (the destination, every region valid): a reader that can take them from
+  // there without a copy (a splice) may; `fd` -1: call read().
+  struct Direct {
+    int fd = -1;
+    size_t length = 0;  // the bytes read() would return
+  };
+  Result<Direct> direct_read(int64_t offset, size_t size);
   // Writes `data` at `offset`, cut short at the end; returns the bytes written. EFBIG at or past
   // the end, and for a write straddling it when the kernel caches writes (the part inside is
   // written).

@@ -1,4 +1,6 @@
 // docs/SEMANTICS.md "Operations on the image", through the engine's public interface.
+#include <unistd.h>
+
 #include <thread>
 
 #include "support/engine_fixture.h"
@@ -50,6 +52,26 @@ TEST_F(IoRules, WriteToValidRegionGoesStraightToTheDestination) {
   ASSERT_TRUE(write(2 * kRegion + 7, random_bytes(9, 6)).is_ok());
   EXPECT_EQ(source_->reads.load(), reads);
   expect_image_matches_model();
+}
+
+// A reader that takes bytes straight from a descriptor (fuse/spliced_reads.h) is given the
+// destination only for a range of valid regions, whose bytes there are the image's.
+TEST_F(IoRules, OnlyWhollyValidRangesAreAnsweredWithTheDestination) {
+  ASSERT_TRUE(write(2 * kRegion, random_bytes(3 * kRegion, 8)).is_ok());  // regions 2, 3, 4
+  auto inside = engine_->valid_destination(2 * kRegion + 10, 3 * kRegion - 20);
+  ASSERT_TRUE(inside.is_ok()) << inside.status().message();
+  ASSERT_EQ(*inside, real_dest_->file_descriptor());
+  std::vector<std::byte> direct(3 * kRegion - 20);
+  ASSERT_EQ(::pread(*inside, direct.data(), direct.size(), 2 * kRegion + 10),
+            static_cast<ssize_t>(direct.size()));
+  EXPECT_TRUE(direct == model(2 * kRegion + 10, 3 * kRegion - 20));
+  auto straddling = engine_->valid_destination(kRegion, 2 * kRegion);  // region 1 invalid
+  ASSERT_TRUE(straddling.is_ok());
+  EXPECT_EQ(*straddling, -1);
+  auto past_valid = engine_->valid_destination(4 * kRegion, kRegion + 1);  // into region 5
+  ASSERT_TRUE(past_valid.is_ok());
+  EXPECT_EQ(*past_valid, -1);
+  EXPECT_EQ(engine_->valid_destination(kImageSize - 5, 10).status().code(), EINVAL);
 }
 
 TEST_F(IoRules, RangesPastTheEndAreRefused) {

@@ -66,7 +66,8 @@ CloneStatus live_sample() {
                                     .reason = "registering the destination failed: EPERM",
                                     .passthrough_opens = 2,
                                     .fuse_opens = 1,
-                                    .requests = 12345};
+                                    .requests = 12345,
+                                    .spliced_reads = 678};
   return s;
 }
 
@@ -166,6 +167,7 @@ const std::map<std::string, std::string> kLiveFields = {
     {"passthrough.passthrough_opens", "integer"},
     {"passthrough.fuse_opens", "integer"},
     {"passthrough.requests", "integer"},
+    {"passthrough.spliced_reads", "integer"},
 };
 
 std::map<std::string, std::string> fields_of(const CloneStatus& s) {
