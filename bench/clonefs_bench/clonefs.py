@@ -2,10 +2,11 @@
 import fcntl
 import json
 import os
+import contextlib
 import shutil
 import subprocess
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 from .proc import RunLog, fusermount_off, kill_ours, mounted, touch, wait_gone
 
@@ -26,6 +27,41 @@ def live_status(image: str) -> dict:
     finally:
         os.close(fd)
     return parse_status(buf)
+
+
+# The kinds of open of IMAGE (status "passthrough"): through the daemon, or by the kernel from
+# DEST once every region is valid (docs/SEMANTICS.md, "Once hydrated: kernel passthrough").
+FUSE_PATH, PASSTHROUGH = "fuse", "passthrough"
+
+
+def open_kinds(status: dict) -> str:
+    """The passthrough part of STATUS as the notes show it."""
+    p = status.get("passthrough") or {}
+    return "passthrough %s%s: %s passthrough opens, %s FUSE-path opens" % (
+        p.get("state"), " (%s)" % p["reason"] if p.get("reason") else "",
+        p.get("passthrough_opens"), p.get("fuse_opens"))
+
+
+def opens_all_of(status: dict, kind: str) -> bool:
+    """Every live open of IMAGE in STATUS is of KIND, and there is one at least (the open that
+    read STATUS counts: it is of the kind the next open gets)."""
+    p = status.get("passthrough") or {}
+    pt, fuse = p.get("passthrough_opens") or 0, p.get("fuse_opens") or 0
+    if kind == PASSTHROUGH:
+        return pt > 0 and fuse == 0
+    if kind == FUSE_PATH:
+        return fuse > 0 and pt == 0
+    raise ValueError("no kind of open " + kind)
+
+
+def expect_opens(image: str, kind: str, where: str) -> dict:
+    """IMAGE's status, if every live open of IMAGE is of KIND; else an error naming WHERE: a
+    figure must not be labelled with a path its I/O did not take."""
+    s = live_status(image)
+    if not opens_all_of(s, kind):
+        raise RuntimeError("%s: expected only %s opens of %s, status says %s"
+                           % (where, kind, image, open_kinds(s)))
+    return s
 
 
 def compact(obj) -> str:
@@ -84,6 +120,31 @@ class Clone:
 
     def status(self) -> dict:
         return live_status(self.image)
+
+    def expect_opens(self, kind: str, where: str) -> dict:
+        return expect_opens(self.image, kind, where)
+
+    def await_passthrough(self, where: str, timeout: float = 10) -> None:
+        """Until the next open of IMAGE is a passthrough open: every region valid and no
+        FUSE-path open left (the kernel reports a close just after close(2) returns, so a
+        status read just closed may still count; docs/SEMANTICS.md, "Which opens")."""
+        deadline = time.monotonic() + timeout
+        while not opens_all_of(self.status(), PASSTHROUGH):
+            if time.monotonic() >= deadline:
+                self.expect_opens(PASSTHROUGH, where + " (after %.0f s)" % timeout)
+            time.sleep(0.01)
+
+    @contextlib.contextmanager
+    def held_open(self) -> Iterator[int]:
+        """IMAGE held open (read-only) for the length of the block: every later open of IMAGE
+        is of this open's kind (the kernel allows an inode one kind at a time). Opened before
+        hydration completes, it keeps them on the FUSE path, as a VM or a loop device running
+        through hydration is."""
+        fd = os.open(self.image, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
     def unmount(self) -> None:
         """The normal unmount: `clonefs unmount`, then the daemon must be gone within 30 s."""

@@ -4,11 +4,17 @@ The source is an ext4 image holding a populated tree, a large file and a databas
 (made with mkfs.ext4 -d, never mounted). Each variant mounts it through a loop device — buffered
 (losetup's default) or --direct-io=on — and runs the workloads below on it, each cold:
 
-  clonefs   fresh (--no-hydration: nothing copied, as a CI job sees it), hydrated (hydrated
-            before the loop device is set up), background (hydration on, as mounted by default)
+  clonefs   fresh (--no-hydration: nothing copied, as a CI job sees it); hydrated (hydrated
+            before the loop device is set up, with IMAGE held open since before hydration
+            completed: every open, the loop device's too, takes the FUSE path, as for a VM or a
+            loop device running through hydration); reopened (hydrated with `clonefs hydrate
+            --wait`, and only then the loop device attached: its open is a kernel passthrough
+            open, the raw file's path); background (hydration on, as mounted by default).
+            Each variant checks in the status that the loop device's open is of its kind.
   peer      qemu-storage-daemon: fresh = the qcow2 overlay without copy-on-read (its fastest
-            reads), hydrated = with copy-on-read after a full read, background = with
-            copy-on-read while a dd reads the whole export (its way of hydrating)
+            reads), hydrated = with copy-on-read after a full read (reopened: the same figures;
+            the peer serves every open alike), background = with copy-on-read while a dd reads
+            the whole export (its way of hydrating)
   raw       a copy of the source (cp --sparse=always): the floor, the same for every state
   pt        the passthrough FUSE file over a copy of the source: the floor of any FUSE file
 
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .clonefs import Clone, compact
+from .clonefs import FUSE_PATH, PASSTHROUGH, Clone, compact, expect_opens, open_kinds
 from .config import MIB, Sizes
 from .ext4loop import Ext4OnLoop
 from .inputs import random_file, tree
@@ -33,10 +39,14 @@ from .proc import drop_caches, log
 from .records import Row
 
 MODES = ("buffered", "direct")
-STATES = ("fresh", "hydrated", "background")
+STATES = ("fresh", "hydrated", "reopened", "background")
+STATE_LABELS = {"hydrated": "hydrated (FUSE path)",
+                "reopened": "hydrated, reopened (kernel passthrough)"}
 IMPLS = ("clonefs", "peer", "raw", "pt")
 # raw and pt do not hydrate: one run per mode stands for every state
 STATELESS = ("raw", "pt")
+# the peer has no passthrough: reopened after hydrating, it serves as it did hydrated
+SAME_STATE = {("peer", "reopened"): "hydrated"}
 WITHIN_RAW = 1.10  # issue 17's goal: every workload within 1.10x of the raw file
 
 
@@ -225,14 +235,21 @@ def image(ctx, impl: str, state: str, source: str) -> Iterator[str]:
         with source_copy(ctx, source, name + ".backing") as backing, \
                 ctx.pt(backing, name) as pt:
             yield pt.image
-    elif impl == "clonefs" or impl in LEVER_BY_IMPL:
+    elif is_clonefs(impl):
         with Clone(ctx.clonefs, source, ctx.path(name)) as c:
             c.create()
             c.mount(*(() if state == "background" else ("--no-hydration",)),
                     *(LEVER_BY_IMPL[impl].flags if impl in LEVER_BY_IMPL else ()))
             if state == "hydrated":
-                ctx.clonefs.hydrate(c.image)
-            yield c.image
+                with c.held_open():
+                    ctx.clonefs.hydrate(c.image)
+                    yield c.image
+            elif state == "reopened":
+                ctx.clonefs("hydrate", c.image, "--resume", "--wait")
+                c.await_passthrough("13 %s %s" % (impl, state))
+                yield c.image
+            else:
+                yield c.image
             st = c.status()
             log("loop %s %s: regions_valid %s/%s at the end, counters %s"
                 % (impl, state, st["regions_valid"], st["regions_total"], compact(st["counters"])))
@@ -249,12 +266,23 @@ def image(ctx, impl: str, state: str, source: str) -> Iterator[str]:
         raise ValueError("no implementation " + impl)
 
 
+def is_clonefs(impl: str) -> bool:
+    return impl == "clonefs" or impl in LEVER_BY_IMPL
+
+
+def open_kind(impl: str, state: str) -> Optional[str]:
+    """The kind of open clonefs's IMPL in STATE must give the loop device (None: not clonefs)."""
+    if not is_clonefs(impl):
+        return None
+    return PASSTHROUGH if state == "reopened" else FUSE_PATH
+
+
 def variants(mode: str) -> List[Tuple[str, str]]:
     """(implementation, state) in the order of one repeat: peers next to each other; buffered,
     each lever's other side next to clonefs in the lever's state."""
     out = [("raw", "fresh"), ("pt", "fresh")]
     for state in STATES:
-        out += [("clonefs", state), ("peer", state)]
+        out += [("clonefs", state)] + ([] if ("peer", state) in SAME_STATE else [("peer", state)])
         if mode == "buffered":
             out += [(lv.impl, state) for lv in LEVERS if lv.state == state]
     return out
@@ -270,6 +298,9 @@ def run_variant(ctx, li: LoopInputs, impl: str, state: str, mode: str,
         mnt = ctx.path("mnt.loop")
         try:
             with Ext4OnLoop(img, mnt, ctx.runlog, mkfs=False, direct_io=(mode == "direct")):
+                kind = open_kind(impl, state)
+                if kind:  # not a figure of the wrong path: the phase fails instead
+                    log("loop %s: %s" % (where, open_kinds(expect_opens(img, kind, "13 " + where))))
                 for letter in RUN_ORDER:
                     v = run_workload(ctx, letter, mnt, li)
                     samples.setdefault((letter, mode, state, impl), []).append(v)
@@ -319,7 +350,8 @@ def lever_line(samples: Dict[SampleKey, List[float]], lever: Lever) -> str:
 
 def figure(samples: Dict[SampleKey, List[float]], letter: str, mode: str, state: str,
            impl: str) -> Optional[float]:
-    v = samples.get((letter, mode, "fresh" if impl in STATELESS else state, impl))
+    state = "fresh" if impl in STATELESS else SAME_STATE.get((impl, state), state)
+    v = samples.get((letter, mode, state, impl))
     return median(v) if v else None
 
 
@@ -330,7 +362,8 @@ def rows(r, s: Sizes) -> list:
             for state in STATES:
                 f = lambda impl: figure(r.samples, w.letter, mode, state, impl)  # noqa: E731
                 out.append(Row(row_key(w.letter, mode, state),
-                               "loop %s, %s: %s" % (mode, state, w.label(s)), w.unit, w.better,
+                               "loop %s, %s: %s" % (mode, STATE_LABELS.get(state, state),
+                                                    w.label(s)), w.unit, w.better,
                                f("clonefs"), f("peer"), f("raw"), f("pt")))
     return out
 

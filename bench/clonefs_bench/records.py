@@ -81,7 +81,8 @@ class HydratedIO:              # 2, 3, 4b, 5b on a fully hydrated image
 class CloneHydrated:           # 6a then hydrated I/O; the passthrough over the same destination
     hyd_s: F = None
     hyd_du: F = None
-    cf: HydratedIO = field(default_factory=HydratedIO)
+    cf: HydratedIO = field(default_factory=HydratedIO)   # IMAGE open since before completion
+    reo: HydratedIO = field(default_factory=HydratedIO)  # reopened: kernel passthrough
     pt: HydratedIO = field(default_factory=HydratedIO)
     pts_hseq_cold: F = None    # passthrough --splice-write
     pts_hseq_warm: F = None

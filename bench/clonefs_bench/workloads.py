@@ -12,7 +12,8 @@ from statistics import median_low
 from typing import Callable, List, Tuple
 
 from . import records as R
-from .clonefs import Clone, Clonefs, MountedClone, compact
+from .clonefs import (FUSE_PATH, PASSTHROUGH, Clone, Clonefs, MountedClone, compact,
+                      open_kinds)
 from .config import KNOBS, REGION, FleetConfig, Sizes
 from .ext4loop import Ext4OnLoop
 from .fio import Fio
@@ -219,16 +220,29 @@ def hydrated_io(ctx: Context, image: str, r: R.HydratedIO) -> None:
 
 
 def clonefs_hydrated(ctx: Context, r: R.CloneHydrated) -> R.CloneHydrated:
-    """Workload 6 (full hydration) and then everything "hydrated" on the same clone; then the
-    passthrough over the same destination after unmount."""
+    """Workload 6 (full hydration) and then everything "hydrated" on the same clone twice: with
+    IMAGE held open since before completion (every open takes the FUSE path, as a VM running
+    through hydration gets), then reopened (that open closed, every open a kernel passthrough
+    one, as a job started after `clonefs hydrate --wait` gets); each checks in the status that
+    its opens were of its kind. Then the passthrough over the same destination after unmount."""
     with Clone(ctx.clonefs, ctx.inputs.source, ctx.path("cf_hyd")) as c:
         c.create()
         c.mount("--no-hydration")
-        drop_caches(); r.hyd_s = ctx.clonefs.hydrate(c.image)
-        r.hyd_du = du_mib(c.dest)
-        ctx.note("6a clonefs: counters after hydration " + counters(c))
-        hydrated_io(ctx, c.image, r.cf)
-        ctx.note("5b clonefs: counters after the hydrated write runs " + counters(c))
+        with c.held_open():
+            drop_caches(); r.hyd_s = ctx.clonefs.hydrate(c.image)
+            r.hyd_du = du_mib(c.dest)
+            ctx.note("6a clonefs: counters after hydration " + counters(c))
+            hydrated_io(ctx, c.image, r.cf)
+            st = c.expect_opens(FUSE_PATH, "2-5 clonefs hydrated")
+            ctx.note("5b clonefs: counters after the hydrated write runs %s; %s"
+                     % (compact(st["counters"]), open_kinds(st)))
+        # Held open for the runs: every fio open is then a passthrough open too.
+        c.await_passthrough("2-5 clonefs hydrated, reopened")
+        with c.held_open():
+            hydrated_io(ctx, c.image, r.reo)
+            st = c.expect_opens(PASSTHROUGH, "2-5 clonefs hydrated, reopened")
+            ctx.note("2-5 clonefs hydrated, reopened: counters after the runs %s; %s"
+                     % (compact(st["counters"]), open_kinds(st)))
         c.unmount()
         with ctx.pt(c.dest, "pt_image") as pt:
             hydrated_io(ctx, pt.image, r.pt)
@@ -415,9 +429,10 @@ PHASES = (
     Phase("clonefs fsync profile (5a)", fsync_profile, "fsync_profile"),
     Phase("clonefs copy-on-read (1d, 1e)", clonefs_cor, "cf_cor"),
     Phase("peer untouched (1, 3, 4a, 5a)", peer_untouched, "peer_untouched"),
-    Phase("raw: cp + reads + writes (1, 2, 3, 4, 5, 6a)", raw, "raw"),
-    Phase("clonefs hydrate 1 GiB + hydrated I/O, passthrough (2, 3, 4b, 5b, 6a)", clonefs_hydrated,
-          "cf_hydrated"),
+    # --only "hydrated I/O": rows 2-5 (hydrated), with the raw file and the peer
+    Phase("raw: cp + reads + writes, the floor of hydrated I/O (1, 2, 3, 4, 5, 6a)", raw, "raw"),
+    Phase("clonefs hydrate 1 GiB + hydrated I/O, FUSE path and reopened; passthrough FUSE file"
+          " (2, 3, 4b, 5b, 6a)", clonefs_hydrated, "cf_hydrated"),
     Phase("peer hydrate + hydrated I/O (2, 3, 4b, 5b, 6a)", peer_hydrated, "peer_hydrated"),
     Phase("hydration threshold/batch (6g)", hydration_knobs, "knobs"),
     Phase("sparse source hydration (6c)", sparse_hydration, "sparse", ("source", "sparse")),
@@ -430,8 +445,8 @@ PHASES = (
     Phase("kernel copy: XFS reflink, ext4 copy_file_range hydration (10)", kernel_copy_hydration,
           "kernel_copy"),
     # makes its own inputs (loop.make_inputs)
-    Phase("loop: filesystems on a loop device, buffered and direct, fresh/hydrated/background"
-          " (13)", loop_suite, "loop", ()),
+    Phase("loop: filesystems on a loop device, buffered and direct, fresh/hydrated/reopened/"
+          "background (13)", loop_suite, "loop", ()),
     Phase("losetup profile: the daemon's syscalls, buffered read and untar (13)", loop_profile,
           "loop_profile", ()),
     # makes its own golden (fleet_golden.py); --fleet-golden-gib, --fleet-delays, --fleet-clones

@@ -158,6 +158,8 @@ class Flags(unittest.TestCase):
         from clonefs_bench.runner import selected
         self.assertEqual([p.record for p in selected("1 TiB")], ["tera"])
         self.assertEqual([p.record for p in selected("latency")], ["latency"])
+        self.assertEqual([p.record for p in selected("hydrated I/O")],  # rows 2-5
+                         ["raw", "cf_hydrated", "peer_hydrated"])
         self.assertEqual(len(selected("")), len(PHASES))
 
     def test_only_generates_what_the_selected_phases_use(self):
@@ -238,6 +240,44 @@ class Report(unittest.TestCase):
         self.assertIn("| 1 TiB mount (cold) < 0.5 s | 0.054 s | met (9.26x of the target) |", out)
         self.assertIn("| 1 TiB daemon RSS after mount < 64 MiB | — | not measured |", out)
 
+    def test_reopened_rows_follow_theirs_with_the_same_floors(self):
+        r = Results()
+        r.cf_hydrated.cf.hseq_cold, r.cf_hydrated.reo.hseq_cold = 1000.0, 1500.0
+        r.raw.seq, r.peer_hydrated.io.hseq_cold = 1520.0, 800.0
+        r.cf_hydrated.reo.hf = 6000.0
+        rows = report.build_rows(r, config.FULL)
+        keys = [x.key for x in rows]
+        for key, _ in report.REOPENED:
+            self.assertEqual(keys.index(key + "-reo"), keys.index(key) + 1)
+        a, reo = rows[keys.index("2a")], rows[keys.index("2a-reo")]
+        self.assertEqual((a.clonefs, reo.clonefs, reo.raw, reo.peer), (1000.0, 1500.0, 1520.0,
+                                                                      800.0))
+        self.assertEqual(rows[keys.index("5b-reo")].clonefs, 6000.0)
+
+    def test_goals_met_missed_and_not_measured(self):
+        rows = [report.Row("2a-reo", "x", "MB/s", "hi", clonefs=1500, peer=800, raw=1520),
+                report.Row("13a-buf-reo", "x", "s", "lo", clonefs=0.50, peer=0.49, raw=0.45),
+                report.Row("13a-buf-hyd", "x", "s", "lo", clonefs=9.0, peer=1.0, raw=0.45)]
+        rows += [report.Row("13%s-dir-fre" % c, "x", "s", "lo", clonefs=1.0, raw=1.0)
+                 for c in "abcdefghijklmnopqr"]
+        text = "\n".join(report.render_goals(rows))
+        self.assertIn("| hydrated and reopened (kernel passthrough) within 1.05x of raw in every"
+                      " row (rows 2-5 and 13, key ...-reo) | 1 of 2 | MISSED; missed:"
+                      " 13a-buf-reo 1.11x |", text)
+        self.assertIn("| hydrated and reopened ahead of the peer in every row | 1 of 2 | MISSED;"
+                      " missed: 13a-buf-reo 1.02x |", text)
+        self.assertIn("within 1.10x of raw in at least 18 of the rows | 18 of 18 | met |", text)
+        rows[0] = report.Row("2a-reo", "x", "MB/s", "hi", peer=800, raw=1520)
+        rows[1] = report.Row("13a-buf-reo", "x", "s", "lo", clonefs=0.46, peer=0.49, raw=0.45)
+        text = "\n".join(report.render_goals(rows))
+        self.assertIn("| 1 of 2 | not measured; not measured: 2a-reo |", text)
+        self.assertIn("| hydrated and reopened ahead of the peer in every row | 1 of 2 |"
+                      " not measured; not measured: 2a-reo |", text)
+        text = "\n".join(report.render_goals(rows[1:2]))
+        self.assertIn("| hydrated and reopened ahead of the peer in every row | 1 of 1 | met |",
+                      text)
+        self.assertIn("| 0 of 0 | not measured |", text)
+
     def test_latency_note(self):
         r = Results()
         r.latency.iops_paused, r.latency.iops_run, r.latency.hyd_rate = 6663.0, 7802.4, 2.61
@@ -255,6 +295,33 @@ class RegionSizes(unittest.TestCase):
                             meta_kib=8200, mount_s=0.2104, rss_mib=15.84)
         self.assertEqual(rs.line(r), "| 16K | 23745 | 3.8 | 2.190 | 67108864 | 8200 KiB | 0.210 | 15.8 |")
         self.assertEqual(len(rs.header(8192, 1024)), 2)
+
+
+class OpenKinds(unittest.TestCase):
+    @staticmethod
+    def status(state, pt, fuse):
+        return {"passthrough": {"state": state, "reason": "", "passthrough_opens": pt,
+                                "fuse_opens": fuse, "requests": 9}}
+
+    def test_all_opens_of_one_kind_and_one_at_least(self):
+        from clonefs_bench.clonefs import FUSE_PATH, PASSTHROUGH, opens_all_of
+        self.assertTrue(opens_all_of(self.status("active", 2, 0), PASSTHROUGH))
+        self.assertFalse(opens_all_of(self.status("active", 2, 0), FUSE_PATH))
+        self.assertTrue(opens_all_of(self.status("active", 0, 3), FUSE_PATH))
+        self.assertFalse(opens_all_of(self.status("active", 0, 3), PASSTHROUGH))
+        self.assertFalse(opens_all_of(self.status("active", 1, 1), PASSTHROUGH))
+        self.assertFalse(opens_all_of(self.status("active", 1, 1), FUSE_PATH))
+        self.assertFalse(opens_all_of(self.status("waiting", 0, 0), FUSE_PATH))
+        self.assertFalse(opens_all_of({"passthrough": None}, PASSTHROUGH))  # offline status
+        with self.assertRaises(ValueError):
+            opens_all_of(self.status("active", 1, 0), "dax")
+
+    def test_said_with_state_reason_and_counts(self):
+        from clonefs_bench.clonefs import open_kinds
+        s = self.status("unavailable", 0, 2)
+        s["passthrough"]["reason"] = "--writeback-cache"
+        self.assertEqual(open_kinds(s), "passthrough unavailable (--writeback-cache): 0 passthrough"
+                         " opens, 2 FUSE-path opens")
 
 
 class StatusParsing(unittest.TestCase):
@@ -296,6 +363,27 @@ class LoopSuite(unittest.TestCase):
             "13: ahead of the peer in 2 of 3 rows; not ahead: 13d-buf-fre"])
         self.assertEqual(loop.summary([]), ["13: no loop row measured"])
 
+    def test_reopened_rows_take_the_peers_hydrated_figures(self):
+        r = Results()
+        r.loop.samples[("d", "direct", "hydrated", "peer")] = [700.0]
+        r.loop.samples[("d", "direct", "reopened", "clonefs")] = [1400.0]
+        r.loop.samples[("d", "direct", "hydrated", "clonefs")] = [900.0]
+        by = {row.key: row for row in loop.rows(r.loop, config.FULL)}
+        row = by["13d-dir-reo"]
+        self.assertEqual((row.clonefs, row.peer), (1400.0, 700.0))
+        self.assertEqual(by["13d-dir-hyd"].clonefs, 900.0)
+        self.assertIn("hydrated, reopened (kernel passthrough)", row.name)
+        self.assertIn("hydrated (FUSE path)", by["13d-dir-hyd"].name)
+
+    def test_each_clonefs_variant_claims_its_kind_of_open(self):
+        self.assertEqual(loop.open_kind("clonefs", "reopened"), "passthrough")
+        for state in ("fresh", "hydrated", "background"):
+            self.assertEqual(loop.open_kind("clonefs", state), "fuse")
+        for lever in loop.LEVERS:
+            self.assertEqual(loop.open_kind(lever.impl, lever.state), "fuse")
+        for impl in ("peer", "raw", "pt"):
+            self.assertIsNone(loop.open_kind(impl, "reopened"))
+
     def test_slowdown_direction(self):
         self.assertAlmostEqual(loop.slowdown(2.0, 1.0, "lo"), 2.0)
         self.assertAlmostEqual(loop.slowdown(500, 1000, "hi"), 2.0)
@@ -304,7 +392,10 @@ class LoopSuite(unittest.TestCase):
     def test_variants_interleave_peers_and_run_floors_once(self):
         v = loop.variants("direct")
         self.assertEqual(v[:2], [("raw", "fresh"), ("pt", "fresh")])
-        self.assertEqual(len(v), 2 + 2 * len(loop.STATES))
+        # the peer reopened is the peer hydrated: run once
+        self.assertEqual(len(v), 2 + 2 * len(loop.STATES) - 1)
+        self.assertIn(("clonefs", "reopened"), v)
+        self.assertNotIn(("peer", "reopened"), v)
         b = loop.variants("buffered")
         for lever in loop.LEVERS:
             self.assertEqual(b[b.index(("clonefs", lever.state)) + 2], (lever.impl, lever.state))
