@@ -35,6 +35,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,8 +62,12 @@ class HttpServerProcess {
   // The date sent in If-Unmodified-Since.
   virtual const std::string& checked_at() const = 0;
   // Waits for a turn to send a hydration read, held until the descriptor returned is closed; -1
-  // (go at once) for a server of this process's own, or when no turn can be had.
-  virtual UniqueFd hydration_turn() { return UniqueFd(); }
+  // (go at once) for a server of this process's own, when no turn can be had, or once `give_up`
+  // is set (the clone is closing: its read then fails at once).
+  virtual UniqueFd hydration_turn(const std::atomic<bool>& give_up) {
+    (void)give_up;
+    return UniqueFd();
+  }
 };
 
 // Shared by both kinds of server.

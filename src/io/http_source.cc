@@ -1,5 +1,7 @@
 #include "io/http_source.h"
 
+#include <atomic>
+
 #include "io/curl_server.h"
 #include "io/http_headers.h"
 #include "io/shared_curl_server.h"
@@ -28,7 +30,7 @@ class HttpSource final : public SourceDevice {
     return nbd_->next_data(offset);
   }
   Status read_for_hydration(uint64_t offset, std::span<std::byte> buf) override {
-    const UniqueFd turn = server_->hydration_turn();
+    const UniqueFd turn = server_->hydration_turn(closing_);
     return read_at(offset, buf);
   }
   const std::string& name() const override { return name_; }
@@ -43,7 +45,10 @@ class HttpSource final : public SourceDevice {
     }
     return c;
   }
-  void cancel_waits() override { nbd_->cancel_waits(); }
+  void cancel_waits() override {
+    closing_.store(true, std::memory_order_relaxed);
+    nbd_->cancel_waits();
+  }
 
  private:
   std::string changed_message() const {
@@ -59,6 +64,7 @@ class HttpSource final : public SourceDevice {
   std::unique_ptr<HttpServerProcess> server_;
   std::unique_ptr<SourceDevice> nbd_;
   const std::string name_;
+  std::atomic<bool> closing_{false};  // cancel_waits: a hydration read waits for no turn
 };
 
 Result<std::unique_ptr<HttpServerProcess>> start_server(const std::string& url,

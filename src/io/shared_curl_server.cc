@@ -454,10 +454,11 @@ bool SharedCurlServer::modified_since_checked() {
   return precondition_failed_;
 }
 
-UniqueFd SharedCurlServer::hydration_turn() {
+UniqueFd SharedCurlServer::hydration_turn(const std::atomic<bool>& give_up) {
   // Whichever turn is free first, looked for from a different one each time. A descriptor of its
   // own for each: an flock belongs to the open file, and two threads must not share one turn.
-  // A turn is held for one fetch at most (bounded by the source's read timeout): polled for.
+  // A turn is held for one fetch at most (bounded by the source's read timeout): polled for, until
+  // this clone closes: a neighbour stopped while holding one must not hold up its unmount.
   const unsigned first = next_turn_.fetch_add(1, std::memory_order_relaxed) % kHydrationTurns;
   std::array<UniqueFd, kHydrationTurns> files;
   for (unsigned i = 0; i < kHydrationTurns; ++i) {
@@ -466,13 +467,14 @@ UniqueFd SharedCurlServer::hydration_turn() {
     if (!file) return UniqueFd();
     files[i] = std::move(*file);
   }
-  for (;;) {
+  while (!give_up.load(std::memory_order_relaxed)) {
     for (UniqueFd& file : files) {
       if (::flock(file.get(), LOCK_EX | LOCK_NB) == 0) return std::move(file);
       if (errno != EWOULDBLOCK && errno != EINTR) return UniqueFd();
     }
     std::this_thread::sleep_for(kTurnPoll);
   }
+  return UniqueFd();
 }
 
 pid_t SharedCurlServer::server_pid() {

@@ -73,7 +73,7 @@ class SharedCurlServer final : public HttpServerProcess {
   // each queued several 4 MiB fetches ahead of every read a user was waiting on. With two turns
   // a read on demand waits for at most two hydration fetches, and the server is still never
   // idle between them. -1 if the turn's file cannot be opened (hydration then goes at once).
-  UniqueFd hydration_turn() override;
+  UniqueFd hydration_turn(const std::atomic<bool>& give_up) override;
   static constexpr unsigned kHydrationTurns = 2;
 
   // The running server's PID (0 if none): for tests.

@@ -439,11 +439,12 @@ TEST_F(SharedSource, HydrationReadsTakeOneOfTwoTurnsHostWide) {
   auto b = SharedCurlServer::start(url(), {});
   ASSERT_TRUE(b) << b.status().message();
   EXPECT_EQ((*a)->server_pid(), (*b)->server_pid()) << "not one server";
-  UniqueFd first = (*a)->hydration_turn();
-  UniqueFd second = (*b)->hydration_turn();
+  const std::atomic<bool> never{false};
+  UniqueFd first = (*a)->hydration_turn(never);
+  UniqueFd second = (*b)->hydration_turn(never);
   ASSERT_GE(first.get(), 0);
   ASSERT_GE(second.get(), 0);
-  auto third = std::async(std::launch::async, [&] { return (*b)->hydration_turn(); });
+  auto third = std::async(std::launch::async, [&] { return (*b)->hydration_turn(never); });
   EXPECT_EQ(third.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
       << "a third turn was given while two were held";
   first.reset();
@@ -451,6 +452,34 @@ TEST_F(SharedSource, HydrationReadsTakeOneOfTwoTurnsHostWide) {
   EXPECT_TRUE(taken) << "the turn given back was not taken";
   if (!taken) second.reset();  // so the waiting thread can end before the future is destroyed
   EXPECT_GE(third.get().get(), 0);
+}
+
+// A neighbour holding both turns for good (a process stopped, a container frozen) pauses this
+// clone's hydration, never its unmount: a hydration read waiting for a turn gives up once the
+// clone closes (cancel_waits), and the final commit goes ahead.
+TEST_F(SharedSource, NeighboursHoldingTheTurnsDoNotHoldUpTheUnmount) {
+  auto a = SharedCurlServer::start(url(), {});
+  ASSERT_TRUE(a) << a.status().message();
+  auto b = SharedCurlServer::start(url(), {});
+  ASSERT_TRUE(b) << b.status().message();
+  const std::atomic<bool> never{false};
+  UniqueFd first = (*a)->hydration_turn(never);
+  UniqueFd second = (*b)->hydration_turn(never);
+  ASSERT_GE(first.get(), 0);
+  ASSERT_GE(second.get(), 0);
+  add_clones(1);
+  create_concurrently(0, "--share-source");
+  mount_all(0, "--share-source");
+  // Hydration is on and waits for a turn: nothing is copied.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(status_json(clones_[0].image).regions_valid, 0u) << "hydration took no turn";
+  // Bounded, so that a hang fails the test instead of stalling it.
+  CommandResult unmounted =
+      run("timeout 60 " + clonefs("unmount " + shell_quote(clones_[0].image)));
+  first.reset();
+  second.reset();
+  EXPECT_EQ(unmounted.exit_code, 0) << unmounted.output;
+  if (unmounted.exit_code == 0) clones_[0].mounted.reset();
 }
 
 TEST_F(SharedSource, ShareSourceOnAFileSourceIsRefused) {
