@@ -97,6 +97,8 @@ class Hydrator : private AccessObserver {
   // Blocks until every worker waits (for an event or its clock) or `timeout` (real time) passes;
   // true if they all do. With a manual clock, the moment to look at what they did, or to step it.
   bool settle(std::chrono::milliseconds timeout) const;
+  // How many times the sleeping workers were all woken to look again (for tests).
+  uint64_t wakeups() const;
 
  private:
   struct BatchResult {
