@@ -217,7 +217,11 @@ PassthroughState Passthrough::state() const {
     s.state = "active";
   } else {
     s.state = "waiting";
-    s.reason = "opens use passthrough once every region is valid";
+    // The state alone cannot say which condition holds; the held opens it can name.
+    s.reason = s.fuse_opens == 0
+                   ? "opens use passthrough once every region is valid"
+                   : "opens use passthrough once every region is valid and the " +
+                         std::to_string(s.fuse_opens) + " files opened through clonefs are closed";
   }
   return s;
 }

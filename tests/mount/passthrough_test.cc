@@ -89,6 +89,11 @@ TEST_F(PassthroughMount, OpensAfterCompletionBypassTheDaemonAndEarlierOnesDoNot)
   StatusPassthrough p = passthrough_with(0, 3);
   EXPECT_EQ(p.passthrough_opens, 0u);
   EXPECT_EQ(p.fuse_opens, 3u);  // before, during and the status's own
+  // Every region is valid now: what keeps passthrough off is the opens held, and the reason says
+  // so.
+  EXPECT_EQ(p.state, "waiting");
+  EXPECT_NE(p.reason.find("the 3 files opened through clonefs are closed"), std::string::npos)
+      << p.reason;
   const uint64_t r0 = p.requests;
   write_blocks(before, 0, 'a');
   const uint64_t fuse_requests = passthrough().requests - r0;
