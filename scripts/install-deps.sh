@@ -30,8 +30,8 @@ test_packages=(
   # qemu-nbd (a qcow2 served read-only)
   nbdkit qemu-utils
   # tests of http sources: a local nginx (Range requests, If-Unmodified-Since) for nbdkit's curl
-  # plugin
-  nginx
+  # plugin, and openssl for the certificate of its https variant
+  nginx openssl
   # tests: XFS and btrfs on loop devices, where hydration shares the source's extents (reflink)
   xfsprogs btrfs-progs
   # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes

@@ -86,11 +86,11 @@ std::string nbdkit_launch::http_date_now() {
   return text;
 }
 
-std::string nbdkit_launch::curl_parameters(const std::string& url,
-                                           const std::vector<std::string>& headers,
+std::string nbdkit_launch::curl_parameters(const std::string& url, const HttpRequest& request,
                                            const std::string& date) {
   std::string text = "url=" + url + '\0';
-  for (const std::string& header : headers) text += "header=" + header + '\0';
+  for (const std::string& header : request.headers) text += "header=" + header + '\0';
+  if (!request.ca_file.empty()) text += "cainfo=" + request.ca_file + '\0';
   return text + "header=If-Unmodified-Since: " + date + '\0';
 }
 
@@ -166,9 +166,8 @@ Status make_private_directory(std::string& path, UniqueFd& fd) {
 
 }  // namespace
 
-Result<std::unique_ptr<CurlServer>> CurlServer::start(const std::string& url,
-                                                      std::vector<std::string> headers) {
-  std::unique_ptr<CurlServer> server(new CurlServer(url, std::move(headers)));
+Result<std::unique_ptr<CurlServer>> CurlServer::start(const std::string& url, HttpRequest request) {
+  std::unique_ptr<CurlServer> server(new CurlServer(url, std::move(request)));
   CLONEFS_RETURN_IF_ERROR(server->prepare());
   server->watcher_ = std::thread([s = server.get()] { s->watch(); });
   CLONEFS_RETURN_IF_ERROR(server->wait_accepting());
@@ -185,7 +184,7 @@ Status CurlServer::prepare() {
   checked_at_ = nbdkit_launch::http_date_now();
   parameters_fd_.reset(::memfd_create("clonefs-http-parameters", MFD_CLOEXEC));
   if (parameters_fd_.get() < 0) return Status::from_errno(errno, "memfd for nbdkit's parameters");
-  const std::string parameters = nbdkit_launch::curl_parameters(url_, headers_, checked_at_);
+  const std::string parameters = nbdkit_launch::curl_parameters(url_, request_, checked_at_);
   if (::write(parameters_fd_.get(), parameters.data(), parameters.size()) !=
       static_cast<ssize_t>(parameters.size())) {
     return Status::from_errno(errno, "write of nbdkit's parameters");

@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include "io/http_request.h"
 #include "io/unique_fd.h"
 #include "util/status.h"
 
@@ -80,9 +81,10 @@ Result<std::string> parameters_filter();
 std::string http_date_now();
 // curl's message for an HTTP 412, as nbdkit logs it.
 inline constexpr const char* kPreconditionFailed = "returned error: 412";
-// The parameters the curl plugin is given through the memfd: the URL, the request headers
-// (io/http_headers.h) and If-Unmodified-Since `date`, NUL-separated for the parameters filter.
-std::string curl_parameters(const std::string& url, const std::vector<std::string>& headers,
+// The parameters the curl plugin is given through the memfd: the URL, the request's headers and
+// CA file (io/http_request.h) and If-Unmodified-Since `date`, NUL-separated for the parameters
+// filter.
+std::string curl_parameters(const std::string& url, const HttpRequest& request,
                             const std::string& date);
 // The last "error: " line of nbdkit's output, redacted.
 std::string last_error_line(const std::string& output, const std::string& url);
@@ -92,9 +94,8 @@ class CurlServer final : public HttpServerProcess {
  public:
   // Starts nbdkit for `url` (http:// or https://) and waits until it accepts connections. It
   // fetches nothing yet: the curl plugin opens the URL for each NBD connection.
-  // `headers` ("Name: value") go with every request.
-  static Result<std::unique_ptr<CurlServer>> start(const std::string& url,
-                                                   std::vector<std::string> headers);
+  // `request`'s headers go with every request, its CA file checks an https server.
+  static Result<std::unique_ptr<CurlServer>> start(const std::string& url, HttpRequest request);
   ~CurlServer();
   CurlServer(const CurlServer&) = delete;
   CurlServer& operator=(const CurlServer&) = delete;
@@ -105,8 +106,8 @@ class CurlServer final : public HttpServerProcess {
   const std::string& checked_at() const override { return checked_at_; }
 
  private:
-  CurlServer(std::string url, std::vector<std::string> headers)
-      : url_(std::move(url)), headers_(std::move(headers)) {}
+  CurlServer(std::string url, HttpRequest request)
+      : url_(std::move(url)), request_(std::move(request)) {}
   Status prepare();
   Status wait_accepting();
   void watch();
@@ -114,8 +115,8 @@ class CurlServer final : public HttpServerProcess {
   void read_output();
   void stop_child();
 
-  const std::string url_;                   // in clear: only ever written to the parameters memfd
-  const std::vector<std::string> headers_;  // the same
+  const std::string url_;      // in clear: only ever written to the parameters memfd
+  const HttpRequest request_;  // its headers: the same
   std::string checked_at_;
   std::string directory_;  // the private directory, removed at the end
   UniqueFd directory_fd_;

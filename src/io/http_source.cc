@@ -3,7 +3,7 @@
 #include <atomic>
 
 #include "io/curl_server.h"
-#include "io/http_headers.h"
+#include "io/http_request.h"
 #include "io/shared_curl_server.h"
 #include "io/source_uri.h"
 
@@ -67,15 +67,14 @@ class HttpSource final : public SourceDevice {
   std::atomic<bool> closing_{false};  // cancel_waits: a hydration read waits for no turn
 };
 
-Result<std::unique_ptr<HttpServerProcess>> start_server(const std::string& url,
-                                                        std::vector<std::string> headers,
+Result<std::unique_ptr<HttpServerProcess>> start_server(const std::string& url, HttpRequest request,
                                                         bool share) {
   if (share) {
-    auto shared = SharedCurlServer::start(url, std::move(headers));
+    auto shared = SharedCurlServer::start(url, std::move(request));
     if (!shared) return shared.status();
     return std::unique_ptr<HttpServerProcess>(std::move(*shared));
   }
-  auto own = CurlServer::start(url, std::move(headers));
+  auto own = CurlServer::start(url, std::move(request));
   if (!own) return own.status();
   return std::unique_ptr<HttpServerProcess>(std::move(*own));
 }
@@ -86,9 +85,9 @@ Result<std::unique_ptr<SourceDevice>> open_http_source(const std::string& url,
                                                        const NbdSourceOptions& options) {
   CLONEFS_RETURN_IF_ERROR(check_source_uri(url));
   const std::string shown = redact_uri(url);
-  auto headers = source_headers_from_environment();
-  if (!headers) return headers.status();
-  auto server = start_server(url, std::move(*headers), options.share);
+  auto request = http_request_from_environment();
+  if (!request) return request.status();
+  auto server = start_server(url, std::move(*request), options.share);
   if (!server) return server.status().with_context("source " + shown);
   NbdSourceOptions nbd = options;
   nbd.name = shown;

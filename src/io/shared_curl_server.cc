@@ -64,7 +64,7 @@ std::string hex(uint64_t v) {
   return text;
 }
 
-// 128 bits of the full URL and headers (two FNV-1a passes, the second salted): names its
+// 128 bits of the full URL, headers and CA file (two FNV-1a passes, the second salted): names its
 // server's directory.
 std::string url_key(const std::string& url) {
   Fnv1a64 first, second;
@@ -174,9 +174,9 @@ void remove_unused_directories(int base, const std::string& keep) {
 
 }  // namespace
 
-Result<std::unique_ptr<SharedCurlServer>> SharedCurlServer::start(
-    const std::string& url, std::vector<std::string> headers) {
-  std::unique_ptr<SharedCurlServer> server(new SharedCurlServer(url, std::move(headers)));
+Result<std::unique_ptr<SharedCurlServer>> SharedCurlServer::start(const std::string& url,
+                                                                  HttpRequest request) {
+  std::unique_ptr<SharedCurlServer> server(new SharedCurlServer(url, std::move(request)));
   CLONEFS_RETURN_IF_ERROR(server->open_directory());
   CLONEFS_RETURN_IF_ERROR(server->join());
   server->stop_fd_.reset(::eventfd(0, EFD_CLOEXEC));
@@ -191,7 +191,8 @@ Status SharedCurlServer::open_directory() {
   auto base = servers_directory();
   if (!base) return base.status();
   std::string identity = url_;
-  for (const std::string& header : headers_) identity += '\0' + header;
+  for (const std::string& header : request_.headers) identity += '\0' + header;
+  identity += std::string("\0cainfo=", 8) + request_.ca_file;
   const std::string key = url_key(identity);
   remove_unused_directories(base->get(), key);
   auto directory = private_directory_at(base->get(), key, "of a shared source");
@@ -296,7 +297,7 @@ Status SharedCurlServer::spawn() {
   }
   UniqueFd parameters(::memfd_create("clonefs-http-parameters", MFD_CLOEXEC));
   if (parameters.get() < 0) return Status::from_errno(errno, "memfd for nbdkit's parameters");
-  const std::string text = nbdkit_launch::curl_parameters(url_, headers_, date);
+  const std::string text = nbdkit_launch::curl_parameters(url_, request_, date);
   if (::write(parameters.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
     return Status::from_errno(errno, "write of nbdkit's parameters");
   auto log = open_in(dir, kLogName, O_WRONLY | O_CREAT | O_EXCL | O_APPEND);

@@ -53,10 +53,11 @@ class SharedCurlServer final : public HttpServerProcess {
  public:
   // Joins the server for `url`, starting it if none runs (or if the running one has seen the
   // file change), and waits until it accepts connections.
-  // `headers` ("Name: value") go with every request; clones given other headers (other
-  // credentials) get a server of their own, as clones of another URL do.
+  // `request`'s headers go with every request, its CA file checks an https server; clones given
+  // other headers (other credentials) or another CA file get a server of their own, as clones of
+  // another URL do.
   static Result<std::unique_ptr<SharedCurlServer>> start(const std::string& url,
-                                                         std::vector<std::string> headers);
+                                                         HttpRequest request);
   // Gives up this process's lease: the server exits once nobody else holds one.
   ~SharedCurlServer() override;
   SharedCurlServer(const SharedCurlServer&) = delete;
@@ -80,8 +81,8 @@ class SharedCurlServer final : public HttpServerProcess {
   pid_t server_pid();
 
  private:
-  SharedCurlServer(std::string url, std::vector<std::string> headers)
-      : url_(std::move(url)), headers_(std::move(headers)) {}
+  SharedCurlServer(std::string url, HttpRequest request)
+      : url_(std::move(url)), request_(std::move(request)) {}
   Status open_directory();
   Status join();
   Status join_locked();
@@ -92,9 +93,9 @@ class SharedCurlServer final : public HttpServerProcess {
   void watch();
   void read_log_locked();
 
-  const std::string url_;                   // in clear: only ever written to the parameters memfd
-  const std::vector<std::string> headers_;  // the same
-  UniqueFd directory_fd_;                   // the server's directory, O_PATH
+  const std::string url_;      // in clear: only ever written to the parameters memfd
+  const HttpRequest request_;  // its headers: the same
+  UniqueFd directory_fd_;      // the server's directory, O_PATH
   UniqueFd lock_fd_, lease_fd_;
   UniqueFd stop_fd_;  // an eventfd: the watcher returns
   std::thread watcher_;

@@ -69,9 +69,9 @@ Status check_final(const std::string& role, const std::string& path, const std::
   }
   if (!policy.trusts(st.st_uid))
     return refuse(role, path, "file", name, st, "belongs to another user");
-  // Another user able to write the metadata could point root at any file; a destination they
-  // can write only lets them change data they could change anyway.
-  if (kind == TrustedKind::kMetadata && writable_by_others(st))
+  // Another user able to write the metadata could point root at any file (or, the CAs, at any
+  // server); a destination they can write only lets them change data they could change anyway.
+  if (kind != TrustedKind::kDestination && writable_by_others(st))
     return refuse(role, path, "file", name, st, "can be written by other users");
   return Status::ok();
 }

@@ -33,9 +33,11 @@ TrustPolicy current_trust_policy();
 
 // What is checked of the file itself beyond its owner and every directory on its way.
 enum class TrustedKind {
-  kMetadata,     // a regular file, writable by its owner only
-  kDestination,  // a regular file writable by its owner only, or a block device (group "disk"
-                 // may write one: that is how /dev is set up, and no user gains root from it)
+  kMetadata,      // a regular file, writable by its owner only
+  kCertificates,  // the same: the CAs an https source's server is checked against (another user
+                  // able to write them could have clonefs read their golden for the real one)
+  kDestination,   // a regular file writable by its owner only, or a block device (group "disk"
+                  // may write one: that is how /dev is set up, and no user gains root from it)
 };
 
 // Resolves `path` a component at a time (symlinks included, as the kernel would, up to 40) and

@@ -69,6 +69,15 @@ class SourceHeadersVariable {
   ~SourceHeadersVariable() { ::unsetenv("CLONEFS_SOURCE_HEADERS"); }
 };
 
+// CLONEFS_SOURCE_CA set for the commands this test runs, unset after.
+class SourceCaVariable {
+ public:
+  explicit SourceCaVariable(const std::string& path) {
+    ::setenv("CLONEFS_SOURCE_CA", path.c_str(), 1);
+  }
+  ~SourceCaVariable() { ::unsetenv("CLONEFS_SOURCE_CA"); }
+};
+
 class HttpMount : public NbdMount {
  protected:
   void SetUp() override {
@@ -264,6 +273,52 @@ TEST_F(HttpMount, HeadersFromTheEnvironmentReachTheServerAndNothingElse) {
   EXPECT_EQ(written.find(cookie), std::string::npos) << "the cookie was written";
   const std::string access = guarded.access_log();
   EXPECT_NE(access.find(" 206 "), std::string::npos) << access;
+}
+
+// An https server with a certificate of a CA no system trusts (an organisation's own): refused
+// at create as curl refuses it, unless CLONEFS_SOURCE_CA names that CA, in a file no other user
+// can write; then cloned, mounted (alone and with --share-source) and read end to end.
+TEST_F(HttpMount, HttpsIsCheckedAgainstTheCaGivenInTheEnvironment) {
+  const std::string tls = dir_.file("tls");
+  std::filesystem::create_directories(tls);
+  ASSERT_EQ(make_self_signed_certificate(tls), "");
+  std::filesystem::create_directories(dir_.file("nginx-tls"));
+  HttpServer secure(www(), dir_.file("nginx-tls"), "",
+                    HttpTls{tls + "/cert.pem", tls + "/key.pem"});
+  ASSERT_TRUE(secure.running()) << secure.error();
+  const auto bytes = random_bytes(8 * kMiB, 287);
+  write_file(golden(), bytes);
+  const std::string url = secure.url("golden.img");
+  ASSERT_EQ(url.rfind("https://", 0), 0u) << url;
+
+  CommandResult refused = create_from(url);
+  EXPECT_NE(refused.exit_code, 0) << refused.output;
+  EXPECT_NE(refused.output.find("certificate"), std::string::npos) << refused.output;
+  EXPECT_EQ(std::count(refused.output.begin(), refused.output.end(), '\n'), 1) << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(meta()));
+
+  const std::string ca = tls + "/cert.pem";
+  {
+    // Whoever can write the CAs can have their own server taken for the golden's.
+    ASSERT_EQ(::chmod(ca.c_str(), 0666), 0);
+    SourceCaVariable variable(ca);
+    CommandResult writable = create_from(url);
+    EXPECT_NE(writable.exit_code, 0) << writable.output;
+    EXPECT_NE(writable.output.find("CLONEFS_SOURCE_CA"), std::string::npos) << writable.output;
+    EXPECT_NE(writable.output.find("can be written by other users"), std::string::npos)
+        << writable.output;
+    EXPECT_FALSE(std::filesystem::exists(meta()));
+    ASSERT_EQ(::chmod(ca.c_str(), 0644), 0);
+  }
+  SourceCaVariable variable(ca);
+  CommandResult created = create_from(url);
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  for (const char* flags : {"--no-hydration", "--no-hydration --share-source"}) {
+    mount(flags);
+    EXPECT_EQ(read_file(image()), bytes) << flags;
+    unmount();
+  }
+  EXPECT_NE(secure.access_log().find(" 206 "), std::string::npos) << secure.access_log();
 }
 
 // A header line clonefs cannot send as given is refused before anything starts, naming the line

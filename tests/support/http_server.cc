@@ -49,8 +49,20 @@ bool accepts(int port) {
 
 }  // namespace
 
-HttpServer::HttpServer(std::string root, std::string work, std::string server_directives)
-    : root_(std::move(root)), work_(std::move(work)) {
+std::string make_self_signed_certificate(const std::string& directory) {
+  CommandResult r =
+      run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+          "-nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+          "-keyout " +
+          shell_quote(directory + "/key.pem") + " -out " + shell_quote(directory + "/cert.pem"));
+  return r.exit_code == 0 ? "" : "openssl req failed: " + r.output;
+}
+
+HttpServer::HttpServer(std::string root, std::string work, std::string server_directives,
+                       HttpTls tls)
+    : root_(std::move(root)), work_(std::move(work)), tls_(!tls.certificate.empty()) {
+  const std::string listen_tls =
+      tls_ ? " ssl; ssl_certificate " + tls.certificate + "; ssl_certificate_key " + tls.key : "";
   for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
     port_ = free_port();
     const std::string conf = work_ + "/nginx.conf";
@@ -63,8 +75,8 @@ HttpServer::HttpServer(std::string root, std::string work, std::string server_di
                         << "  client_body_temp_path " << work_ << ";\n  proxy_temp_path " << work_
                         << ";\n  fastcgi_temp_path " << work_ << ";\n  uwsgi_temp_path " << work_
                         << ";\n  scgi_temp_path " << work_ << ";\n"
-                        << "  server { listen 127.0.0.1:" << port_ << "; root " << root_ << "; "
-                        << server_directives << " }\n}\n";
+                        << "  server { listen 127.0.0.1:" << port_ << listen_tls << "; root "
+                        << root_ << "; " << server_directives << " }\n}\n";
     const std::string error_log = work_ + "/error.log";
     pid_t pid = ::fork();
     if (pid < 0) break;
@@ -102,7 +114,7 @@ HttpServer::~HttpServer() {
 }
 
 std::string HttpServer::url(const std::string& name) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + "/" + name;
+  return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_) + "/" + name;
 }
 
 std::string HttpServer::access_log() const {
@@ -125,6 +137,7 @@ uint64_t HttpServer::bytes_sent() const {
 std::string http_environment_problem() {
   if (run("command -v nginx").exit_code != 0) return "nginx is not installed";
   if (run("nbdkit curl --version").exit_code != 0) return "nbdkit's curl plugin is missing";
+  if (run("command -v openssl").exit_code != 0) return "openssl is not installed";
   return "";
 }
 

@@ -11,17 +11,27 @@
 
 namespace clonefs::testing {
 
+// An https server's certificate and key (PEM files); empty: plain http.
+struct HttpTls {
+  std::string certificate, key;
+};
+
+// Makes `directory`/cert.pem and key.pem: a self-signed certificate for 127.0.0.1 (its own CA,
+// as an organisation's artifact server has one no system trusts). "" or what openssl said.
+std::string make_self_signed_certificate(const std::string& directory);
+
 class HttpServer {
  public:
   // Serves `root`; `work` is a directory of its own for its configuration, logs and temp files.
   // `server_directives` go into the server block (e.g. a check of a request header).
-  HttpServer(std::string root, std::string work, std::string server_directives = "");
+  HttpServer(std::string root, std::string work, std::string server_directives = "",
+             HttpTls tls = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   bool running() const { return pid_ > 0; }
-  // http://127.0.0.1:PORT/NAME
+  // http://127.0.0.1:PORT/NAME (https:// with TLS)
   std::string url(const std::string& name) const;
   // The access log: one line per request, with its status.
   std::string access_log() const;
@@ -32,6 +42,7 @@ class HttpServer {
 
  private:
   std::string root_, work_, error_;
+  bool tls_ = false;
   int port_ = 0;
   pid_t pid_ = -1;
 };
